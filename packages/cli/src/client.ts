@@ -1,0 +1,160 @@
+/**
+ * A small HTTP client for kilnd's REST API over its unix socket (the CLI's; the SDK will
+ * grow from it). Wire error codes come back as KilnApiError with the same code.
+ */
+import { request, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+
+export class KilnApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'KilnApiError';
+  }
+}
+
+export interface SandboxView {
+  id: string;
+  state: string;
+  spec: { memoryMiB: number; vcpus: number; diskGiB: number; timeoutMs: number; env: Record<string, string>; labels: Record<string, string> };
+  imageHash: string | null;
+  step: string | null;
+  error: { code: string; message: string; step?: string } | null;
+  vm: { pid: number; accel: string } | null;
+  createdAt: string;
+  readyAt: string | null;
+  expiresAt: string | null;
+}
+
+export type ExecEvent =
+  | { type: 'started'; execId: string }
+  | { type: 'stdout' | 'stderr'; data: string }
+  | { type: 'exit'; exitCode: number | null; signal: string | null; timedOut: boolean; durationMs: number }
+  | { type: 'error'; error: { code: string; message: string } };
+
+interface RawOptions {
+  method: string;
+  path: string;
+  json?: unknown;
+  body?: Readable;
+  headers?: Record<string, string>;
+}
+
+export class KilnClient {
+  constructor(readonly socketPath: string) {}
+
+  raw(o: RawOptions): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = { ...(o.headers ?? {}) };
+      let payload: Buffer | undefined;
+      if (o.json !== undefined) {
+        payload = Buffer.from(JSON.stringify(o.json));
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = String(payload.length);
+      } else if (o.body) {
+        headers['content-type'] = 'application/octet-stream';
+      }
+      const req = request({ socketPath: this.socketPath, method: o.method, path: o.path, headers }, resolve);
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+          reject(new KilnApiError('DAEMON_UNREACHABLE', `cannot reach kilnd at ${this.socketPath} (${err.code}); is \`kiln daemon\` running? (--socket / KILN_SOCKET)`, 0));
+        } else reject(err);
+      });
+      if (payload) req.end(payload);
+      else if (o.body) o.body.pipe(req);
+      else req.end();
+    });
+  }
+
+  async call<T>(method: string, path: string, json?: unknown): Promise<T> {
+    const res = await this.raw({ method, path, json });
+    const text = await readAll(res);
+    if ((res.statusCode ?? 500) >= 400) throw toApiError(res.statusCode ?? 500, text);
+    return (text.length ? JSON.parse(text) : undefined) as T;
+  }
+
+  async check(res: IncomingMessage): Promise<IncomingMessage> {
+    if ((res.statusCode ?? 500) >= 400) throw toApiError(res.statusCode ?? 500, await readAll(res));
+    return res;
+  }
+
+  create(body: Record<string, unknown>, wait = true): Promise<SandboxView> {
+    return this.call('POST', `/v1/sandboxes?wait=${wait}`, body);
+  }
+  get(id: string): Promise<SandboxView> {
+    return this.call('GET', `/v1/sandboxes/${encodeURIComponent(id)}`);
+  }
+  async list(): Promise<SandboxView[]> {
+    return (await this.call<{ sandboxes: SandboxView[] }>('GET', '/v1/sandboxes')).sandboxes;
+  }
+  async destroy(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
+  }
+  async events(id: string, after = 0): Promise<Array<{ seq: number; at: number; type: string; data: Record<string, unknown> }>> {
+    return (await this.call<{ events: Array<{ seq: number; at: number; type: string; data: Record<string, unknown> }> }>('GET', `/v1/sandboxes/${encodeURIComponent(id)}/events?after=${after}`)).events;
+  }
+
+  /** Starts an exec; yields its NDJSON events as they arrive. */
+  async *exec(id: string, body: Record<string, unknown>): AsyncGenerator<ExecEvent> {
+    const res = await this.check(await this.raw({ method: 'POST', path: `/v1/sandboxes/${encodeURIComponent(id)}/exec`, json: body }));
+    let buf = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) {
+      buf += chunk as string;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) yield JSON.parse(line) as ExecEvent;
+      }
+    }
+  }
+
+  async sendStdin(id: string, execId: string, body: Readable): Promise<void> {
+    const res = await this.raw({ method: 'POST', path: `/v1/sandboxes/${encodeURIComponent(id)}/execs/${encodeURIComponent(execId)}/stdin`, body });
+    await this.check(res);
+    await readAll(res);
+  }
+
+  async signal(id: string, execId: string, signal: string): Promise<void> {
+    await this.call('POST', `/v1/sandboxes/${encodeURIComponent(id)}/execs/${encodeURIComponent(execId)}/signal`, { signal });
+  }
+
+  async upload(id: string, path: string, body: Readable, mode?: number): Promise<{ bytes: number; sha256: string }> {
+    const q = `path=${encodeURIComponent(path)}${mode === undefined ? '' : `&mode=${mode.toString(8).padStart(4, '0')}`}`;
+    const res = await this.raw({ method: 'PUT', path: `/v1/sandboxes/${encodeURIComponent(id)}/files?${q}`, body });
+    return JSON.parse(await readAll(await this.check(res))) as { bytes: number; sha256: string };
+  }
+
+  async download(id: string, path: string): Promise<IncomingMessage> {
+    return this.check(await this.raw({ method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}` }));
+  }
+
+  stat(id: string, path: string): Promise<{ type: string; size: number; mode: number; mtimeMs: number }> {
+    return this.call('GET', `/v1/sandboxes/${encodeURIComponent(id)}/files/stat?path=${encodeURIComponent(path)}`);
+  }
+
+  async logs(id: string): Promise<IncomingMessage> {
+    return this.check(await this.raw({ method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}/logs` }));
+  }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function toApiError(status: number, text: string): KilnApiError {
+  try {
+    const j = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
+    if (j.error?.code) return new KilnApiError(j.error.code, j.error.message ?? j.error.code, status, j.error.details);
+  } catch {
+    // fall through
+  }
+  return new KilnApiError('HTTP_' + status, text.slice(0, 200) || `HTTP ${status}`, status);
+}

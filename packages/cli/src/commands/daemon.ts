@@ -1,0 +1,63 @@
+/** kiln daemon — runs kilnd in the foreground; kiln image build — builds the guest image. */
+import type { Command } from 'commander';
+import { buildImage, startDaemon } from '@kiln/daemon';
+import { fail } from '../output.js';
+
+export function registerDaemonCommands(program: Command): void {
+  program
+    .command('daemon')
+    .description('run kilnd in the foreground')
+    .option('--state-dir <DIR>', 'state directory (default /var/lib/kiln)')
+    .option('--accel <auto|kvm|tcg>', 'accelerator (default auto)')
+    .option('--destroy-on-exit', 'destroy every sandbox when the daemon exits (default: keep them for re-adoption)')
+    .option('--log-level <LEVEL>', 'log level (default info)')
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string }, cmd: Command) => {
+      try {
+        const g = cmd.optsWithGlobals<{ socket?: string }>();
+        if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
+        const d = await startDaemon({
+          ...(g.socket ?? process.env.KILN_SOCKET ? { socket: g.socket ?? process.env.KILN_SOCKET } : {}),
+          ...(o.stateDir ? { stateDir: o.stateDir } : {}),
+          ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
+          ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+          destroyOnExit: o.destroyOnExit ?? false,
+        });
+        const stop = (sig: string) => {
+          d.logger.info({ signal: sig }, 'shutting down');
+          d.close().then(
+            () => process.exit(0),
+            (err: unknown) => {
+              d.logger.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  const image = program.command('image').description('guest images');
+  image
+    .command('build')
+    .description('build the guest image (kernel, initramfs, root filesystem); cached by the hash of its recipe')
+    .option('--state-dir <DIR>', 'state directory (default /var/lib/kiln)')
+    .option('--force', 'rebuild even if a cached image exists')
+    .option('--json', 'print the image manifest as JSON')
+    .action(async (o: { stateDir?: string; force?: boolean; json?: boolean }) => {
+      try {
+        const t0 = Date.now();
+        const m = await buildImage({
+          stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
+          force: o.force ?? false,
+          onProgress: (ev) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${ev.step}${ev.detail ? `: ${ev.detail}` : ''}${ev.done ? ' ✓' : ''}\n`),
+        });
+        if (o.json) process.stdout.write(JSON.stringify(m, null, 2) + '\n');
+        else process.stdout.write(`image ${m.hash} (kernel ${m.kernelVersion}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

@@ -1,0 +1,63 @@
+/** kiln exec ID [--env] [--cwd] [-i] -- CMD… : streams output, exits with the command's code. */
+import type { Command } from 'commander';
+import { constants } from 'node:os';
+import { parseDuration, parseKeyValues } from '../duration.js';
+import { fail } from '../output.js';
+import { clientFrom } from './sandbox.js';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+export function registerExecCommand(program: Command): void {
+  program
+    .command('exec <id> <cmd...>')
+    .description('run a command in a sandbox (use -- before the command); exits with its exit code')
+    .option('-e, --env <K=V>', 'environment variable (repeatable)', collect)
+    .option('-w, --cwd <DIR>', 'working directory in the guest')
+    .option('-i, --interactive', 'forward stdin to the command')
+    .option('--timeout <DURATION>', 'kill the command after this long')
+    .option('--shell', 'run the words as one /bin/sh -c command line')
+    .action(async (id: string, words: string[], o: { env?: string[]; cwd?: string; interactive?: boolean; timeout?: string; shell?: boolean }, cmd: Command) => {
+      try {
+        const client = clientFrom(cmd);
+        const body: Record<string, unknown> = o.shell ? { shell: words.join(' ') } : { argv: words };
+        if (o.env) body.env = parseKeyValues(o.env, '--env');
+        if (o.cwd) body.cwd = o.cwd;
+        if (o.interactive) body.stdin = true;
+        if (o.timeout) body.timeoutMs = parseDuration(o.timeout);
+        let execId: string | null = null;
+        const forward = (sig: NodeJS.Signals) => {
+          if (execId) void client.signal(id, execId, sig).catch(() => undefined);
+        };
+        process.on('SIGINT', () => forward('SIGINT'));
+        process.on('SIGTERM', () => forward('SIGTERM'));
+        let stdinDone: Promise<void> | null = null;
+        for await (const ev of client.exec(id, body)) {
+          switch (ev.type) {
+            case 'started':
+              execId = ev.execId;
+              if (o.interactive) stdinDone = client.sendStdin(id, ev.execId, process.stdin);
+              break;
+            case 'stdout':
+              process.stdout.write(Buffer.from(ev.data, 'base64'));
+              break;
+            case 'stderr':
+              process.stderr.write(Buffer.from(ev.data, 'base64'));
+              break;
+            case 'exit': {
+              if (stdinDone) process.stdin.destroy();
+              const code = ev.exitCode ?? (ev.signal ? 128 + ((constants.signals as Record<string, number>)[ev.signal] ?? 1) : 1);
+              if (ev.timedOut) process.stderr.write(`kiln: command timed out after ${ev.durationMs} ms\n`);
+              await new Promise<void>((r) => process.stdout.write('', () => r()));
+              process.exit(code);
+              break;
+            }
+            case 'error':
+              throw Object.assign(new Error(ev.error.message), { code: ev.error.code });
+          }
+        }
+        throw new Error('the exec stream ended without an exit status');
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

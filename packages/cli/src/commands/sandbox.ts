@@ -1,0 +1,142 @@
+/** kiln create / ls / inspect / rm / logs / events. */
+import type { Command } from 'commander';
+import { KilnClient } from '../client.js';
+import { parseDuration, parseKeyValues } from '../duration.js';
+import { ago, fail, printJson, table } from '../output.js';
+
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function clientFrom(cmd: Command): KilnClient {
+  const opts = cmd.optsWithGlobals<{ socket?: string }>();
+  return new KilnClient(opts.socket ?? process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock');
+}
+
+function intOpt(name: string) {
+  return (v: string): number => {
+    if (!/^-?\d+$/.test(v)) throw new Error(`--${name} must be an integer (got ${JSON.stringify(v)})`);
+    return Number(v);
+  };
+}
+
+export function registerSandboxCommands(program: Command): void {
+  program
+    .command('create')
+    .description('create a sandbox; prints its id as the last line on stdout')
+    .option('--memory <MiB>', 'guest memory in MiB (default 1024)', intOpt('memory'))
+    .option('--cpus <N>', 'virtual CPUs (default 2)', intOpt('cpus'))
+    .option('--disk <GiB>', 'scratch disk size in GiB (default 10)', intOpt('disk'))
+    .option('--timeout <DURATION>', 'lifetime, e.g. 30m, 2h, 0 for none (default 1h)')
+    .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
+    .option('--label <K=V>', 'label (repeatable)', collect)
+    .option('--json', 'print the sandbox as JSON')
+    .action(async (o: { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; json?: boolean }, cmd: Command) => {
+      try {
+        const client = clientFrom(cmd);
+        const body: Record<string, unknown> = {};
+        if (o.memory !== undefined) body.memoryMiB = o.memory;
+        if (o.cpus !== undefined) body.vcpus = o.cpus;
+        if (o.disk !== undefined) body.diskGiB = o.disk;
+        if (o.timeout !== undefined) body.timeoutMs = parseDuration(o.timeout);
+        if (o.env) body.env = parseKeyValues(o.env, '--env');
+        if (o.label) body.labels = parseKeyValues(o.label, '--label');
+        const t0 = Date.now();
+        let sb = await client.create(body, false);
+        const tty = process.stderr.isTTY;
+        let lastStep: string | null = null;
+        while (sb.state === 'creating') {
+          if (sb.step !== lastStep) {
+            lastStep = sb.step;
+            const line = `creating ${sb.id}: ${sb.step ?? 'queued'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`;
+            process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+          }
+          await sleep(250);
+          sb = await client.get(sb.id);
+        }
+        if (tty) process.stderr.write('\r\x1b[K');
+        if (sb.state !== 'running') {
+          const e = sb.error;
+          process.stderr.write(`kiln: create failed${e?.step ? ` at step ${e.step}` : ''}: ${e?.message ?? sb.state} (${e?.code ?? 'CREATE_FAILED'})\n`);
+          process.exit(1);
+        }
+        process.stderr.write(`created ${sb.id} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+        if (o.json) printJson(sb);
+        process.stdout.write(`${sb.id}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('ls')
+    .description('list sandboxes')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
+      try {
+        const list = await clientFrom(cmd).list();
+        if (o.json) return printJson(list);
+        const rows = [['ID', 'STATE', 'MEMORY', 'CPUS', 'CREATED', 'LABELS']];
+        for (const s of list) {
+          rows.push([s.id, s.state, `${s.spec.memoryMiB}M`, `${s.spec.vcpus}`, ago(s.createdAt), Object.entries(s.spec.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
+        }
+        process.stdout.write(table(rows));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('inspect <id>')
+    .description('show a sandbox as JSON')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      try {
+        printJson(await clientFrom(cmd).get(id));
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('rm <ids...>')
+    .description('destroy sandboxes and everything they own')
+    .action(async (ids: string[], _o: unknown, cmd: Command) => {
+      const client = clientFrom(cmd);
+      let failed = false;
+      for (const id of ids) {
+        try {
+          await client.destroy(id);
+          process.stdout.write(`${id}\n`);
+        } catch (err) {
+          failed = true;
+          process.stderr.write(`kiln: ${id}: ${(err as Error).message}\n`);
+        }
+      }
+      if (failed) process.exit(1);
+    });
+
+  program
+    .command('logs <id>')
+    .description('print the guest console log')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      try {
+        const res = await clientFrom(cmd).logs(id);
+        res.pipe(process.stdout);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  program
+    .command('events <id>')
+    .description('lifecycle events of a sandbox (states, creation steps with durations)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
+      try {
+        const events = await clientFrom(cmd).events(id);
+        if (o.json) return printJson(events);
+        for (const e of events) process.stdout.write(`${new Date(e.at).toISOString()}  ${e.type.padEnd(16)} ${JSON.stringify(e.data)}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

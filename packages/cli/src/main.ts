@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+/** kiln — the command-line client of kilnd. */
+import { Command } from 'commander';
+import { registerCpCommand } from './commands/cp.js';
+import { registerDaemonCommands } from './commands/daemon.js';
+import { registerExecCommand } from './commands/exec.js';
+import { registerSandboxCommands } from './commands/sandbox.js';
+import { fail } from './output.js';
+
+const program = new Command();
+program
+  .name('kiln')
+  .description('microVM sandboxes with a private Docker daemon, for AI coding agents')
+  .version('0.1.0')
+  .option('--socket <PATH>', 'kilnd API socket (default $KILN_SOCKET or /run/kiln/kiln.sock)')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+registerDaemonCommands(program);
+registerSandboxCommands(program);
+registerExecCommand(program);
+registerCpCommand(program);
+
+program.parseAsync(process.argv).catch(fail);

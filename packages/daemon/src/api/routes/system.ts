@@ -1,0 +1,13 @@
+import type { FastifyInstance } from 'fastify';
+
+export interface SystemInfo {
+  version: string;
+  driver: Record<string, unknown>;
+  image: { hash: string; kernelVersion?: string } | null;
+  stateDir: string;
+}
+
+export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {
+  app.get('/v1/health', async () => ({ ok: true }));
+  app.get('/v1/info', async () => info());
+}

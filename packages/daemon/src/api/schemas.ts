@@ -1,0 +1,84 @@
+/**
+ * The REST contract, declared once with TypeBox: fastify validates with it, @fastify/swagger
+ * publishes it at /openapi.json, and the CLI/SDK use the same static types.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const StringMap = Type.Record(Type.String(), Type.String());
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
+});
+
+export const CreateSandboxBody = Type.Object(
+  {
+    memoryMiB: Type.Optional(Type.Integer({ description: 'Guest RAM in MiB. Default 1024.', minimum: 256, maximum: 65536 })),
+    vcpus: Type.Optional(Type.Integer({ description: 'Virtual CPUs. Default 2.', minimum: 1, maximum: 16 })),
+    diskGiB: Type.Optional(Type.Integer({ description: 'Scratch disk size (sparse) in GiB. Default 10.', minimum: 1, maximum: 1024 })),
+    timeoutMs: Type.Optional(Type.Integer({ description: 'Lifetime in ms; 0 = none. Default 3600000.', minimum: 0 })),
+    env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateSandboxBody = Static<typeof CreateSandboxBody>;
+
+export const CreateSandboxQuery = Type.Object(
+  { wait: Type.Optional(Type.Boolean({ description: 'Wait until running (default true); false returns 202 at once.' })) },
+  { additionalProperties: false },
+);
+
+export const SandboxIdParams = Type.Object({ id: Type.String() });
+
+export const SandboxView = Type.Object({
+  id: Type.String(),
+  state: Type.String(),
+  spec: Type.Object({
+    memoryMiB: Type.Integer(),
+    vcpus: Type.Integer(),
+    diskGiB: Type.Integer(),
+    timeoutMs: Type.Integer(),
+    env: StringMap,
+    labels: StringMap,
+  }),
+  imageHash: Type.Union([Type.String(), Type.Null()]),
+  step: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String(), step: Type.Optional(Type.String()) }), Type.Null()]),
+  vm: Type.Union([Type.Object({ pid: Type.Integer(), accel: Type.String() }), Type.Null()]),
+  createdAt: Type.String(),
+  readyAt: Type.Union([Type.String(), Type.Null()]),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+});
+export type SandboxView = Static<typeof SandboxView>;
+
+export const ExecBody = Type.Object(
+  {
+    argv: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Program and arguments (no shell).' })),
+    shell: Type.Optional(Type.String({ minLength: 1, description: 'A command line run by /bin/sh -c.' })),
+    env: Type.Optional(StringMap),
+    cwd: Type.Optional(Type.String({ minLength: 1 })),
+    stdin: Type.Optional(Type.Boolean({ description: 'Keep stdin open; feed it via POST …/execs/{execId}/stdin. Default false.' })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Kill the command after this long. Default none.' })),
+  },
+  { additionalProperties: false },
+);
+export type ExecBody = Static<typeof ExecBody>;
+
+export const ExecParams = Type.Object({ id: Type.String(), execId: Type.String() });
+export const SignalBody = Type.Object({ signal: Type.String({ pattern: '^SIG[A-Z0-9]+$' }) }, { additionalProperties: false });
+
+export const PathQuery = Type.Object(
+  {
+    path: Type.String({ minLength: 1, pattern: '^/' }),
+    mode: Type.Optional(Type.String({ pattern: '^0?[0-7]{3,4}$' })),
+    recursive: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const MkdirBody = Type.Object(
+  { path: Type.String({ minLength: 1, pattern: '^/' }), recursive: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+
+export const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });

@@ -1,0 +1,76 @@
+/**
+ * kilnd's HTTP API (fastify). Listens on a unix socket by default. Every request body, query
+ * and params object is validated against the TypeBox schemas in schemas.ts; unknown fields
+ * are refused (removeAdditional is off), and every error leaves as {error:{code,message}}.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import { KilnError } from '../errors.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import { registerSandboxRoutes } from './routes/sandboxes.js';
+import { registerExecRoutes } from './routes/exec.js';
+import { registerFileRoutes } from './routes/files.js';
+import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
+
+export interface ApiOptions {
+  manager: SandboxManager;
+  logger: Logger;
+  info: () => SystemInfo;
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    disableRequestLogging: false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  });
+
+  // File uploads and stdin arrive as raw byte streams: hand the stream to the route.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = err as Error & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>; validationContext?: string; statusCode?: number; code?: string };
+    if (e.validation) {
+      const v = e.validation[0];
+      const extra = v?.params?.additionalProperty;
+      const field = extra ? String(extra) : (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || e.validationContext || 'request';
+      const message = extra
+        ? `unknown field ${JSON.stringify(extra)} in ${e.validationContext ?? 'request'}`
+        : `invalid ${e.validationContext ?? 'request'} field ${field}: ${v?.message ?? 'invalid'}`;
+      void reply.status(400).send({ error: { code: 'INVALID_ARGUMENT', message, details: { field } } });
+      return;
+    }
+    if (e instanceof KilnError) {
+      if (e.status >= 500) req.log.error({ err: e }, 'request failed');
+      void reply.status(e.status).send({ error: e.toJSON() });
+      return;
+    }
+    if (typeof e.statusCode === 'number' && e.statusCode < 500) {
+      void reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
+      return;
+    }
+    req.log.error({ err: e }, 'unhandled error');
+    void reply.status(500).send({ error: { code: 'INTERNAL', message: e.message } });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'kilnd API', version: '1', description: 'microVM sandboxes with a private Docker daemon' },
+    },
+  });
+
+  registerSystemRoutes(app, opts.info);
+  registerSandboxRoutes(app, opts.manager);
+  registerExecRoutes(app, opts.manager);
+  registerFileRoutes(app, opts.manager);
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

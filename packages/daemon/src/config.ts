@@ -1,0 +1,29 @@
+/** kilnd configuration. Every option documents its default. */
+import type { AccelRequest } from './vmm/accel.js';
+
+export interface DaemonConfig {
+  /** Unix socket of the API. Default /run/kiln/kiln.sock. */
+  socket: string;
+  /** State directory: SQLite file, images, per-sandbox run dirs. Default /var/lib/kiln. */
+  stateDir: string;
+  /** Accelerator: auto (default) picks KVM only with vmx/svm and a working /dev/kvm. */
+  accel: AccelRequest;
+  /** TCG translation cache in MiB. Default 128. */
+  tcgTbSizeMiB: number;
+  /** Destroy every sandbox when kilnd exits. Default false (VMs are re-adopted on restart). */
+  destroyOnExit: boolean;
+  /** pino level. Default info. */
+  logLevel: string;
+  /** Boot → agent answer timeout per attempt. Default 90000 ms. */
+  bootTimeoutMs: number;
+}
+
+export const DEFAULT_CONFIG: DaemonConfig = {
+  socket: process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock',
+  stateDir: process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
+  accel: 'auto',
+  tcgTbSizeMiB: 128,
+  destroyOnExit: false,
+  logLevel: process.env.KILN_LOG_LEVEL ?? 'info',
+  bootTimeoutMs: 90_000,
+};

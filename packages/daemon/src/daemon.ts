@@ -1,0 +1,85 @@
+/**
+ * kilnd: wires the store, the VMM driver, the sandbox manager and the API together, and
+ * listens on a unix socket (mode 0660). VMs outlive the daemon unless destroyOnExit is set.
+ */
+import { chmod, mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { AgentClient } from '@kiln/protocol';
+import { buildApi } from './api/server.js';
+import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
+import { createScratchDisk, findImage } from './image/index.js';
+import { SandboxManager } from './sandbox/manager.js';
+import { Store } from './store/store.js';
+import { QemuDriver } from './vmm/qemu.js';
+import type { VmmDriver } from './vmm/driver.js';
+import { KILN_VERSION } from './version.js';
+
+export interface Daemon {
+  config: DaemonConfig;
+  app: FastifyInstance;
+  manager: SandboxManager;
+  logger: Logger;
+  close(opts?: { destroyAll?: boolean }): Promise<void>;
+}
+
+export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { driver?: VmmDriver; logger?: Logger } = {}): Promise<Daemon> {
+  const config: DaemonConfig = { ...DEFAULT_CONFIG, ...partial };
+  const logger = deps.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  await mkdir(dirname(config.socket), { recursive: true, mode: 0o755 });
+  const store = new Store(join(config.stateDir, 'kiln.db'));
+  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB });
+  const caps = driver.capabilities();
+  logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
+
+  let imageCache: Awaited<ReturnType<typeof findImage>> = null;
+  const resolveImage = async () => {
+    imageCache = await findImage(config.stateDir);
+    return imageCache;
+  };
+
+  const manager = new SandboxManager({
+    stateDir: config.stateDir,
+    store,
+    driver,
+    logger,
+    resolveImage,
+    createScratchDisk,
+    connectAgent: (path, o) => AgentClient.connect(path, o),
+    bootTimeoutMs: config.bootTimeoutMs,
+  });
+  await manager.init();
+  await resolveImage().catch(() => null);
+
+  const app = await buildApi({
+    manager,
+    logger,
+    info: () => ({
+      version: KILN_VERSION,
+      driver: { ...caps },
+      image: imageCache ? { hash: imageCache.hash, kernelVersion: imageCache.kernelVersion } : null,
+      stateDir: config.stateDir,
+    }),
+  });
+  await rm(config.socket, { force: true });
+  await app.listen({ path: config.socket });
+  await chmod(config.socket, 0o660);
+  logger.info({ socket: config.socket, stateDir: config.stateDir }, 'kilnd listening');
+
+  let closing: Promise<void> | null = null;
+  return {
+    config,
+    app,
+    manager,
+    logger,
+    close: (opts = {}) =>
+      (closing ??= (async () => {
+        await app.close();
+        await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
+        store.close();
+        await rm(config.socket, { force: true });
+      })()),
+  };
+}

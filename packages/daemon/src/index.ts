@@ -1,0 +1,6 @@
+export { startDaemon, type Daemon } from './daemon.js';
+export { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
+export { KilnError } from './errors.js';
+export { buildImage, findImage, type ImageManifest } from './image/index.js';
+export { chooseAccel } from './vmm/accel.js';
+export { KILN_VERSION } from './version.js';

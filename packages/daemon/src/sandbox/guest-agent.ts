@@ -1,0 +1,21 @@
+/**
+ * What the manager needs from a connected guest agent. The real implementation is
+ * @kiln/protocol's AgentClient; unit tests substitute a fake.
+ */
+import type { AgentClient } from '@kiln/protocol';
+
+export type GuestAgent = Pick<
+  AgentClient,
+  'health' | 'dockerReady' | 'exec' | 'writeFile' | 'readFile' | 'stat' | 'list' | 'mkdir' | 'remove' | 'configure' | 'close' | 'once'
+>;
+
+export type ConnectAgent = (socketPath: string, opts: { timeoutMs: number; signal?: AbortSignal }) => Promise<GuestAgent>;
+
+/** The guest image files a VM boots from (see image/). */
+export interface GuestImage {
+  hash: string;
+  kernel: string;
+  initrd: string;
+  rootfs: string;
+  cmdline: string;
+}

@@ -1,0 +1,474 @@
+/**
+ * The sandbox manager: owns every sandbox's lifecycle. Creation runs as named steps with
+ * undos; a VM that dies is noticed and its resources reclaimed; on start-up the manager
+ * reconciles the store with what is really running (adopt the live, clean up the dead,
+ * remove orphans that carry our marker under our state directory).
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { KilnError, sandboxNotFound, toKilnError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { VmHandle, VmmDriver } from '../vmm/driver.js';
+import { vmMarker } from '../vmm/qemu.js';
+import { findProcesses, signalProcess } from '../util/proc.js';
+import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
+import { newSandboxId, isSandboxId } from './ids.js';
+import { resolveSpec, type SpecInput } from './spec.js';
+import { assertAction, assertTransition, type SandboxAction } from './state-machine.js';
+import { runSteps, type Step, StepFailedError } from './steps.js';
+import type { SandboxRecord, SandboxSpec, SandboxState } from './types.js';
+
+export interface ManagerOptions {
+  stateDir: string;
+  store: Store;
+  driver: VmmDriver;
+  logger: Logger;
+  resolveImage(): Promise<GuestImage | null>;
+  createScratchDisk(path: string, sizeGiB: number): Promise<void>;
+  connectAgent: ConnectAgent;
+  /** Kernel boot to agent answer, per attempt (a hung boot is retried once). Default 90 s. */
+  bootTimeoutMs?: number;
+  /** Agent answer to dockerd answering /_ping. Default 180 s. */
+  dockerReadyTimeoutMs?: number;
+  /** Grace for QEMU to quit before SIGKILL on destroy. Default 3 s. */
+  stopTimeoutMs?: number;
+  defaults?: Partial<SandboxSpec>;
+}
+
+interface Live {
+  agent: GuestAgent | null;
+  abort: AbortController;
+  creating: Promise<void> | null;
+  destroying: Promise<void> | null;
+  expiryTimer: NodeJS.Timeout | null;
+}
+
+interface CreateCtx {
+  rec: SandboxRecord;
+  runDir: string;
+  scratch: string;
+  image: GuestImage | null;
+  vm: VmHandle | null;
+  agent: GuestAgent | null;
+}
+
+export class SandboxManager {
+  private readonly live = new Map<string, Live>();
+  private readonly sandboxesDir: string;
+  private closed = false;
+
+  constructor(private readonly o: ManagerOptions) {
+    this.sandboxesDir = join(o.stateDir, 'sandboxes');
+  }
+
+  get driver(): VmmDriver {
+    return this.o.driver;
+  }
+
+  /** Reconciles the store with reality. Call once at daemon start. */
+  async init(): Promise<void> {
+    await mkdir(this.sandboxesDir, { recursive: true, mode: 0o700 });
+    for (const rec of this.o.store.list()) {
+      try {
+        await this.reconcileOne(rec);
+      } catch (err) {
+        this.o.logger.error({ sandboxId: rec.id, err }, 'reconcile failed');
+      }
+    }
+    await this.removeOrphans();
+  }
+
+  list(): SandboxRecord[] {
+    return this.o.store.list();
+  }
+
+  get(id: string): SandboxRecord {
+    const rec = isSandboxId(id) ? this.o.store.get(id) : null;
+    if (!rec) throw sandboxNotFound(id);
+    return rec;
+  }
+
+  events(id?: string, afterSeq = 0): ReturnType<Store['events']> {
+    if (id !== undefined) this.get(id);
+    return this.o.store.events(id, afterSeq);
+  }
+
+  /** The connected agent of a sandbox in a state that allows `action`. */
+  agentFor(id: string, action: SandboxAction): GuestAgent {
+    const rec = this.get(id);
+    assertAction(id, rec.state, action);
+    const agent = this.live.get(id)?.agent;
+    if (!agent) throw new KilnError('AGENT_UNAVAILABLE', `sandbox ${id} has no connected agent`, { status: 503 });
+    return agent;
+  }
+
+  consoleLogPath(id: string): string {
+    this.get(id);
+    return join(this.sandboxesDir, id, 'console.log');
+  }
+
+  /**
+   * Creates a sandbox. Validation errors throw before anything is created. With `wait`
+   * (the default) resolves once it is running, or rejects with the failed step.
+   */
+  async create(input: SpecInput, opts: { wait?: boolean } = {}): Promise<SandboxRecord> {
+    if (this.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
+    const spec = resolveSpec(input, this.o.defaults);
+    const now = Date.now();
+    const rec: SandboxRecord = {
+      id: newSandboxId(),
+      state: 'creating',
+      spec,
+      imageHash: null,
+      step: null,
+      vm: null,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+      readyAt: null,
+      expiresAt: spec.timeoutMs > 0 ? now + spec.timeoutMs : null,
+    };
+    this.o.store.insert(rec);
+    this.o.store.addEvent(rec.id, 'state', { state: 'creating', spec });
+    const live: Live = { agent: null, abort: new AbortController(), creating: null, destroying: null, expiryTimer: null };
+    this.live.set(rec.id, live);
+    live.creating = this.runCreate(rec, live);
+    if (opts.wait === false) {
+      live.creating.catch(() => undefined);
+      return this.get(rec.id);
+    }
+    await live.creating;
+    return this.get(rec.id);
+  }
+
+  private log(id: string): Logger {
+    return this.o.logger.child({ sandboxId: id });
+  }
+
+  private setState(rec: SandboxRecord, state: SandboxState, extra: Partial<SandboxRecord> = {}): void {
+    assertTransition(rec.id, rec.state, state);
+    Object.assign(rec, extra, { state, updatedAt: Date.now() });
+    this.o.store.update(rec);
+    this.o.store.addEvent(rec.id, 'state', { state, ...(rec.error && state === 'failed' ? { error: rec.error } : {}) });
+    this.log(rec.id).info({ state }, 'state');
+  }
+
+  private creationSteps(): Array<Step<CreateCtx>> {
+    const o = this.o;
+    return [
+      {
+        name: 'resolve-image',
+        run: async (ctx) => {
+          ctx.image = await o.resolveImage();
+          if (!ctx.image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
+          ctx.rec.imageHash = ctx.image.hash;
+        },
+      },
+      {
+        name: 'allocate',
+        run: async (ctx) => {
+          await mkdir(ctx.runDir, { recursive: false, mode: 0o700 });
+        },
+        undo: async (ctx) => {
+          await rm(ctx.runDir, { recursive: true, force: true });
+        },
+      },
+      {
+        name: 'scratch-disk',
+        run: async (ctx) => {
+          await o.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
+        },
+        undo: async (ctx) => {
+          await rm(ctx.scratch, { force: true });
+        },
+      },
+      {
+        name: 'start-vm',
+        run: async (ctx) => {
+          await this.startVm(ctx);
+        },
+        undo: async (ctx) => {
+          await this.stopVm(ctx);
+        },
+      },
+      {
+        name: 'agent-connect',
+        run: async (ctx, signal) => {
+          await this.connectWithRetry(ctx, signal);
+        },
+        undo: async (ctx) => {
+          ctx.agent?.close();
+          ctx.agent = null;
+        },
+      },
+      {
+        name: 'docker-ready',
+        run: async (ctx) => {
+          if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+          const r = await ctx.agent.dockerReady(o.dockerReadyTimeoutMs ?? 180_000);
+          o.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
+        },
+      },
+    ];
+  }
+
+  private async startVm(ctx: CreateCtx): Promise<void> {
+    const image = ctx.image;
+    if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'image not resolved');
+    const vm = await this.o.driver.start({
+      id: ctx.rec.id,
+      runDir: ctx.runDir,
+      memoryMiB: ctx.rec.spec.memoryMiB,
+      vcpus: ctx.rec.spec.vcpus,
+      kernel: image.kernel,
+      initrd: image.initrd,
+      rootfs: image.rootfs,
+      scratch: ctx.scratch,
+      cmdline: image.cmdline,
+    });
+    ctx.vm = vm;
+    ctx.rec.vm = vm;
+    ctx.rec.updatedAt = Date.now();
+    this.o.store.update(ctx.rec);
+    this.o.store.addEvent(ctx.rec.id, 'vm-started', { pid: vm.pid, accel: vm.accel });
+    this.watchVm(ctx.rec.id, vm);
+  }
+
+  private async stopVm(ctx: CreateCtx): Promise<void> {
+    if (!ctx.vm) return;
+    await this.o.driver.kill(ctx.vm);
+    ctx.vm = null;
+    ctx.rec.vm = null;
+    ctx.rec.updatedAt = Date.now();
+    this.o.store.update(ctx.rec);
+  }
+
+  /** Boot → agent answer, retried once on timeout (FIELD-NOTES: ~1 boot in 20 hangs early). */
+  private async connectWithRetry(ctx: CreateCtx, signal: AbortSignal): Promise<void> {
+    const timeoutMs = this.o.bootTimeoutMs ?? 90_000;
+    for (let attempt = 1; ; attempt++) {
+      if (!ctx.vm) throw new KilnError('VM_NOT_STARTED', 'no VM to connect to');
+      try {
+        ctx.agent = await this.o.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal });
+        const live = this.live.get(ctx.rec.id);
+        if (live) live.agent = ctx.agent;
+        this.o.store.addEvent(ctx.rec.id, 'agent-connected', { attempt });
+        return;
+      } catch (err) {
+        if (signal.aborted || attempt >= 2 || !this.o.driver.isAlive(ctx.vm)) throw err;
+        this.log(ctx.rec.id).warn({ err }, 'guest did not answer; retrying the boot once');
+        this.o.store.addEvent(ctx.rec.id, 'boot-retry', { reason: toKilnError(err).message, consoleTail: this.consoleTail(ctx.rec.id) });
+        await this.stopVm(ctx);
+        await rm(ctx.scratch, { force: true });
+        await this.o.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
+        await this.startVm(ctx);
+      }
+    }
+  }
+
+  private async runCreate(rec: SandboxRecord, live: Live): Promise<void> {
+    const ctx: CreateCtx = {
+      rec,
+      runDir: join(this.sandboxesDir, rec.id),
+      scratch: join(this.sandboxesDir, rec.id, 'scratch.img'),
+      image: null,
+      vm: null,
+      agent: null,
+    };
+    try {
+      await runSteps(this.creationSteps(), ctx, live.abort.signal, {
+        onStepStart: (name) => {
+          rec.step = name;
+          rec.updatedAt = Date.now();
+          this.o.store.update(rec);
+        },
+        onStepDone: (name, durationMs) => {
+          this.o.store.addEvent(rec.id, 'step', { step: name, durationMs });
+        },
+        onUndoError: (name, err) => this.log(rec.id).error({ err, step: name }, 'undo failed'),
+      });
+      this.setState(rec, 'running', { readyAt: Date.now(), step: null });
+      this.o.store.addEvent(rec.id, 'ready', { createMs: (rec.readyAt ?? 0) - rec.createdAt });
+      live.agent = ctx.agent;
+      ctx.agent?.once('close', () => this.onAgentClosed(rec.id));
+      this.armExpiry(rec.id);
+    } catch (err) {
+      const e = err instanceof StepFailedError ? err : new StepFailedError(rec.step ?? 'create', err);
+      live.agent = null;
+      const fresh = this.o.store.get(rec.id);
+      if (fresh && fresh.state === 'creating') {
+        Object.assign(rec, fresh);
+        rec.vm = null;
+        rec.error = { code: e.code, message: e.message, step: e.step };
+        this.setState(rec, 'failed');
+      }
+      this.log(rec.id).warn({ err: e }, 'create failed');
+      throw e;
+    } finally {
+      live.creating = null;
+    }
+  }
+
+  private consoleTail(id: string, bytes = 600): string {
+    try {
+      return readFileSync(join(this.sandboxesDir, id, 'console.log'), 'utf8').slice(-bytes);
+    } catch {
+      return '';
+    }
+  }
+
+  private watchVm(id: string, vm: VmHandle): void {
+    void this.o.driver.wait(vm).then((exit) => this.onVmExit(id, vm, exit));
+  }
+
+  private onVmExit(id: string, vm: VmHandle, exit: { reason: string; exitCode: number | null; signal: string | null }): void {
+    const rec = this.o.store.get(id);
+    const live = this.live.get(id);
+    if (!rec || rec.vm?.pid !== vm.pid || rec.vm.startTime !== vm.startTime) return; // replaced or gone
+    if (live?.destroying || rec.state === 'stopping' || rec.state === 'destroyed') return;
+    const how = exit.signal ? `killed by ${exit.signal}` : exit.exitCode !== null ? `exited with code ${exit.exitCode}` : 'vanished';
+    const tail = this.consoleTail(id, 300).trim().split('\n').slice(-3).join(' | ');
+    this.o.store.addEvent(id, 'vm-exited', { ...exit });
+    if (rec.state === 'creating') {
+      live?.abort.abort();
+      return;
+    }
+    if (rec.state !== 'running') return;
+    rec.error = { code: 'VM_EXITED', message: `the VM ${how} unexpectedly${tail ? `; console: ${tail}` : ''}` };
+    rec.vm = null;
+    this.setState(rec, 'failed');
+    void this.releaseResources(id);
+  }
+
+  private onAgentClosed(id: string): void {
+    const live = this.live.get(id);
+    if (live) live.agent = null;
+    const rec = this.o.store.get(id);
+    if (rec?.state === 'running') this.log(id).warn('agent channel closed');
+  }
+
+  private armExpiry(id: string): void {
+    const rec = this.o.store.get(id);
+    const live = this.live.get(id);
+    if (!rec?.expiresAt || !live) return;
+    if (live.expiryTimer) clearTimeout(live.expiryTimer);
+    const delay = Math.max(0, rec.expiresAt - Date.now());
+    live.expiryTimer = setTimeout(() => {
+      this.o.store.addEvent(id, 'timeout', { expiresAt: rec.expiresAt });
+      this.destroy(id).catch((err: unknown) => this.log(id).error({ err }, 'destroy on timeout failed'));
+    }, Math.min(delay, 2 ** 31 - 1));
+    live.expiryTimer.unref();
+  }
+
+  /** Destroys a sandbox and everything it owns; concurrent calls share one destruction. */
+  async destroy(id: string): Promise<void> {
+    const rec = this.get(id);
+    let live = this.live.get(id);
+    if (!live) {
+      live = { agent: null, abort: new AbortController(), creating: null, destroying: null, expiryTimer: null };
+      this.live.set(id, live);
+    }
+    if (live.destroying) return live.destroying;
+    assertAction(id, rec.state, 'destroy');
+    const l = live;
+    l.destroying = (async () => {
+      l.abort.abort();
+      if (l.expiryTimer) clearTimeout(l.expiryTimer);
+      if (l.creating) await l.creating.catch(() => undefined);
+      const cur = this.o.store.get(id);
+      if (!cur) return;
+      if (cur.state !== 'stopping') this.setState(cur, 'stopping');
+      l.agent?.close();
+      l.agent = null;
+      if (cur.vm) await this.o.driver.stop(cur.vm, { timeoutMs: this.o.stopTimeoutMs ?? 3000 });
+      await this.releaseResources(id);
+      this.setState(cur, 'destroyed');
+      this.o.store.delete(id);
+      this.live.delete(id);
+    })();
+    return l.destroying;
+  }
+
+  private async releaseResources(id: string): Promise<void> {
+    await rm(join(this.sandboxesDir, id), { recursive: true, force: true });
+  }
+
+  private async reconcileOne(rec: SandboxRecord): Promise<void> {
+    const log = this.log(rec.id);
+    const alive = rec.vm !== null && this.o.driver.isAlive(rec.vm);
+    if (rec.state === 'running' && alive && rec.vm) {
+      try {
+        const agent = await this.o.connectAgent(rec.vm.paths.agentSocket, { timeoutMs: 15_000 });
+        const live: Live = { agent, abort: new AbortController(), creating: null, destroying: null, expiryTimer: null };
+        this.live.set(rec.id, live);
+        agent.once('close', () => this.onAgentClosed(rec.id));
+        this.watchVm(rec.id, rec.vm);
+        this.o.store.addEvent(rec.id, 'adopted', { pid: rec.vm.pid });
+        log.info('adopted running sandbox');
+        if (rec.expiresAt !== null && rec.expiresAt <= Date.now()) {
+          this.o.store.addEvent(rec.id, 'timeout', { expiresAt: rec.expiresAt, whileDaemonDown: true });
+          await this.destroy(rec.id);
+        } else {
+          this.armExpiry(rec.id);
+        }
+        return;
+      } catch (err) {
+        log.warn({ err }, 'running VM does not answer; destroying it');
+        rec.error = { code: 'ADOPT_FAILED', message: `VM alive but its agent did not answer after kilnd restarted: ${toKilnError(err).message}` };
+      }
+    }
+    if (alive && rec.vm) await this.o.driver.kill(rec.vm);
+    await this.releaseResources(rec.id);
+    if (rec.state === 'stopping' || rec.state === 'destroyed') {
+      this.o.store.delete(rec.id);
+      return;
+    }
+    if (rec.state !== 'failed') {
+      rec.error ??=
+        rec.state === 'creating'
+          ? { code: 'DAEMON_RESTARTED', message: `kilnd stopped during creation (step ${rec.step ?? '?'}); nothing was kept`, ...(rec.step ? { step: rec.step } : {}) }
+          : { code: 'VM_EXITED', message: 'the VM ended while kilnd was down' };
+      rec.vm = null;
+      this.setState(rec, 'failed');
+    }
+  }
+
+  /** Removes run directories and kills VMMs under our state dir that no sandbox row owns. */
+  private async removeOrphans(): Promise<void> {
+    const known = new Set(this.o.store.list().map((r) => r.id));
+    for (const p of findProcesses(`${this.sandboxesDir}/`)) {
+      const m = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '));
+      if (m?.[1] && !known.has(m[1])) {
+        this.o.logger.warn({ pid: p.pid, sandboxId: m[1] }, 'killing orphaned VMM');
+        signalProcess(p, 'SIGKILL', vmMarker(m[1]));
+      }
+    }
+    if (!existsSync(this.sandboxesDir)) return;
+    for (const name of await readdir(this.sandboxesDir)) {
+      if (!known.has(name)) {
+        this.o.logger.warn({ sandboxId: name }, 'removing orphaned sandbox directory');
+        await rm(join(this.sandboxesDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** Stops the manager. VMs keep running (re-adopted at next start) unless destroyAll. */
+  async shutdown(opts: { destroyAll?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    for (const [id, live] of this.live) {
+      if (live.expiryTimer) clearTimeout(live.expiryTimer);
+      if (opts.destroyAll) await this.destroy(id).catch(() => undefined);
+    }
+    if (opts.destroyAll) {
+      for (const rec of this.o.store.list()) await this.destroy(rec.id).catch(() => undefined);
+    }
+    for (const live of this.live.values()) {
+      live.abort.abort();
+      if (live.creating) await live.creating.catch(() => undefined);
+      live.agent?.close();
+    }
+    this.live.clear();
+  }
+}

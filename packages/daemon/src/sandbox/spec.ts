@@ -1,0 +1,53 @@
+/** Validation and defaults of a create request's sandbox shape. Limits are documented here. */
+import { invalidArgument } from '../errors.js';
+import type { SandboxSpec } from './types.js';
+
+export const SPEC_LIMITS = {
+  memoryMiB: { min: 256, max: 65536, default: 1024 },
+  vcpus: { min: 1, max: 16, default: 2 },
+  diskGiB: { min: 1, max: 1024, default: 10 },
+  /** 0 = no timeout. Default 1 hour. */
+  timeoutMs: { min: 0, max: 7 * 24 * 3600 * 1000, default: 3600 * 1000 },
+} as const;
+
+const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+
+export interface SpecInput {
+  memoryMiB?: number;
+  vcpus?: number;
+  diskGiB?: number;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+function intIn(field: keyof typeof SPEC_LIMITS, v: number | undefined): number {
+  const lim = SPEC_LIMITS[field];
+  if (v === undefined) return lim.default;
+  if (!Number.isInteger(v) || v < lim.min || v > lim.max) {
+    throw invalidArgument(`${field} must be an integer from ${lim.min} to ${lim.max} (got ${v})`, { field });
+  }
+  return v;
+}
+
+export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {}): SandboxSpec {
+  const env = input.env ?? {};
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_KEY_RE.test(k)) throw invalidArgument(`env key ${JSON.stringify(k)} is not a valid variable name`, { field: 'env' });
+    if (typeof v !== 'string') throw invalidArgument(`env ${k} must be a string`, { field: 'env' });
+  }
+  const labels = input.labels ?? {};
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY_RE.test(k)) throw invalidArgument(`label key ${JSON.stringify(k)} is invalid`, { field: 'labels' });
+    if (typeof v !== 'string' || v.length > 256) throw invalidArgument(`label ${k} must be a string of at most 256 characters`, { field: 'labels' });
+  }
+  return {
+    memoryMiB: intIn('memoryMiB', input.memoryMiB ?? defaults.memoryMiB),
+    vcpus: intIn('vcpus', input.vcpus ?? defaults.vcpus),
+    diskGiB: intIn('diskGiB', input.diskGiB ?? defaults.diskGiB),
+    timeoutMs: intIn('timeoutMs', input.timeoutMs ?? defaults.timeoutMs),
+    env: { ...(defaults.env ?? {}), ...env },
+    labels,
+  };
+}

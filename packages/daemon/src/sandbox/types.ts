@@ -1,0 +1,44 @@
+/** The sandbox model shared by the manager, the store and the API. */
+import type { VmHandle } from '../vmm/driver.js';
+
+export const SANDBOX_STATES = ['creating', 'running', 'stopping', 'stopped', 'destroyed', 'failed'] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+export interface SandboxSpec {
+  memoryMiB: number;
+  vcpus: number;
+  diskGiB: number;
+  /** Lifetime from creation; 0 means no timeout. */
+  timeoutMs: number;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+export interface SandboxError {
+  code: string;
+  message: string;
+  step?: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  state: SandboxState;
+  spec: SandboxSpec;
+  imageHash: string | null;
+  /** The creation step in progress (while creating) or the last one completed. */
+  step: string | null;
+  vm: VmHandle | null;
+  error: SandboxError | null;
+  createdAt: number;
+  updatedAt: number;
+  readyAt: number | null;
+  expiresAt: number | null;
+}
+
+export interface SandboxEvent {
+  seq: number;
+  sandboxId: string;
+  at: number;
+  type: string;
+  data: Record<string, unknown>;
+}
