@@ -5,6 +5,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
 import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
@@ -22,10 +23,13 @@ export interface ApiOptions {
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
-    disableRequestLogging: false,
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   });
+  // Bodies are JSON and must match exactly (no coercion, unknown fields refused); query
+  // strings are text, so their numbers and booleans are coerced.
+  const strict = new Ajv({ removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
+  const lenient = new Ajv({ removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema));
 
   // File uploads and stdin arrive as raw byte streams: hand the stream to the route.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));

@@ -1,0 +1,33 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildQemuArgs } from './qemu.js';
+
+const spec = {
+  id: 'sb-0123456789ab',
+  runDir: '/state/sandboxes/sb-0123456789ab',
+  memoryMiB: 512,
+  vcpus: 2,
+  kernel: '/img/vmlinuz',
+  initrd: '/img/initrd',
+  rootfs: '/img/rootfs.ext4',
+  scratch: '/state/sandboxes/sb-0123456789ab/scratch.img',
+  cmdline: 'quiet',
+};
+
+test('QEMU args: microvm, no defaults, read-only root, only the needed devices', () => {
+  const a = buildQemuArgs(spec, 'tcg', { tcgTbSizeMiB: 128, tscKhz: 2596118 });
+  const s = a.join(' ');
+  for (const want of ['-nodefaults', '-no-user-config', '-no-reboot', 'tcg,tb-size=128', 'readonly=on', 'serial=kiln-root', 'serial=kiln-scratch', 'name=org.kiln.agent', 'tsc_early_khz=2596118']) {
+    assert.ok(s.includes(want), `missing ${want}`);
+  }
+  assert.equal(a[a.indexOf('-M') + 1]?.startsWith('microvm'), true);
+  assert.equal(a[a.indexOf('-m') + 1], '512');
+  assert.ok(s.includes('kiln-sb-0123456789ab'), 'process carries the sandbox id');
+  assert.ok(!s.includes('-netdev') && !s.includes('virtfs') && !s.includes('9p'), 'no host paths or network devices');
+});
+
+test('KVM args use -accel kvm and no TCG clock hacks', () => {
+  const s = buildQemuArgs(spec, 'kvm', { tcgTbSizeMiB: 128, tscKhz: 2596118 }).join(' ');
+  assert.ok(s.includes('-accel kvm'));
+  assert.ok(!s.includes('tb-size') && !s.includes('tsc_early_khz'));
+});
