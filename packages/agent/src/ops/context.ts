@@ -1,0 +1,33 @@
+// What an op handler gets to work with.
+
+import type { OpArgs, OpName, OpResult, StreamName, StreamSender } from '@kiln/protocol';
+import type { Inbox } from '../inbox.js';
+
+export interface AgentConfig {
+  agentVersion: string;
+  /** dockerd's API socket; default /run/docker.sock. */
+  dockerSocket: string;
+  /** Prefix for the files sys.configure writes (tests point it at a temp dir); default "". */
+  sysRoot: string;
+}
+
+export interface SessionLike {
+  readonly config: AgentConfig;
+  /** Exec request id → process group id. */
+  readonly execs: Map<number, number>;
+  windowBytes: number;
+}
+
+export interface OpContext {
+  /** The request id. */
+  id: number;
+  /** Aborted when the host cancels the request or the session ends. Its reason is an AgentError. */
+  signal: AbortSignal;
+  session: SessionLike;
+  /** Agent→host stream `s` of this request (flow-controlled). */
+  sender(s: StreamName): StreamSender;
+  /** Host→agent stream `s` of this request. */
+  input(s: StreamName): Inbox;
+}
+
+export type OpHandler<O extends OpName> = (ctx: OpContext, args: OpArgs<O>) => Promise<OpResult<O>>;

@@ -1,0 +1,26 @@
+// The op table: every op of the protocol and the function that serves it.
+
+import type { OpName } from '@kiln/protocol';
+import type { OpHandler } from './context.js';
+import { dockerReady } from './docker.js';
+import { exec, execSignal } from './exec.js';
+import { readFile, writeFile } from './file-transfer.js';
+import { list, mkdir, remove, stat } from './files.js';
+import { configure, health, hello } from './system.js';
+
+export type { AgentConfig, OpContext, OpHandler } from './context.js';
+
+export const handlers: { [O in OpName]: OpHandler<O> } = {
+  hello,
+  health,
+  'docker.ready': dockerReady,
+  exec,
+  'exec.signal': execSignal,
+  'file.write': writeFile,
+  'file.read': readFile,
+  'file.stat': stat,
+  'file.list': list,
+  'file.mkdir': mkdir,
+  'file.remove': remove,
+  'sys.configure': configure,
+};

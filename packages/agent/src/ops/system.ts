@@ -1,0 +1,91 @@
+// hello, health and sys.configure: who the agent is, how the guest is doing, and making a
+// restored clone unique (clock, entropy, hostname, machine-id).
+
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import { AgentError, PROTOCOL_VERSION } from '@kiln/protocol';
+import type { OpHandler } from './context.js';
+import { pingDocker } from './docker.js';
+
+const run = promisify(execFile);
+const fallbackBootId = randomUUID();
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export const hello: OpHandler<'hello'> = async (ctx, args) => {
+  if (args.protocolVersion !== PROTOCOL_VERSION) {
+    throw new AgentError('VERSION_MISMATCH', `host speaks protocol ${args.protocolVersion}, agent ${PROTOCOL_VERSION}`);
+  }
+  if (args.windowBytes !== undefined) ctx.session.windowBytes = args.windowBytes;
+  const bootId = (await readText('/proc/sys/kernel/random/boot_id'))?.trim() || fallbackBootId;
+  return {
+    protocolVersion: PROTOCOL_VERSION,
+    agentVersion: ctx.session.config.agentVersion,
+    bootId: bootId.slice(0, 64),
+    hostname: os.hostname().slice(0, 255),
+    pid: process.pid,
+  };
+};
+
+export const health: OpHandler<'health'> = async (ctx) => {
+  const [uptime, meminfo, dockerReady] = await Promise.all([
+    readText('/proc/uptime'),
+    readText('/proc/meminfo'),
+    pingDocker(ctx.session.config.dockerSocket, 300),
+  ]);
+  const uptimeSec = Number.parseFloat(uptime ?? '');
+  const kib = (field: string, fallbackBytes: number) => {
+    const m = meminfo?.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) : Math.floor(fallbackBytes / 1024);
+  };
+  const [l1, l5, l15] = os.loadavg();
+  return {
+    uptimeMs: Math.round((Number.isFinite(uptimeSec) ? uptimeSec : os.uptime()) * 1000),
+    loadavg: [l1 ?? 0, l5 ?? 0, l15 ?? 0],
+    memTotalKiB: kib('MemTotal', os.totalmem()),
+    memAvailableKiB: kib('MemAvailable', os.freemem()),
+    dockerReady,
+  };
+};
+
+/** Sets the wall clock with `date -u -s @SECS` (GNU date and busybox both accept it). */
+async function setClock(epochMs: number): Promise<void> {
+  const attempts = [`@${(epochMs / 1000).toFixed(3)}`, `@${Math.round(epochMs / 1000)}`];
+  let last: unknown;
+  for (const spec of attempts) {
+    try {
+      await run('date', ['-u', '-s', spec], { timeout: 5000 });
+      return;
+    } catch (err) {
+      last = err;
+    }
+  }
+  const stderr = String((last as { stderr?: unknown }).stderr ?? (last as Error).message).trim();
+  throw new AgentError('INTERNAL', `setting the clock failed: ${stderr}`);
+}
+
+export const configure: OpHandler<'sys.configure'> = async (ctx, args) => {
+  const root = ctx.session.config.sysRoot;
+  if (args.entropyHex !== undefined) {
+    const bytes = Buffer.from(args.entropyHex, 'hex');
+    if (bytes.length > 4096) throw new AgentError('INVALID_ARGUMENT', 'entropyHex: at most 4096 bytes');
+    // Mixed into the pool; crediting entropy needs the RNDADDENTROPY ioctl, which Node lacks.
+    await appendFile(`${root}/dev/urandom`, bytes);
+  }
+  if (args.machineId !== undefined) await writeFile(`${root}/etc/machine-id`, `${args.machineId}\n`);
+  if (args.hostname !== undefined) {
+    await writeFile(`${root}/proc/sys/kernel/hostname`, args.hostname);
+    await writeFile(`${root}/etc/hostname`, `${args.hostname}\n`);
+  }
+  if (args.timeEpochMs !== undefined) await setClock(args.timeEpochMs);
+  return {};
+};

@@ -1,0 +1,32 @@
+// Resolves an exec `user` against the guest's /etc/passwd.
+
+import { readFile } from 'node:fs/promises';
+import { AgentError } from '@kiln/protocol';
+
+export interface User {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** `undefined` means the agent's own user (root in a guest). */
+export async function lookupUser(spec: string | undefined): Promise<User> {
+  if (spec === undefined) {
+    const uid = process.getuid?.() ?? 0;
+    return uid === 0
+      ? { name: 'root', uid: 0, gid: 0, home: '/root' }
+      : { name: process.env.USER ?? String(uid), uid, gid: process.getgid?.() ?? uid, home: process.env.HOME ?? '/' };
+  }
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  for (const line of passwd.split('\n')) {
+    const [name, , uid, gid, , home] = line.split(':');
+    if (name === undefined || uid === undefined || gid === undefined) continue;
+    if (name === spec || uid === spec) return { name, uid: Number(uid), gid: Number(gid), home: home || '/' };
+  }
+  if (/^\d+$/.test(spec)) {
+    const uid = Number(spec);
+    return { name: spec, uid, gid: uid, home: '/' };
+  }
+  throw new AgentError('INVALID_ARGUMENT', `unknown user ${spec}`);
+}

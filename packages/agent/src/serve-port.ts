@@ -1,0 +1,133 @@
+// Serving the virtio-serial port. Such a port can be opened only once, reads return EOF
+// while the host side is disconnected, and Node cannot wrap a non-tty char device in a
+// net.Socket, so this drives the fd with plain fs reads and writes (each blocking one
+// libuv pool thread while it waits) and reopens the port after every EOF.
+
+import { close, open, read, readdir, readFile, write } from 'node:fs';
+import { promisify } from 'node:util';
+import type { ProtocolError } from '@kiln/protocol';
+import { errorFields, log } from './log.js';
+import type { AgentConfig } from './ops/index.js';
+import { Session, type Transport } from './session.js';
+
+export const PORT_NAME = 'org.kiln.agent';
+const REOPEN_DELAY_MS = 50;
+const DISCOVER_POLL_MS = 200;
+
+const openP = promisify(open);
+const readP = promisify(read);
+const writeP = promisify(write);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until a virtio port named `name` shows up and returns its device path. */
+export async function findPort(name = PORT_NAME, sysDir = '/sys/class/virtio-ports'): Promise<string> {
+  let logged = false;
+  for (;;) {
+    const dirs = await promisify(readdir)(sysDir).catch(() => [] as string[]);
+    for (const dir of dirs) {
+      const portName = await promisify(readFile)(`${sysDir}/${dir}/name`, 'utf8').catch(() => '');
+      if (portName.trim() === name) return `/dev/${dir}`;
+    }
+    if (!logged) log('info', 'waiting for the virtio-serial port', { name });
+    logged = true;
+    await sleep(DISCOVER_POLL_MS);
+  }
+}
+
+/**
+ * Writes frames to the fd one at a time (concurrent writes from pool threads could
+ * interleave), handling short writes. `shutdown` drops what is queued and closes the fd
+ * only once no write is in flight: a write blocked while the host is away must not end up
+ * on a reused fd number.
+ */
+class FdTransport implements Transport {
+  private queue: Buffer[] = [];
+  private writing = false;
+  private stopped = false;
+  private closed = false;
+
+  constructor(private readonly fd: number) {}
+
+  write(frame: Buffer): void {
+    if (this.stopped) return;
+    this.queue.push(frame);
+    if (!this.writing) void this.drain();
+  }
+
+  shutdown(): void {
+    this.stopped = true;
+    this.queue = [];
+    if (!this.writing) this.closeFd();
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const frame = this.queue.shift() as Buffer;
+        let off = 0;
+        while (off < frame.length) {
+          const { bytesWritten } = await writeP(this.fd, frame, off, frame.length - off, null);
+          off += bytesWritten;
+        }
+      }
+    } catch (err) {
+      log('warn', 'write to port failed', errorFields(err));
+      this.stopped = true;
+      this.queue = [];
+    } finally {
+      this.writing = false;
+      if (this.stopped) this.closeFd();
+    }
+  }
+
+  private closeFd(): void {
+    if (this.closed) return;
+    this.closed = true;
+    close(this.fd, () => undefined);
+  }
+}
+
+/** Serves one open of the port until EOF or an error. */
+async function serveOnce(fd: number, config: AgentConfig): Promise<void> {
+  const transport = new FdTransport(fd);
+  let desynced = false;
+  const session = new Session(transport, config, (err: ProtocolError) => {
+    // The byte stream cannot be resynchronised; discard input until the host disconnects.
+    log('warn', 'discarding input until the host reconnects', { code: err.code });
+    desynced = true;
+  });
+  try {
+    for (;;) {
+      const buf = Buffer.allocUnsafe(64 * 1024);
+      const { bytesRead } = await readP(fd, buf, 0, buf.length, null);
+      if (bytesRead === 0) return; // host disconnected
+      if (!desynced) session.push(buf.subarray(0, bytesRead));
+    }
+  } catch (err) {
+    log('warn', 'read from port failed', errorFields(err));
+  } finally {
+    session.dispose();
+    transport.shutdown();
+  }
+}
+
+/** Serves the port forever: open, serve, reopen after EOF. */
+export async function servePort(path: string, config: AgentConfig): Promise<never> {
+  let lastError = '';
+  for (;;) {
+    let fd: number;
+    try {
+      fd = await openP(path, 'r+');
+    } catch (err) {
+      const code = String((err as { code?: unknown }).code);
+      if (code !== lastError) log('warn', 'cannot open port, retrying', { path, ...errorFields(err) });
+      lastError = code;
+      await sleep(code === 'EBUSY' ? REOPEN_DELAY_MS : 500);
+      continue;
+    }
+    lastError = '';
+    await serveOnce(fd, config);
+    await sleep(REOPEN_DELAY_MS);
+  }
+}

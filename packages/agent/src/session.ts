@@ -1,0 +1,197 @@
+// One host connection: decodes frames, validates every header and every op's args, runs
+// ops concurrently, routes stream frames, and replies. Nothing the host sends can throw out
+// of here: an undecodable byte stream ends the session (after an id-0 error reply), a bad
+// request gets an error reply, and a failing op is turned into a coded error.
+
+import {
+  AgentError,
+  DEFAULT_WINDOW_BYTES,
+  FrameDecoder,
+  ProtocolError,
+  StreamSender,
+  checkHeader,
+  checkOp,
+  encodeFrame,
+  errnoToCode,
+  isOpName,
+  type Header,
+  type ReqHeader,
+  type StreamName,
+} from '@kiln/protocol';
+import { Inbox, cancelled } from './inbox.js';
+import { errorFields, log } from './log.js';
+import { handlers, type AgentConfig, type OpContext } from './ops/index.js';
+
+/** Where frames go: a unix socket in tests, the virtio-serial port in a guest. */
+export interface Transport {
+  write(frame: Buffer): void;
+}
+
+interface Running {
+  controller: AbortController;
+  senders: Map<StreamName, StreamSender>;
+  inboxes: Map<StreamName, Inbox>;
+}
+
+const MAX_MESSAGE_CHARS = 1000;
+
+export class Session {
+  private readonly decoder = new FrameDecoder();
+  private readonly running = new Map<number, Running>();
+  /** Exec request id → process group id, for exec.signal. */
+  readonly execs = new Map<number, number>();
+  windowBytes = DEFAULT_WINDOW_BYTES;
+  private disposed = false;
+
+  constructor(
+    private readonly transport: Transport,
+    readonly config: AgentConfig,
+    /** Called once when the byte stream is unusable; the owner must drop the connection. */
+    private readonly onFatal: (err: ProtocolError) => void,
+  ) {}
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.disposed) return;
+    try {
+      for (const frame of this.decoder.push(chunk)) {
+        const checked = checkHeader(frame.header);
+        if (!checked.ok) throw new ProtocolError('MALFORMED_HEADER', `invalid header: ${checked.message}`);
+        this.onFrame(checked.header, frame.body);
+        if (this.disposed) return;
+      }
+    } catch (err) {
+      const perr = err instanceof ProtocolError ? err : new ProtocolError('PROTOCOL_ERROR', String(err), { cause: err });
+      log('warn', 'dropping connection: bad input from host', { code: perr.code, err: perr.message });
+      this.send({ k: 'res', id: 0, ok: false, error: { code: perr.code, message: truncate(perr.message) } });
+      this.dispose();
+      this.onFatal(perr);
+    }
+  }
+
+  /** Aborts every running op (killing execs); later frames are ignored and nothing more is sent. */
+  dispose(): void {
+    if (this.disposed) return;
+    for (const r of this.running.values()) this.abort(r, cancelled('session closed'));
+    this.disposed = true;
+  }
+
+  private onFrame(h: Header, body: Buffer): void {
+    switch (h.k) {
+      case 'req':
+        void this.run(h);
+        return;
+      case 'res':
+        throw new ProtocolError('PROTOCOL_ERROR', 'the host sent a reply');
+      case 'data': {
+        const r = this.running.get(h.id);
+        if (r) this.inbox(h.id, r, h.s).push(body);
+        return; // late data for a finished request is normal (e.g. stdin after exit)
+      }
+      case 'end': {
+        const r = this.running.get(h.id);
+        if (!r) return;
+        if (h.cancel) this.abort(r, cancelled(`stream ${h.s}`));
+        else this.inbox(h.id, r, h.s).end();
+        return;
+      }
+      case 'ack': {
+        const sender = this.running.get(h.id)?.senders.get(h.s);
+        sender?.ack(h.n);
+        return;
+      }
+    }
+  }
+
+  private async run(h: ReqHeader): Promise<void> {
+    const { id, op } = h;
+    if (this.running.has(id)) {
+      log('warn', 'ignoring request with an id already in use', { id, op });
+      return;
+    }
+    if (!isOpName(op)) return this.reply(id, new AgentError('UNKNOWN_OP', `unknown op "${op.slice(0, 64)}"`));
+    const valid = checkOp(op, 'args', h.args);
+    if (!valid.ok) return this.reply(id, new AgentError('INVALID_ARGUMENT', `${op}: ${valid.message}`));
+
+    const r: Running = { controller: new AbortController(), senders: new Map(), inboxes: new Map() };
+    this.running.set(id, r);
+    const ctx: OpContext = {
+      id,
+      signal: r.controller.signal,
+      session: this,
+      sender: (s) => this.sender(id, r, s),
+      input: (s) => this.inbox(id, r, s),
+    };
+    const started = Date.now();
+    try {
+      const handler = handlers[op] as (ctx: OpContext, args: unknown) => Promise<unknown>;
+      const result = await handler(ctx, h.args);
+      if (r.controller.signal.aborted) throw r.controller.signal.reason;
+      this.reply(id, undefined, result);
+    } catch (err) {
+      if (!(err instanceof AgentError)) log('debug', 'op failed', { id, op, ...errorFields(err) });
+      this.reply(id, err);
+    } finally {
+      for (const s of r.senders.values()) s.destroy();
+      for (const i of r.inboxes.values()) i.fail(cancelled('request finished'));
+      this.running.delete(id);
+      log('debug', 'op done', { id, op, ms: Date.now() - started });
+    }
+  }
+
+  private reply(id: number, err: unknown, result?: unknown): void {
+    if (this.disposed) return;
+    if (err === undefined) {
+      try {
+        this.transport.write(encodeFrame({ k: 'res', id, ok: true, result }));
+        return;
+      } catch (encodeErr) {
+        err = new AgentError('INTERNAL', `reply not encodable: ${(encodeErr as Error).message}`);
+      }
+    }
+    const code = err instanceof AgentError ? err.code : errnoToCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    this.send({ k: 'res', id, ok: false, error: { code, message: truncate(message) } });
+  }
+
+  private send(h: Header, body?: Buffer): void {
+    if (this.disposed) return;
+    this.transport.write(encodeFrame(h, body));
+  }
+
+  private sender(id: number, r: Running, s: StreamName): StreamSender {
+    let sender = r.senders.get(s);
+    if (!sender) {
+      sender = new StreamSender(
+        (b) => this.send({ k: 'data', id, s }, b),
+        () => this.send({ k: 'end', id, s }),
+        this.windowBytes,
+      );
+      r.senders.set(s, sender);
+    }
+    return sender;
+  }
+
+  private inbox(id: number, r: Running, s: StreamName): Inbox {
+    let inbox = r.inboxes.get(s);
+    if (!inbox) {
+      inbox = new Inbox((n) => this.send({ k: 'ack', id, s, n }), this.windowBytes);
+      r.inboxes.set(s, inbox);
+    }
+    return inbox;
+  }
+
+  private abort(r: Running, reason: AgentError): void {
+    if (r.controller.signal.aborted) return;
+    r.controller.abort(reason);
+    for (const s of r.senders.values()) s.destroy();
+    for (const i of r.inboxes.values()) i.fail(reason);
+  }
+}
+
+function truncate(s: string): string {
+  return s.length > MAX_MESSAGE_CHARS ? `${s.slice(0, MAX_MESSAGE_CHARS)}…` : s;
+}
