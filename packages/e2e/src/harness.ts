@@ -1,0 +1,166 @@
+/**
+ * Integration fixture: a real kilnd (the `kiln daemon` CLI as a child process) in a fresh
+ * state directory that borrows the built guest image, and a client for it. It owns cleanup:
+ * close() destroys what the test left, stops the daemon and checks for leftovers; on failure
+ * it prints the daemon log and each sandbox's console tail.
+ */
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { KilnClient } from '@kiln/cli';
+
+export const REPO = resolve(import.meta.dirname, '../../..');
+export const CLI = join(REPO, 'packages/cli/dist/main.js');
+/** Where `kiln image build` put the guest image (default /var/lib/kiln). */
+export const IMAGE_STATE_DIR = process.env.KILN_TEST_IMAGE_STATE_DIR ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
+
+/** Why integration tests cannot run here, or null. Used as the skip message. */
+export function integrationSkipReason(): string | null {
+  if (process.getuid?.() !== 0) return 'integration tests need root (QEMU, TAP, nftables, debootstrap)';
+  try {
+    execFileSync('qemu-system-x86_64', ['--version'], { stdio: 'ignore' });
+  } catch {
+    return 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)';
+  }
+  if (!existsSync(join(IMAGE_STATE_DIR, 'images'))) return `no guest image under ${IMAGE_STATE_DIR}; run \`npx kiln image build\` first`;
+  return null;
+}
+
+export class DaemonFixture {
+  readonly stateDir: string;
+  readonly socket: string;
+  readonly logPath: string;
+  readonly client: KilnClient;
+  private proc: ChildProcess | null = null;
+
+  constructor(readonly name: string) {
+    this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
+    this.socket = join(this.stateDir, 'kiln.sock');
+    this.logPath = join(this.stateDir, 'kilnd.log');
+    symlinkSync(join(IMAGE_STATE_DIR, 'images'), join(this.stateDir, 'images'));
+    this.client = new KilnClient(this.socket);
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async start(env: Record<string, string> = {}): Promise<void> {
+    const log = openSync(this.logPath, 'a');
+    this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, ...env },
+    });
+    closeSync(log);
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (this.proc.exitCode !== null) throw new Error(`kilnd exited during start: ${this.logTail()}`);
+      try {
+        await this.client.call('GET', '/v1/health');
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error(`kilnd did not answer within 30 s: ${this.logTail()}`);
+  }
+
+  /** SIGKILLs the daemon (VMs stay up) and waits for it to be gone. */
+  async crash(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await gone;
+    this.proc = null;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise((r) => p.once('exit', r));
+    p.kill('SIGTERM');
+    await gone;
+    this.proc = null;
+  }
+
+  /** Runs the kiln CLI against this daemon. */
+  cli(args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, [CLI, '--socket', this.socket, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      p.stdout.on('data', (b: Buffer) => out.push(b));
+      p.stderr.on('data', (b: Buffer) => err.push(b));
+      const timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`kiln ${args.join(' ')} timed out`));
+      }, opts.timeoutMs ?? 300_000);
+      p.on('error', reject);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
+      });
+      if (opts.input !== undefined) p.stdin.end(opts.input);
+      else p.stdin.end();
+    });
+  }
+
+  logTail(bytes = 4000): string {
+    try {
+      return readFileSync(this.logPath, 'utf8').slice(-bytes);
+    } catch {
+      return '(no daemon log)';
+    }
+  }
+
+  consoleTail(id: string, bytes = 3000): string {
+    try {
+      return readFileSync(join(this.stateDir, 'sandboxes', id, 'console.log'), 'utf8').slice(-bytes);
+    } catch {
+      return '(no console log)';
+    }
+  }
+
+  /** Prints what helps debug a failed test: daemon log and each sandbox's console. */
+  dumpDiagnostics(): void {
+    process.stderr.write(`\n--- kilnd log (${this.name}, ${this.stateDir}) ---\n${this.logTail()}\n`);
+    const dir = join(this.stateDir, 'sandboxes');
+    if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- console of ${id} ---\n${this.consoleTail(id)}\n`);
+  }
+
+  /** QEMU processes whose command line mentions this fixture's state directory. */
+  vmmProcesses(): number[] {
+    const pids: number[] = [];
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+        if (cmd.includes('qemu-system') && cmd.includes(this.stateDir)) pids.push(Number(name));
+      } catch {
+        // raced with exit
+      }
+    }
+    return pids;
+  }
+
+  /** Destroys every sandbox, stops the daemon, kills stray VMMs, removes the state dir. */
+  async close(opts: { failed?: boolean } = {}): Promise<void> {
+    if (opts.failed) this.dumpDiagnostics();
+    try {
+      if (this.proc && this.proc.exitCode === null) {
+        for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);
+      }
+    } finally {
+      await this.stop();
+      for (const pid of this.vmmProcesses()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      rmSync(this.stateDir, { recursive: true, force: true });
+    }
+  }
+}
