@@ -46,4 +46,4 @@ if (integration.length && isRoot && !unitOnly) {
 if (!isRoot && integration.length) console.error('note: not root: integration tests will be skipped (they say why)');
 
 // Integration files boot VMs under TCG on a 2-core machine: run files one at a time.
-run(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files]);
+run(process.execPath, ['--test', '--test-concurrency=1', ...files]);

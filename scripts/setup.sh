@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything kiln needs on a fresh Debian 12 machine (as root): QEMU 10 from
+# bookworm-backports, the guest-image tools, npm dependencies, the build, and the guest image
+# (cached by the hash of its recipe: a second run does no image work).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages and builds the guest image with debootstrap)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo "==> adding bookworm-backports (QEMU 10: read-only template memory, file: migration under seccomp)"
+  cat > /etc/apt/sources.list.d/kiln-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+echo "==> apt-get update"
+apt-get update -qq
+echo "==> installing QEMU (bookworm-backports) and host tools"
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+apt-get install -y -qq --no-install-recommends \
+  debootstrap busybox-static nftables cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
+
+echo "==> npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+echo "==> build"
+npm run --silent build
+
+echo "==> guest image"
+node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
+echo "==> setup done"
