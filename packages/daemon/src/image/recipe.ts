@@ -1,0 +1,145 @@
+/**
+ * The image recipe: everything that shapes the guest image, and the two hashes that key its
+ * cache. The base key covers the slow layer (debootstrap + kernel); the image hash covers
+ * the base key plus the agent bundle, guest scripts, node binary and initramfs recipe.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentBundleMissingError } from './errors.js';
+import { findTool, toolSearchPath } from './host-tools.js';
+import { resolveKernelPackage, type KernelPackage } from './kernel.js';
+import { run } from './exec.js';
+
+/** Bump when the builder changes what it puts into an image. */
+export const BUILDER_VERSION = 1;
+export const DEFAULT_SUITE = 'bookworm';
+export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
+export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
+/** debootstrap --include (docker.io pulls containerd, runc and tini) */
+export const ROOTFS_PACKAGES: readonly string[] = ['docker.io', 'iptables', 'kmod', 'ca-certificates', 'iproute2', 'procps'];
+/** Modules the initramfs loads to reach the root (dependencies are added from modules.dep). */
+export const INITRAMFS_MODULES: readonly string[] = ['virtio_mmio', 'virtio_blk', 'virtio_console', 'overlay'];
+/** Image-specific kernel arguments; the VMM driver appends console and TSC arguments. */
+export const IMAGE_CMDLINE = 'rdinit=/init panic=-1 quiet';
+
+/** packages/daemon/guest: the guest-side scripts copied into the image */
+export const DEFAULT_GUEST_DIR = fileURLToPath(new URL('../../guest/', import.meta.url));
+/** packages/agent/dist/kiln-agent.cjs, built by `npm run build` */
+export const DEFAULT_AGENT_BUNDLE = fileURLToPath(new URL('../../../agent/dist/kiln-agent.cjs', import.meta.url));
+
+export interface RecipeOptions {
+  /** agent bundle to put at /opt/kiln/agent/kiln-agent.cjs (default DEFAULT_AGENT_BUNDLE) */
+  agentBundle?: string;
+  /** directory of guest scripts (default DEFAULT_GUEST_DIR) */
+  guestDir?: string;
+  /** kernel package (default: what KERNEL_META_PACKAGE resolves to through apt-cache) */
+  kernel?: KernelPackage;
+  /** Debian suite (default DEFAULT_SUITE) */
+  suite?: string;
+  /** debootstrap --include list (default ROOTFS_PACKAGES) */
+  packages?: readonly string[];
+  /** node binary copied to /opt/kiln/bin/node (default process.execPath) */
+  nodeBinary?: string;
+  /** static busybox for the initramfs (default: busybox on PATH) */
+  busybox?: string;
+}
+
+export interface Recipe {
+  builderVersion: number;
+  suite: string;
+  packages: string[];
+  kernel: KernelPackage;
+  initramfsModules: string[];
+  cmdline: string;
+  agentBundle: { path: string; sha256: string };
+  guest: { dir: string; files: Record<string, string> };
+  node: { path: string; version: string };
+  busybox: { path: string; sha256: string };
+}
+
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('error', reject)
+      .on('data', (b) => h.update(b))
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** sha256 of each guest script, including its exec bit (it decides whether it can run). */
+async function hashGuestDir(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) {
+    const p = join(dir, name);
+    const st = await stat(p);
+    if (!st.isFile()) continue;
+    files[name] = sha256(`${st.mode & 0o111 ? 'x' : '-'}:${(await readFile(p)).toString('base64')}`);
+  }
+  return files;
+}
+
+async function nodeVersion(path: string): Promise<string> {
+  if (path === process.execPath) return process.version;
+  return (await run(path, ['--version'])).trim();
+}
+
+/** Gathers every input of the image; reads files and (without opts.kernel) asks apt-cache. */
+export async function resolveRecipe(opts: RecipeOptions = {}): Promise<Recipe> {
+  const agentPath = opts.agentBundle ?? DEFAULT_AGENT_BUNDLE;
+  const agentSha = await sha256File(agentPath).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new AgentBundleMissingError(agentPath);
+    throw err;
+  });
+  const guestDir = opts.guestDir ?? DEFAULT_GUEST_DIR;
+  const busyboxPath = opts.busybox ?? findTool('busybox', toolSearchPath()) ?? '/bin/busybox';
+  const nodePath = opts.nodeBinary ?? process.execPath;
+  const [kernel, guestFiles, busyboxSha, nodeVer] = await Promise.all([
+    opts.kernel ?? resolveKernelPackage(KERNEL_META_PACKAGE),
+    hashGuestDir(guestDir),
+    sha256File(busyboxPath).catch(() => 'missing'),
+    nodeVersion(nodePath),
+  ]);
+  return {
+    builderVersion: BUILDER_VERSION,
+    suite: opts.suite ?? DEFAULT_SUITE,
+    packages: [...(opts.packages ?? ROOTFS_PACKAGES)],
+    kernel,
+    initramfsModules: [...INITRAMFS_MODULES],
+    cmdline: IMAGE_CMDLINE,
+    agentBundle: { path: agentPath, sha256: agentSha },
+    guest: { dir: guestDir, files: guestFiles },
+    node: { path: nodePath, version: nodeVer },
+    busybox: { path: busyboxPath, sha256: busyboxSha },
+  };
+}
+
+/** Key of the slow base layer: suite, package list, kernel package and builder version. */
+export function baseKey(r: Recipe): string {
+  const input = { v: r.builderVersion, suite: r.suite, packages: r.packages, kernel: r.kernel };
+  return sha256(JSON.stringify(input)).slice(0, 16);
+}
+
+/** Hash of the whole image: the base key plus the per-image inputs (paths are not hashed). */
+export function imageHash(r: Recipe): string {
+  const input = {
+    base: baseKey(r),
+    agent: r.agentBundle.sha256,
+    guest: r.guest.files,
+    node: r.node.version,
+    busybox: r.busybox.sha256,
+    initramfsModules: r.initramfsModules,
+    cmdline: r.cmdline,
+  };
+  return sha256(JSON.stringify(input)).slice(0, 16);
+}
+
+/** Hash of everything that shapes the image built with `opts`. */
+export async function recipeHash(opts: RecipeOptions = {}): Promise<string> {
+  return imageHash(await resolveRecipe(opts));
+}
