@@ -20,7 +20,7 @@ import {
 } from '@kiln/protocol';
 import { Inbox, cancelled } from './inbox.js';
 import { errorFields, log } from './log.js';
-import { handlers, type AgentConfig, type OpContext } from './ops/index.js';
+import { handlers, type AgentConfig, type ExecEntry, type OpContext } from './ops/index.js';
 
 /** Where frames go: a unix socket in tests, the virtio-serial port in a guest. */
 export interface Transport {
@@ -38,8 +38,8 @@ const MAX_MESSAGE_CHARS = 1000;
 export class Session {
   private readonly decoder = new FrameDecoder();
   private readonly running = new Map<number, Running>();
-  /** Exec request id → process group id, for exec.signal. */
-  readonly execs = new Map<number, number>();
+  /** Running execs by request id, for exec.signal. */
+  readonly execs = new Map<number, ExecEntry>();
   windowBytes = DEFAULT_WINDOW_BYTES;
   private disposed = false;
 

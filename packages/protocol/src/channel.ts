@@ -117,7 +117,6 @@ export class RpcChannel extends EventEmitter {
     p.timer = setTimeout(() => {
       this.settle(id, new AgentError('TIMEOUT', `${p.op} (request ${id}) got no ${p.hooks.idle ? 'activity' : 'reply'} within ${p.timeoutMs} ms`));
     }, p.timeoutMs);
-    p.timer.unref?.();
   }
 
   private settle(id: number, outcome: { value: unknown } | Error): void {

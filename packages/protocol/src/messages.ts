@@ -124,7 +124,7 @@ export const DockerReadyResult = Type.Object({ waitedMs: Type.Number({ minimum: 
 export const ExecArgs = Type.Object({
   argv: Type.Optional(Type.Array(NoNul(65536), { minItems: 1, maxItems: 4096 })),
   shell: Type.Optional(NoNul(65536)),
-  env: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 1024, pattern: '^[^=\\u0000]+$' }), NoNul(65536))),
+  env: Type.Optional(Type.Record(Type.String({ pattern: '^[^=\\u0000]{1,1024}$' }), NoNul(65536), Strict)),
   cwd: Type.Optional(Path),
   stdin: Type.Optional(Type.Boolean()),
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 7 * 24 * 3_600_000 })),

@@ -11,10 +11,16 @@ export interface AgentConfig {
   sysRoot: string;
 }
 
+/** A running exec: its process group once spawned, and signals that arrived before that. */
+export interface ExecEntry {
+  pgid: number | undefined;
+  pendingSignals: NodeJS.Signals[];
+}
+
 export interface SessionLike {
   readonly config: AgentConfig;
-  /** Exec request id → process group id. */
-  readonly execs: Map<number, number>;
+  /** Exec request id → its entry, from the moment the request is accepted until it replies. */
+  readonly execs: Map<number, ExecEntry>;
   windowBytes: number;
 }
 

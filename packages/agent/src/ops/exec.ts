@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { AgentError, errnoToCode, type StreamSender } from '@kiln/protocol';
-import type { OpContext, OpHandler } from './context.js';
+import { AgentError, errnoToCode, type ExecArgs, type ExecResult, type StreamSender } from '@kiln/protocol';
+import type { ExecEntry, OpContext, OpHandler } from './context.js';
 import { lookupUser } from './users.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -63,6 +63,17 @@ export const exec: OpHandler<'exec'> = async (ctx, args) => {
   if ((args.argv === undefined) === (args.shell === undefined)) {
     throw new AgentError('INVALID_ARGUMENT', 'exec: give exactly one of argv or shell');
   }
+  // Registered before spawning, so an exec.signal that overtakes the spawn is queued, not lost.
+  const entry: ExecEntry = { pgid: undefined, pendingSignals: [] };
+  ctx.session.execs.set(ctx.id, entry);
+  try {
+    return await run(ctx, args, entry);
+  } finally {
+    ctx.session.execs.delete(ctx.id);
+  }
+};
+
+async function run(ctx: OpContext, args: ExecArgs, entry: ExecEntry): Promise<ExecResult> {
   const user = await lookupUser(args.user);
   const cwd = await resolveCwd(args.cwd, user.home);
   const [file, ...rest] = args.argv ?? ['/bin/sh', '-c', args.shell as string];
@@ -92,7 +103,8 @@ export const exec: OpHandler<'exec'> = async (ctx, args) => {
     throw new AgentError(code, `${what}: ${file}: ${spawnError.message}`);
   }
   const pgid = child.pid as number;
-  ctx.session.execs.set(ctx.id, pgid);
+  entry.pgid = pgid;
+  for (const sig of entry.pendingSignals) killGroup(pgid, sig);
 
   const stdout = ctx.sender('stdout');
   const stderr = ctx.sender('stderr');
@@ -132,16 +144,19 @@ export const exec: OpHandler<'exec'> = async (ctx, args) => {
   } finally {
     clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onAbort);
-    ctx.session.execs.delete(ctx.id);
   }
-};
+}
 
 export const execSignal: OpHandler<'exec.signal'> = async (ctx, { execId, signal }) => {
   if (!(signal in constants.signals)) throw new AgentError('INVALID_ARGUMENT', `unknown signal ${signal}`);
-  const pgid = ctx.session.execs.get(execId);
-  if (pgid === undefined) throw new AgentError('NOT_FOUND', `no running exec with id ${execId}`);
+  const entry = ctx.session.execs.get(execId);
+  if (entry === undefined) throw new AgentError('NOT_FOUND', `no running exec with id ${execId}`);
+  if (entry.pgid === undefined) {
+    entry.pendingSignals.push(signal as NodeJS.Signals);
+    return {};
+  }
   try {
-    process.kill(-pgid, signal as NodeJS.Signals);
+    process.kill(-entry.pgid, signal as NodeJS.Signals);
   } catch (err) {
     throw new AgentError(errnoToCode(err), `signalling exec ${execId}: ${(err as Error).message}`);
   }

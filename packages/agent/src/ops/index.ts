@@ -8,7 +8,7 @@ import { readFile, writeFile } from './file-transfer.js';
 import { list, mkdir, remove, stat } from './files.js';
 import { configure, health, hello } from './system.js';
 
-export type { AgentConfig, OpContext, OpHandler } from './context.js';
+export type { AgentConfig, ExecEntry, OpContext, OpHandler } from './context.js';
 
 export const handlers: { [O in OpName]: OpHandler<O> } = {
   hello,
