@@ -10,7 +10,7 @@ import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:
 import { join } from 'node:path';
 import { toKilnError } from '../errors.js';
 import { ImageBuildError } from './errors.js';
-import { requireTools } from './host-tools.js';
+import { requireTools, toolSearchPath } from './host-tools.js';
 import { buildInitramfs } from './initramfs.js';
 import { fetchKernel } from './kernel.js';
 import { INITRD_FILE, KERNEL_FILE, MANIFEST_FILE, ROOTFS_FILE, readManifest, type BuildProgress, type ImageManifest } from './manifest.js';
@@ -25,6 +25,8 @@ export interface BuildImageOptions extends RecipeOptions {
   force?: boolean;
   /** Debian mirror for debootstrap (default DEFAULT_MIRROR; not part of the recipe hash) */
   mirror?: string;
+  /** where the host tools are looked for before building (default: PATH plus the sbin dirs) */
+  toolSearchPath?: string;
 }
 
 const BUILD_TOOLS = ['debootstrap', 'apt-get', 'dpkg', 'depmod', 'busybox', 'cpio', 'mkfs.ext4', 'chroot', 'cp', 'du', 'ldd'];
@@ -65,7 +67,7 @@ export async function buildImage(opts: BuildImageOptions): Promise<ImageManifest
 
 async function build(recipe: Recipe, hash: string, finalDir: string, opts: BuildImageOptions, progress: BuildProgress): Promise<ImageManifest> {
   const started = Date.now();
-  requireTools(BUILD_TOOLS);
+  requireTools(BUILD_TOOLS, opts.toolSearchPath ?? toolSearchPath());
   const images = imagesDir(opts.stateDir);
   await mkdir(join(images, 'cache'), { recursive: true });
   await removeStaleTemps(images);
