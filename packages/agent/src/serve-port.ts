@@ -13,6 +13,7 @@ import { Session, type Transport } from './session.js';
 export const PORT_NAME = 'org.kiln.agent';
 const REOPEN_DELAY_MS = 50;
 const DISCOVER_POLL_MS = 200;
+const READ_BUFFER_BYTES = 512 * 1024;
 
 const openP = promisify(open);
 const readP = promisify(read);
@@ -97,12 +98,14 @@ async function serveOnce(fd: number, config: AgentConfig): Promise<void> {
     log('warn', 'discarding input until the host reconnects', { code: err.code });
     desynced = true;
   });
+  // One large reusable buffer: a whole max-size frame fits in one read (each read is a
+  // pool round trip), and only the bytes actually read are copied out.
+  const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   try {
     for (;;) {
-      const buf = Buffer.allocUnsafe(64 * 1024);
       const { bytesRead } = await readP(fd, buf, 0, buf.length, null);
       if (bytesRead === 0) return; // host disconnected
-      if (!desynced) session.push(buf.subarray(0, bytesRead));
+      if (!desynced) session.push(Buffer.from(buf.subarray(0, bytesRead)));
     }
   } catch (err) {
     log('warn', 'read from port failed', errorFields(err));

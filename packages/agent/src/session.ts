@@ -34,6 +34,8 @@ interface Running {
 }
 
 const MAX_MESSAGE_CHARS = 1000;
+/** Requests beyond this many at once are refused, so a runaway host cannot exhaust the guest. */
+const MAX_CONCURRENT_REQUESTS = 1024;
 
 export class Session {
   private readonly decoder = new FrameDecoder();
@@ -111,6 +113,9 @@ export class Session {
     if (this.running.has(id)) {
       log('warn', 'ignoring request with an id already in use', { id, op });
       return;
+    }
+    if (this.running.size >= MAX_CONCURRENT_REQUESTS) {
+      return this.reply(id, new AgentError('INTERNAL', `too many concurrent requests (${MAX_CONCURRENT_REQUESTS})`));
     }
     if (!isOpName(op)) return this.reply(id, new AgentError('UNKNOWN_OP', `unknown op "${op.slice(0, 64)}"`));
     const valid = checkOp(op, 'args', h.args);

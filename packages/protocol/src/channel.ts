@@ -25,6 +25,8 @@ export interface RequestHooks {
   onData?(s: StreamName, body: Buffer): void;
   onEnd?(s: StreamName, cancel: boolean): void;
   onAck?(s: StreamName, n: number): void;
+  /** Called when the host gives up on the request (timeout, abandon) while the channel stays up: tell the agent to stop. */
+  onGiveUp?(): void;
 }
 
 interface Pending {
@@ -46,6 +48,15 @@ export interface ChannelStats {
   invalidResults: number;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- only narrows EventEmitter's event signatures
+export interface RpcChannel {
+  /** Emitted once when the channel ends or fails; `reason` is undefined after a local close(). */
+  on(event: 'close', listener: (reason?: Error) => void): this;
+  once(event: 'close', listener: (reason?: Error) => void): this;
+  off(event: 'close', listener: (reason?: Error) => void): this;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- typed 'close' event, see above
 export class RpcChannel extends EventEmitter {
   readonly stats: ChannelStats = { unknownIdFrames: 0, unexpectedFrames: 0, invalidResults: 0 };
   protected readonly requestTimeoutMs: number;
@@ -104,7 +115,18 @@ export class RpcChannel extends EventEmitter {
 
   /** Gives up on request `id`: it rejects with CANCELLED and later frames for it count as unknown. */
   protected abandon(id: number): void {
+    const p = this.pending.get(id);
     this.settle(id, new AgentError('CANCELLED', `request ${id} abandoned`));
+    if (p) this.giveUp(p);
+  }
+
+  private giveUp(p: Pending): void {
+    if (this.closed) return;
+    try {
+      p.hooks.onGiveUp?.();
+    } catch {
+      // best effort
+    }
   }
 
   protected isPending(id: number): boolean {
@@ -116,6 +138,7 @@ export class RpcChannel extends EventEmitter {
     if (p.timeoutMs <= 0) return;
     p.timer = setTimeout(() => {
       this.settle(id, new AgentError('TIMEOUT', `${p.op} (request ${id}) got no ${p.hooks.idle ? 'activity' : 'reply'} within ${p.timeoutMs} ms`));
+      this.giveUp(p);
     }, p.timeoutMs);
   }
 

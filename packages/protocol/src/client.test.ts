@@ -236,3 +236,20 @@ test('connect honours an abort signal', async () => {
   await assert.rejects(AgentClient.connect(path, { timeoutMs: 5000, signal: ac.signal }), code('CANCELLED'));
   srv.close();
 });
+
+test('a download that times out tells the agent to stop sending', async () => {
+  const toAgent = new PassThrough();
+  const toHost = new PassThrough();
+  const client = new AgentClient(Duplex.from({ readable: toHost, writable: toAgent }), { requestTimeoutMs: 100 });
+  const seen: Record<string, unknown>[] = [];
+  const d = new FrameDecoder();
+  toAgent.on('data', (c: Buffer) => d.push(c).forEach((f) => seen.push(f.header)));
+  const { stream, result } = client.readFile('/slow');
+  await waitFrames(seen as unknown as Frame[], 1);
+  const id = seen[0]?.id;
+  toHost.write(encodeFrame({ k: 'data', id, s: 'file' }, Buffer.alloc(10)));
+  await assert.rejects(result, code('TIMEOUT'));
+  assert.equal(stream.destroyed, true);
+  assert.deepEqual(seen.at(-1), { k: 'end', id, s: 'file', cancel: true });
+  client.close();
+});

@@ -220,6 +220,7 @@ export class AgentClient extends RpcChannel {
         if (s === 'stdin') stdin.ack(n);
         else this.stats.unexpectedFrames++;
       },
+      onGiveUp: () => void quiet(this.request('exec.signal', { execId: id, signal: 'SIGKILL' }).result),
     });
     const result = quiet(
       raw.then(
@@ -266,7 +267,11 @@ export class AgentClient extends RpcChannel {
     const { id, result } = this.request(
       'file.write',
       { path, ...(opts.mode !== undefined && { mode: opts.mode }), ...(opts.mkdirs !== undefined && { mkdirs: opts.mkdirs }) },
-      { idle: true, onAck: (s, n) => (s === 'file' ? sender.ack(n) : this.stats.unexpectedFrames++) },
+      {
+        idle: true,
+        onAck: (s, n) => (s === 'file' ? sender.ack(n) : this.stats.unexpectedFrames++),
+        onGiveUp: () => this.sendFrame({ k: 'end', id, s: 'file', cancel: true }),
+      },
     );
     let sourceError: unknown;
     const onData = (chunk: Buffer | string) => {
@@ -360,6 +365,7 @@ export class AgentClient extends RpcChannel {
           ended = true;
           if (cancel) failStream(new AgentError('CANCELLED', `agent aborted reading ${path}`));
         },
+        onGiveUp: () => this.sendFrame({ k: 'end', id, s: 'file', cancel: true }),
       },
     );
     const result = quiet(
