@@ -172,6 +172,10 @@ async function ensureBase(recipe: Recipe, opts: BuildImageOptions, progress: Bui
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       await rm(tmp, { recursive: true, force: true });
     });
+    // older base layers are build cache only (images hold their own copies): drop them
+    for (const name of await readdir(cache)) {
+      if (name.startsWith('base-') && name !== `base-${key}`) await rm(join(cache, name), { recursive: true, force: true });
+    }
     progress({ step: 'base', detail: `base layer ${key}`, done: true });
     return dir;
   } catch (err) {

@@ -14,7 +14,7 @@ import { resolveKernelPackage, type KernelPackage } from './kernel.js';
 import { run } from './exec.js';
 
 /** Bump when the builder changes what it puts into an image. */
-export const BUILDER_VERSION = 1;
+export const BUILDER_VERSION = 2;
 export const DEFAULT_SUITE = 'bookworm';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';

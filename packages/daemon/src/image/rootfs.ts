@@ -54,6 +54,10 @@ export async function buildBaseRootfs(b: BaseRootfsInput, step: (s: string, deta
   // no root password: lock it (debootstrap leaves '*' already; make sure)
   await run('chroot', [b.dir, 'usermod', '--password', '*', 'root']);
   await writeFile(join(b.dir, 'etc/hostname'), 'kiln\n');
+  // debootstrap copies the host's resolv.conf in: nothing of the host goes into the guest
+  // (kiln configures DNS at run time through the agent)
+  await rm(join(b.dir, 'etc/resolv.conf'), { force: true });
+  await writeFile(join(b.dir, 'etc/resolv.conf'), '# set by kiln at run time\n');
   await writeFile(join(b.dir, 'etc/machine-id'), '');
 }
 
