@@ -5,7 +5,6 @@
 
 import { close, open, read, readdir, readFile, write } from 'node:fs';
 import { promisify } from 'node:util';
-import type { ProtocolError } from '@kiln/protocol';
 import { errorFields, log } from './log.js';
 import type { AgentConfig } from './ops/index.js';
 import { Session, type Transport } from './session.js';
@@ -92,12 +91,9 @@ class FdTransport implements Transport {
 /** Serves one open of the port until EOF or an error. */
 async function serveOnce(fd: number, config: AgentConfig): Promise<void> {
   const transport = new FdTransport(fd);
-  let desynced = false;
-  const session = new Session(transport, config, (err: ProtocolError) => {
-    // The byte stream cannot be resynchronised; discard input until the host disconnects.
-    log('warn', 'discarding input until the host reconnects', { code: err.code });
-    desynced = true;
-  });
+  // A new host may replace the old one without this read ever seeing EOF, so bad input
+  // resynchronises on the next hello instead of waiting for a disconnect.
+  const session = new Session(transport, config, { onBadInput: 'resync' });
   // One large reusable buffer: a whole max-size frame fits in one read (each read is a
   // pool round trip), and only the bytes actually read are copied out.
   const buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
@@ -105,7 +101,7 @@ async function serveOnce(fd: number, config: AgentConfig): Promise<void> {
     for (;;) {
       const { bytesRead } = await readP(fd, buf, 0, buf.length, null);
       if (bytesRead === 0) return; // host disconnected
-      if (!desynced) session.push(Buffer.from(buf.subarray(0, bytesRead)));
+      session.push(Buffer.from(buf.subarray(0, bytesRead)));
     }
   } catch (err) {
     log('warn', 'read from port failed', errorFields(err));

@@ -22,7 +22,7 @@ export async function serveUnix(path: string, config: AgentConfig): Promise<void
 
   const serve = (socket: Socket) => {
     active = socket;
-    const session = new Session({ write: (frame) => void socket.write(frame) }, config, () => socket.end());
+    const session = new Session({ write: (frame) => void socket.write(frame) }, config, { onBadInput: 'close', onFatal: () => socket.end() });
     socket.on('data', (chunk: Buffer) => session.push(chunk));
     socket.on('error', () => undefined);
     socket.once('close', () => {

@@ -1,7 +1,13 @@
 // One host connection: decodes frames, validates every header and every op's args, runs
 // ops concurrently, routes stream frames, and replies. Nothing the host sends can throw out
-// of here: an undecodable byte stream ends the session (after an id-0 error reply), a bad
-// request gets an error reply, and a failing op is turned into a coded error.
+// of here: undecodable bytes get an id-0 error reply and then either end the connection
+// (unix socket) or make the session resynchronise on the next `hello` (virtio port, where a
+// host can be replaced without the guest seeing EOF), a bad request gets an error reply,
+// and a failing op is turned into a coded error.
+//
+// A `hello` carrying a sessionId different from the current one starts a new logical
+// session on the same byte stream: everything the previous host started is aborted (its
+// execs killed) and its replies are suppressed, so request ids can be reused safely.
 
 import {
   AgentError,
@@ -21,16 +27,26 @@ import {
 import { Inbox, cancelled } from './inbox.js';
 import { errorFields, log } from './log.js';
 import { handlers, type AgentConfig, type ExecEntry, type OpContext } from './ops/index.js';
+import { Resync } from './resync.js';
 
 /** Where frames go: a unix socket in tests, the virtio-serial port in a guest. */
 export interface Transport {
   write(frame: Buffer): void;
 }
 
+export interface SessionOptions {
+  /** What to do with undecodable input: 'close' calls onFatal (the owner drops the connection); 'resync' waits for the next hello. */
+  onBadInput: 'close' | 'resync';
+  /** Called when onBadInput is 'close'. */
+  onFatal?(err: ProtocolError): void;
+}
+
 interface Running {
   controller: AbortController;
   senders: Map<StreamName, StreamSender>;
   inboxes: Map<StreamName, Inbox>;
+  /** Set when a new host session superseded this request: it must not send anything more. */
+  stale: boolean;
 }
 
 const MAX_MESSAGE_CHARS = 1000;
@@ -38,18 +54,19 @@ const MAX_MESSAGE_CHARS = 1000;
 const MAX_CONCURRENT_REQUESTS = 1024;
 
 export class Session {
-  private readonly decoder = new FrameDecoder();
+  private decoder = new FrameDecoder();
+  private resync: Resync | undefined;
   private readonly running = new Map<number, Running>();
   /** Running execs by request id, for exec.signal. */
   readonly execs = new Map<number, ExecEntry>();
   windowBytes = DEFAULT_WINDOW_BYTES;
+  private sessionId: string | undefined;
   private disposed = false;
 
   constructor(
     private readonly transport: Transport,
     readonly config: AgentConfig,
-    /** Called once when the byte stream is unusable; the owner must drop the connection. */
-    private readonly onFatal: (err: ProtocolError) => void,
+    private readonly opts: SessionOptions,
   ) {}
 
   get isDisposed(): boolean {
@@ -58,27 +75,55 @@ export class Session {
 
   push(chunk: Buffer): void {
     if (this.disposed) return;
+    if (this.resync) {
+      const rest = this.resync.push(chunk);
+      if (!rest) return;
+      log('info', 'resynchronised on a hello frame');
+      this.resync = undefined;
+      this.decoder = new FrameDecoder();
+      chunk = rest;
+    }
     try {
       for (const frame of this.decoder.push(chunk)) {
         const checked = checkHeader(frame.header);
         if (!checked.ok) throw new ProtocolError('MALFORMED_HEADER', `invalid header: ${checked.message}`);
         this.onFrame(checked.header, frame.body);
-        if (this.disposed) return;
+        if (this.disposed || this.resync) return;
       }
     } catch (err) {
-      const perr = err instanceof ProtocolError ? err : new ProtocolError('PROTOCOL_ERROR', String(err), { cause: err });
-      log('warn', 'dropping connection: bad input from host', { code: perr.code, err: perr.message });
-      this.send({ k: 'res', id: 0, ok: false, error: { code: perr.code, message: truncate(perr.message) } });
-      this.dispose();
-      this.onFatal(perr);
+      this.badInput(err instanceof ProtocolError ? err : new ProtocolError('PROTOCOL_ERROR', String(err), { cause: err }));
     }
   }
 
   /** Aborts every running op (killing execs); later frames are ignored and nothing more is sent. */
   dispose(): void {
     if (this.disposed) return;
-    for (const r of this.running.values()) this.abort(r, cancelled('session closed'));
+    this.reset(cancelled('session closed'));
     this.disposed = true;
+  }
+
+  private badInput(err: ProtocolError): void {
+    log('warn', 'bad input from host', { code: err.code, err: err.message, then: this.opts.onBadInput });
+    this.send({ k: 'res', id: 0, ok: false, error: { code: err.code, message: truncate(err.message) } });
+    if (this.opts.onBadInput === 'resync') {
+      this.reset(cancelled('bad input from host'));
+      this.sessionId = undefined;
+      this.resync = new Resync();
+      return;
+    }
+    this.dispose();
+    this.opts.onFatal?.(err);
+  }
+
+  /** Ends everything the current host started. */
+  private reset(reason: AgentError): void {
+    for (const r of this.running.values()) {
+      r.stale = true;
+      this.abort(r, reason);
+    }
+    this.running.clear();
+    this.execs.clear();
+    this.windowBytes = DEFAULT_WINDOW_BYTES;
   }
 
   private onFrame(h: Header, body: Buffer): void {
@@ -110,18 +155,19 @@ export class Session {
 
   private async run(h: ReqHeader): Promise<void> {
     const { id, op } = h;
+    if (op === 'hello') this.maybeNewSession(h.args);
     if (this.running.has(id)) {
       log('warn', 'ignoring request with an id already in use', { id, op });
       return;
     }
     if (this.running.size >= MAX_CONCURRENT_REQUESTS) {
-      return this.reply(id, new AgentError('INTERNAL', `too many concurrent requests (${MAX_CONCURRENT_REQUESTS})`));
+      return this.reply(id, undefined, new AgentError('INTERNAL', `too many concurrent requests (${MAX_CONCURRENT_REQUESTS})`));
     }
-    if (!isOpName(op)) return this.reply(id, new AgentError('UNKNOWN_OP', `unknown op "${op.slice(0, 64)}"`));
+    if (!isOpName(op)) return this.reply(id, undefined, new AgentError('UNKNOWN_OP', `unknown op "${op.slice(0, 64)}"`));
     const valid = checkOp(op, 'args', h.args);
-    if (!valid.ok) return this.reply(id, new AgentError('INVALID_ARGUMENT', `${op}: ${valid.message}`));
+    if (!valid.ok) return this.reply(id, undefined, new AgentError('INVALID_ARGUMENT', `${op}: ${valid.message}`));
 
-    const r: Running = { controller: new AbortController(), senders: new Map(), inboxes: new Map() };
+    const r: Running = { controller: new AbortController(), senders: new Map(), inboxes: new Map(), stale: false };
     this.running.set(id, r);
     const ctx: OpContext = {
       id,
@@ -135,20 +181,31 @@ export class Session {
       const handler = handlers[op] as (ctx: OpContext, args: unknown) => Promise<unknown>;
       const result = await handler(ctx, h.args);
       if (r.controller.signal.aborted) throw r.controller.signal.reason;
-      this.reply(id, undefined, result);
+      this.reply(id, r, undefined, result);
     } catch (err) {
       if (!(err instanceof AgentError)) log('debug', 'op failed', { id, op, ...errorFields(err) });
-      this.reply(id, err);
+      this.reply(id, r, err);
     } finally {
       for (const s of r.senders.values()) s.destroy();
       for (const i of r.inboxes.values()) i.fail(cancelled('request finished'));
-      this.running.delete(id);
+      if (this.running.get(id) === r) this.running.delete(id);
       log('debug', 'op done', { id, op, ms: Date.now() - started });
     }
   }
 
-  private reply(id: number, err: unknown, result?: unknown): void {
-    if (this.disposed) return;
+  /** A hello from a different host session supersedes everything the previous one started. */
+  private maybeNewSession(args: unknown): void {
+    const sessionId = (args as { sessionId?: unknown } | null)?.sessionId;
+    if (typeof sessionId !== 'string' || sessionId === this.sessionId) return;
+    if (this.sessionId !== undefined && this.running.size > 0) {
+      log('info', 'new host session: aborting the previous one', { running: this.running.size });
+    }
+    this.reset(cancelled('superseded by a new host session'));
+    this.sessionId = sessionId;
+  }
+
+  private reply(id: number, r: Running | undefined, err: unknown, result?: unknown): void {
+    if (this.disposed || r?.stale) return;
     if (err === undefined) {
       try {
         this.transport.write(encodeFrame({ k: 'res', id, ok: true, result }));
@@ -162,8 +219,8 @@ export class Session {
     this.send({ k: 'res', id, ok: false, error: { code, message: truncate(message) } });
   }
 
-  private send(h: Header, body?: Buffer): void {
-    if (this.disposed) return;
+  private send(h: Header, body?: Buffer, r?: Running): void {
+    if (this.disposed || r?.stale) return;
     this.transport.write(encodeFrame(h, body));
   }
 
@@ -171,10 +228,11 @@ export class Session {
     let sender = r.senders.get(s);
     if (!sender) {
       sender = new StreamSender(
-        (b) => this.send({ k: 'data', id, s }, b),
-        () => this.send({ k: 'end', id, s }),
+        (b) => this.send({ k: 'data', id, s }, b, r),
+        () => this.send({ k: 'end', id, s }, undefined, r),
         this.windowBytes,
       );
+      if (r.stale || r.controller.signal.aborted) sender.destroy();
       r.senders.set(s, sender);
     }
     return sender;
@@ -183,7 +241,8 @@ export class Session {
   private inbox(id: number, r: Running, s: StreamName): Inbox {
     let inbox = r.inboxes.get(s);
     if (!inbox) {
-      inbox = new Inbox((n) => this.send({ k: 'ack', id, s, n }), this.windowBytes);
+      inbox = new Inbox((n) => this.send({ k: 'ack', id, s, n }, undefined, r), this.windowBytes);
+      if (r.controller.signal.aborted) inbox.fail(r.controller.signal.reason as Error);
       r.inboxes.set(s, inbox);
     }
     return inbox;

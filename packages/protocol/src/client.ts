@@ -1,7 +1,7 @@
 // Host-side client of kiln-agent, used by the daemon. Works on any Duplex (a unix socket
 // to QEMU's chardev in production, a socketpair or PassThrough pair in tests).
 
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { RpcChannel, type ChannelOptions } from './channel.js';
@@ -69,6 +69,8 @@ function quiet<T>(p: Promise<T>): Promise<T> {
 export class AgentClient extends RpcChannel {
   /** Set once a `hello` succeeded (always set on clients returned by `connect`). */
   agentInfo: HelloResult | undefined;
+  /** Sent in every hello: a new id tells the agent that a new host session has started. */
+  readonly sessionId = randomUUID();
 
   constructor(stream: import('node:stream').Duplex, opts: AgentClientOptions = {}) {
     super(stream, opts);
@@ -153,7 +155,7 @@ export class AgentClient extends RpcChannel {
   }
 
   private async helloWithTimeout(timeoutMs: number, ids?: number[]): Promise<HelloResult> {
-    const req = this.request('hello', { protocolVersion: PROTOCOL_VERSION, windowBytes: this.windowBytes }, { timeoutMs });
+    const req = this.request('hello', { protocolVersion: PROTOCOL_VERSION, windowBytes: this.windowBytes, sessionId: this.sessionId }, { timeoutMs });
     ids?.push(req.id);
     const info = await req.result;
     if (info.protocolVersion !== PROTOCOL_VERSION) {

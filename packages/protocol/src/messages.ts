@@ -92,6 +92,12 @@ export const HelloArgs = Type.Object({
   protocolVersion: Type.Integer({ minimum: 0 }),
   /** Flow-control window the host uses; the agent adopts it for its own sends. Default 1 MiB. */
   windowBytes: Type.Optional(Type.Integer({ minimum: 64 * 1024, maximum: 64 * 1024 * 1024 })),
+  /**
+   * Random id of the host-side client. On a virtio-serial port a new host can replace the
+   * old one without the guest seeing EOF; a hello with a new sessionId makes the agent abort
+   * everything the previous session started (killing its execs) and drop its replies.
+   */
+  sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
 }, Strict);
 export const HelloResult = Type.Object({
   protocolVersion: Type.Integer(),

@@ -69,7 +69,7 @@ export const exec: OpHandler<'exec'> = async (ctx, args) => {
   try {
     return await run(ctx, args, entry);
   } finally {
-    ctx.session.execs.delete(ctx.id);
+    if (ctx.session.execs.get(ctx.id) === entry) ctx.session.execs.delete(ctx.id);
   }
 };
 
