@@ -125,6 +125,18 @@ test('the agent serves a real virtio-serial port: exec, files, reconnects, garba
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.equal(left, '', 'the dropped session left its exec running');
+
+  // sys.configure, as after a snapshot restore: clock, hostname, machine-id, entropy.
+  const target = Date.now() + 3_600_000;
+  await client.configure({ timeEpochMs: target, hostname: 'clone-2', machineId: 'c0ffee'.repeat(5) + 'ab', entropyHex: 'ff'.repeat(64) });
+  const sys: Buffer[] = [];
+  await client.exec({ shell: 'date +%s; hostname; cat /etc/hostname /etc/machine-id' }, { onStdout: (b) => void sys.push(b) }).result;
+  const [secs, hostname, etcHostname, machineId] = Buffer.concat(sys).toString().trim().split('\n');
+  assert.ok(Math.abs(Number(secs) * 1000 - target) < 10_000, `guest clock ${secs}, wanted ~${target / 1000}`);
+  assert.deepEqual([hostname, etcHostname, machineId], ['clone-2', 'clone-2', 'c0ffee'.repeat(5) + 'ab']);
+  client.close();
+  client = await AgentClient.connect(socket, { timeoutMs: 10_000 });
+  assert.equal(client.agentInfo?.hostname, 'clone-2');
   client.close();
 
   // Garbage: an id-0 error reply, then a fresh connection works.
