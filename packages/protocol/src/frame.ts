@@ -103,9 +103,12 @@ export class FrameDecoder {
   }
 
   private peek(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.chunks).subarray(0, n);
+    // Merge just enough leading chunks to hold n bytes (keeps the merge for next time).
+    let have = 0;
+    let k = 0;
+    while (have < n) have += (this.chunks[k++] as Buffer).length;
+    if (k > 1) this.chunks.splice(0, k, Buffer.concat(this.chunks.slice(0, k)));
+    return (this.chunks[0] as Buffer).subarray(0, n);
   }
 
   private take(n: number): Buffer {
