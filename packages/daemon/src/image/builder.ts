@@ -15,6 +15,7 @@ import { buildInitramfs } from './initramfs.js';
 import { fetchKernel } from './kernel.js';
 import { INITRD_FILE, KERNEL_FILE, MANIFEST_FILE, ROOTFS_FILE, readManifest, type BuildProgress, type ImageManifest } from './manifest.js';
 import { DEFAULT_MIRROR, baseKey, imageHash, resolveRecipe, type Recipe, type RecipeOptions } from './recipe.js';
+import { DEFAULT_KEEP_IMAGES, pruneImages } from './prune.js';
 import { addKilnFiles, buildBaseRootfs, linkCopyTree, makeRootExt4 } from './rootfs.js';
 
 export interface BuildImageOptions extends RecipeOptions {
@@ -27,6 +28,8 @@ export interface BuildImageOptions extends RecipeOptions {
   mirror?: string;
   /** where the host tools are looked for before building (default: PATH plus the sbin dirs) */
   toolSearchPath?: string;
+  /** how many built images to keep, the new one included (default DEFAULT_KEEP_IMAGES = 3) */
+  keepImages?: number;
 }
 
 const BUILD_TOOLS = ['debootstrap', 'apt-get', 'dpkg', 'depmod', 'busybox', 'cpio', 'mkfs.ext4', 'chroot', 'cp', 'du', 'ldd'];
@@ -125,6 +128,8 @@ async function build(recipe: Recipe, hash: string, finalDir: string, opts: Build
       if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       await rm(tmp, { recursive: true, force: true });
     });
+    const pruned = await pruneImages(opts.stateDir, { keep: opts.keepImages ?? DEFAULT_KEEP_IMAGES, pinned: [hash] });
+    if (pruned.length) progress({ step: 'prune', detail: `removed superseded images ${pruned.join(' ')}`, done: true });
     progress({ step: 'done', detail: finalDir, done: true });
     return (await readManifest(finalDir)) ?? manifest;
   } catch (err) {

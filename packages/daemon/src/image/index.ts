@@ -4,4 +4,5 @@ export { createScratchDisk, MAX_SCRATCH_GIB, SCRATCH_LABEL } from './scratch-dis
 export { recipeHash, resolveRecipe, imageHash, baseKey, type Recipe, type RecipeOptions } from './recipe.js';
 export { type ImageManifest, type BuildProgress } from './manifest.js';
 export { ImageBuildError, MissingHostToolError, AgentBundleMissingError } from './errors.js';
+export { pruneImages, DEFAULT_KEEP_IMAGES } from './prune.js';
 export { HOST_TOOLS, requireTools } from './host-tools.js';
