@@ -133,3 +133,12 @@ test('a timeout kills the whole process group', async () => {
   await new Promise((res) => setTimeout(res, 100));
   assert.equal(alive(bg), false, `background child ${bg} survived`);
 });
+
+test('user runs the command as that passwd user', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, async () => {
+  const r = await run({ shell: 'id -u; id -g; echo "$USER $HOME"; pwd', user: 'nobody' });
+  assert.equal(r.exitCode, 0);
+  const [uid, , who, cwd] = r.stdout.trim().split('\n');
+  assert.equal(uid, '65534');
+  assert.match(who ?? '', /^nobody /);
+  assert.equal(cwd, '/', 'falls back to / when the home directory does not exist');
+});

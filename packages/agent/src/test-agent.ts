@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { AgentClient, AgentError } from '@kiln/protocol';
 
 export const BUNDLE = fileURLToPath(new URL('./kiln-agent.cjs', import.meta.url));
+/** The node that runs the agent; KILN_AGENT_NODE checks the bundle on another version (the guest may have Node 18). */
+const AGENT_NODE = process.env.KILN_AGENT_NODE || process.execPath;
 
 export interface TestAgent {
   dir: string;
@@ -24,7 +26,7 @@ export async function startAgent(extraArgs: string[] = []): Promise<TestAgent> {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
   const dir = mkdtempSync(join(tmpdir(), 'kiln-agent-test-'));
   const socket = join(dir, 'agent.sock');
-  const proc = spawn(process.execPath, [BUNDLE, '--listen-unix', socket, '--docker-socket', join(dir, 'docker.sock'), ...extraArgs], {
+  const proc = spawn(AGENT_NODE, [BUNDLE, '--listen-unix', socket, '--docker-socket', join(dir, 'docker.sock'), ...extraArgs], {
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   let err = '';
