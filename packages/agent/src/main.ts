@@ -7,6 +7,7 @@ import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { errorFields, log, setDebug } from './log.js';
 import type { AgentConfig } from './ops/index.js';
+import { killAllExecs } from './ops/exec.js';
 import { findPort, servePort } from './serve-port.js';
 import { serveUnix } from './serve-unix.js';
 import { AGENT_VERSION } from './version.js';
@@ -32,6 +33,14 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (err) => log('error', 'uncaught exception', errorFields(err)));
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', errorFields(err)));
   process.on('SIGPIPE', () => undefined);
+  // Commands run in their own process groups, so they would outlive the agent: take them along.
+  process.on('exit', killAllExecs);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      log('info', 'exiting on signal', { signal: sig });
+      process.exit(0);
+    });
+  }
 
   log('info', 'starting', { version: AGENT_VERSION, pid: process.pid, node: process.version });
   if (values['listen-unix']) return serveUnix(values['listen-unix'], config);

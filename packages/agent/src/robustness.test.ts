@@ -123,3 +123,20 @@ async function startAgentWithRoot() {
     },
   };
 }
+
+test('stopping the agent kills the commands it started', async () => {
+  const other = await startAgent();
+  try {
+    const client = await other.connect();
+    let pid = 0;
+    void client.exec({ shell: 'echo $$; exec sleep 30' }, { onStdout: (b) => void (pid = Number(b.toString().trim())) }).result;
+    while (!pid) await new Promise((r) => setTimeout(r, 10));
+    other.proc.kill('SIGTERM');
+    await once(other.proc, 'exit');
+    for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(pid), false, `command ${pid} outlived the agent`);
+    client.close();
+  } finally {
+    await other.stop();
+  }
+});

@@ -12,6 +12,15 @@ import { lookupUser } from './users.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/** Every live exec's process group, across sessions: the agent kills them all when it exits. */
+const liveGroups = new Set<number>();
+
+/** SIGKILLs every running command's process group (synchronous: safe in an 'exit' handler). */
+export function killAllExecs(): void {
+  for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
+  liveGroups.clear();
+}
+
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);
@@ -104,6 +113,8 @@ async function run(ctx: OpContext, args: ExecArgs, entry: ExecEntry): Promise<Ex
   }
   const pgid = child.pid as number;
   entry.pgid = pgid;
+  liveGroups.add(pgid);
+  child.once('close', () => liveGroups.delete(pgid));
   for (const sig of entry.pendingSignals) killGroup(pgid, sig);
 
   const stdout = ctx.sender('stdout');
