@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentBundleMissingError } from './errors.js';
@@ -72,14 +72,16 @@ export function sha256File(path: string): Promise<string> {
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-/** sha256 of each guest script, including its exec bit (it decides whether it can run). */
+/** The files of the guest directory that go into the image (its README does not). */
+export const GUEST_FILES: readonly string[] = ['initramfs-init', 'guest-init', 'guest-modules', 'poweroff'];
+
+/** sha256 of each guest file, including its exec bit (it decides whether it can run). */
 async function hashGuestDir(dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
-  for (const name of (await readdir(dir)).sort()) {
+  for (const name of GUEST_FILES) {
     const p = join(dir, name);
-    const st = await stat(p);
-    if (!st.isFile()) continue;
-    files[name] = sha256(`${st.mode & 0o111 ? 'x' : '-'}:${(await readFile(p)).toString('base64')}`);
+    const st = await stat(p).catch(() => null);
+    files[name] = st ? sha256(`${st.mode & 0o111 ? 'x' : '-'}:${(await readFile(p)).toString('base64')}`) : 'missing';
   }
   return files;
 }
