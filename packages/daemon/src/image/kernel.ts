@@ -23,13 +23,19 @@ export interface KernelTree {
   modulesDir: string;
 }
 
-/** Resolves `meta` (e.g. linux-image-cloud-amd64) to the concrete package apt would install. */
+/**
+ * Resolves `meta` (e.g. linux-image-cloud-amd64) to the concrete package apt would install.
+ * Debian's meta package pins it exactly (`Depends: linux-image-X (= V)`), so one apt-cache
+ * call usually answers; otherwise the candidate version is asked for.
+ */
 export async function resolveKernelPackage(meta: string): Promise<KernelPackage> {
-  const deps = await run('apt-cache', ['depends', meta]).catch((cause: unknown) => {
+  const show = await run('apt-cache', ['show', '--no-all-versions', meta]).catch((cause: unknown) => {
     throw new ImageBuildError(`cannot resolve ${meta} (is \`apt-get update\` done?)`, { cause });
   });
-  const name = /Depends:\s*(linux-image-[^\s<>]+)/.exec(deps)?.[1];
-  if (!name) throw new ImageBuildError(`${meta} does not depend on a linux-image package (apt-cache depends)`);
+  const dep = /^Depends:.*?\b(linux-image-[^\s,()]+)(?:\s*\(=\s*([^)\s]+)\))?/m.exec(show);
+  const name = dep?.[1];
+  if (!name) throw new ImageBuildError(`${meta} does not depend on a linux-image package (apt-cache show)`);
+  if (dep[2]) return { name, version: dep[2] };
   const policy = await run('apt-cache', ['policy', name]);
   const version = /Candidate:\s*(\S+)/.exec(policy)?.[1];
   if (!version || version === '(none)') throw new ImageBuildError(`no installable version of ${name} (apt-cache policy)`);
