@@ -124,8 +124,8 @@ export class KilnClient {
     await this.call('POST', `/v1/sandboxes/${encodeURIComponent(id)}/execs/${encodeURIComponent(execId)}/signal`, { signal });
   }
 
-  async upload(id: string, path: string, body: Readable, mode?: number): Promise<{ bytes: number; sha256: string }> {
-    const q = `path=${encodeURIComponent(path)}${mode === undefined ? '' : `&mode=${mode.toString(8).padStart(4, '0')}`}`;
+  async upload(id: string, path: string, body: Readable, opts: { mode?: number; parents?: boolean } = {}): Promise<{ bytes: number; sha256: string }> {
+    const q = `path=${encodeURIComponent(path)}${opts.mode === undefined ? '' : `&mode=${opts.mode.toString(8).padStart(4, '0')}`}${opts.parents ? '&parents=true' : ''}`;
     const res = await this.raw({ method: 'PUT', path: `/v1/sandboxes/${encodeURIComponent(id)}/files?${q}`, body });
     return JSON.parse(await readAll(await this.check(res))) as { bytes: number; sha256: string };
   }

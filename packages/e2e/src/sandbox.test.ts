@@ -108,7 +108,7 @@ describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
 
   t('a binary file round-trips byte for byte both ways', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
-    const up = await fx.client.upload(id, '/root/blob.bin', Readable.from([data]), 0o600);
+    const up = await fx.client.upload(id, '/root/blob.bin', Readable.from([data]), { mode: 0o600 });
     assert.equal(up.bytes, data.length);
     assert.equal(up.sha256, sha(data));
     const inGuest = await run({ shell: 'sha256sum /root/blob.bin | cut -d" " -f1; stat -c %a /root/blob.bin' });
@@ -131,7 +131,8 @@ describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
   t('docker run works inside the guest; its dockerd is not reachable from the host', async () => {
     // Build a tiny image from local files (no registry here): the host's static busybox.
     const busybox = readFileSync('/bin/busybox');
-    await fx.client.upload(id, '/root/tiny/bin/busybox', Readable.from([busybox]), 0o755);
+    await assert.rejects(fx.client.upload(id, '/root/tiny/bin/busybox', Readable.from([busybox])), { code: 'GUEST_NOT_FOUND' }, 'no parents: a clear error, not a reset');
+    await fx.client.upload(id, '/root/tiny/bin/busybox', Readable.from([busybox]), { mode: 0o755, parents: true });
     const c = await run({
       shell: 'cd /root/tiny && ln -sf busybox bin/sh && tar -c . | docker import - tiny:latest >/dev/null && docker run --rm tiny:latest /bin/busybox echo hello-from-container && docker info --format "{{.SecurityOptions}}"',
       timeoutMs: 240_000,

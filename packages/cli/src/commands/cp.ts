@@ -10,7 +10,7 @@ const REMOTE = /^(sb-[0-9a-f]{12}):(\/.*)$/;
 export function registerCpCommand(program: Command): void {
   program
     .command('cp <src> <dst>')
-    .description('copy a file between the host and a sandbox: either side may be ID:/path; - is stdin/stdout')
+    .description('copy a file between the host and a sandbox: either side may be ID:/path; - is stdin/stdout; missing parent directories in the sandbox are created')
     .action(async (src: string, dst: string, _o: unknown, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
@@ -26,7 +26,7 @@ export function registerCpCommand(program: Command): void {
             if (st.isDirectory()) throw new Error(`${src} is a directory; kiln cp copies files (pipe a tar through kiln exec -i for trees)`);
             mode = st.mode & 0o777;
           }
-          const r = await client.upload(id, path, src === '-' ? process.stdin : createReadStream(src), mode);
+          const r = await client.upload(id, path, src === '-' ? process.stdin : createReadStream(src), { ...(mode === undefined ? {} : { mode }), parents: true });
           process.stderr.write(`${r.bytes} bytes → ${id}:${path} (sha256 ${r.sha256})\n`);
         } else if (rs) {
           const [, id, path] = rs as unknown as [string, string, string];

@@ -72,6 +72,7 @@ export const PathQuery = Type.Object(
     path: Type.String({ minLength: 1, pattern: '^/' }),
     mode: Type.Optional(Type.String({ pattern: '^0?[0-7]{3,4}$' })),
     recursive: Type.Optional(Type.Boolean()),
+    parents: Type.Optional(Type.Boolean({ description: 'Upload: create missing parent directories. Default false.' })),
   },
   { additionalProperties: false },
 );

@@ -54,6 +54,18 @@ export class FakeDriver implements VmmDriver {
   isAlive(vm: VmHandle): boolean {
     return this.running.has(vm.pid);
   }
+
+  async snapshot(): Promise<{ durationMs: number; bytes: number }> {
+    return { durationMs: 0, bytes: 0 };
+  }
+
+  async restore(spec: VmSpec): Promise<VmHandle> {
+    return this.start(spec);
+  }
+
+  async pause(): Promise<void> {}
+
+  async resume(): Promise<void> {}
 }
 
 export interface FakeAgentOptions {

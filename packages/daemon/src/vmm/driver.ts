@@ -16,6 +16,18 @@ export interface VmSpec {
   scratch: string;
   /** Image-specific kernel arguments; the driver appends console and clock arguments. */
   cmdline: string;
+  /** Guest hostname passed on the kernel command line. Default: the id. */
+  hostname?: string;
+  /**
+   * Guest RAM backed by a file. `template`: shared mapping, the guest's writes land in the
+   * file (a template being made). `clone`: a private copy-on-write mapping of a read-only
+   * template file, so untouched pages stay shared by every clone.
+   */
+  memory?: { file: string; mode: 'template' | 'clone' };
+  /** Scratch disk format. Default raw; clones use a qcow2 overlay over the template's disk. */
+  scratchFormat?: 'raw' | 'qcow2';
+  /** Restore from this device-state file instead of booting (QEMU `-incoming defer`). */
+  incoming?: string;
 }
 
 export interface VmPaths {
@@ -61,6 +73,15 @@ export interface VmmDriver {
   /** Resolves when the VM's process has ended (works for adopted VMs too). */
   wait(vm: VmHandle): Promise<VmExit>;
   isAlive(vm: VmHandle): boolean;
+  /**
+   * Pauses the VM and writes its device state to `stateFile`. With `ignoreShared` the RAM of
+   * a `template`-mode memory file is left out (it already is the file). The VM stays paused.
+   */
+  snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }>;
+  /** Starts a VM from `spec.incoming` and resumes it. */
+  restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number }): Promise<VmHandle>;
+  pause(vm: VmHandle): Promise<void>;
+  resume(vm: VmHandle): Promise<void>;
 }
 
 export function vmPaths(runDir: string): VmPaths {

@@ -4,7 +4,7 @@
  * on their command line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
@@ -26,16 +26,30 @@ export const vmMarker = (id: string): string => `kiln-${id}`;
 
 export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: { tcgTbSizeMiB: number; tscKhz: number | null }): string[] {
   const p = vmPaths(spec.runDir);
-  const kernelArgs = [spec.cmdline, 'console=ttyS0', 'edd=off', `kiln.hostname=${spec.id}`];
+  const kernelArgs = [spec.cmdline, 'console=ttyS0', 'edd=off', `kiln.hostname=${spec.hostname ?? spec.id}`];
   if (accel === 'tcg' && opts.tscKhz !== null) {
     // Without a calibrated TSC the guest may hang calibrating against the PIT under TCG.
     kernelArgs.push(`tsc_early_khz=${opts.tscKhz}`, 'tsc=reliable', `lpj=${Math.round((opts.tscKhz * 1000) / 250)}`);
   }
   const accelArgs =
     accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`];
+  const mem = spec.memory;
+  const memArgs =
+    mem === undefined
+      ? []
+      : [
+          '-object',
+          mem.mode === 'template'
+            ? `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=on`
+            : `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=off,readonly=on,rom=off`,
+        ];
   return [
     '-name', `${vmMarker(spec.id)},process=${vmMarker(spec.id)}`,
-    '-M', 'microvm,x-option-roms=off,rtc=on',
+    // qboot loads -kernel directly; Debian's default microvm firmware (SeaBIOS) needs option
+    // ROMs for that and, with x-option-roms=off, hangs at "No bootable device".
+    '-M', `microvm,x-option-roms=off,rtc=on${mem ? ',memory-backend=mem' : ''}`,
+    '-bios', 'qboot.rom',
+    ...memArgs,
     ...accelArgs,
     '-m', `${spec.memoryMiB}`,
     '-smp', `${spec.vcpus}`,
@@ -45,7 +59,7 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-append', kernelArgs.join(' ').trim(),
     '-drive', `id=root,file=${spec.rootfs},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root,serial=kiln-root',
-    '-drive', `id=scratch,file=${spec.scratch},format=raw,if=none,discard=unmap`,
+    '-drive', `id=scratch,file=${spec.scratch},format=${spec.scratchFormat ?? 'raw'},if=none,discard=unmap`,
     '-device', 'virtio-blk-device,drive=scratch,serial=kiln-scratch',
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
@@ -53,6 +67,7 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-chardev', `file,id=con,path=${p.consoleLog}`,
     '-serial', 'chardev:con',
     '-qmp', `unix:${p.qmpSocket},server=on,wait=off`,
+    ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];
 }
 
@@ -72,7 +87,7 @@ export class QemuDriver implements VmmDriver {
   }
 
   capabilities(): DriverCapabilities {
-    return { name: this.name, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: false, restore: false, pause: false };
+    return { name: this.name, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true };
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
@@ -114,6 +129,51 @@ export class QemuDriver implements VmmDriver {
     }
     if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
     throw new KilnError('VMM_START_FAILED', `QEMU did not open its QMP socket within ${this.startTimeoutMs} ms: ${tail(paths.vmmLog)}`);
+  }
+
+  private async qmp<T>(vm: VmHandle, fn: (q: QmpClient) => Promise<T>): Promise<T> {
+    const q = await QmpClient.connect(vm.paths.qmpSocket, 5000);
+    try {
+      return await fn(q);
+    } finally {
+      q.close();
+    }
+  }
+
+  async pause(vm: VmHandle): Promise<void> {
+    await this.qmp(vm, (q) => q.execute('stop'));
+  }
+
+  async resume(vm: VmHandle): Promise<void> {
+    await this.qmp(vm, (q) => q.execute('cont'));
+  }
+
+  async snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }> {
+    const t0 = performance.now();
+    await this.qmp(vm, async (q) => {
+      await q.execute('stop');
+      await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+      await q.execute('migrate', { uri: `file:${opts.stateFile}` });
+      await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
+    });
+    return { durationMs: Math.round(performance.now() - t0), bytes: statSync(opts.stateFile).size };
+  }
+
+  async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number }): Promise<VmHandle> {
+    if (!spec.incoming) throw new KilnError('INVALID_ARGUMENT', 'restore needs spec.incoming (a state file)');
+    const vm = await this.start(spec);
+    try {
+      await this.qmp(vm, async (q) => {
+        await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+        await q.execute('migrate-incoming', { uri: `file:${spec.incoming}` });
+        await waitMigration(q, opts.timeoutMs ?? 60_000, 'restore');
+        await q.execute('cont');
+      });
+    } catch (err) {
+      await this.kill(vm).catch(() => undefined);
+      throw new KilnError('VMM_RESTORE_FAILED', `restore of ${spec.id} failed: ${(err as Error).message}; ${tail(vm.paths.vmmLog, 600)}`, { cause: err });
+    }
+    return vm;
   }
 
   isAlive(vm: VmHandle): boolean {
@@ -166,6 +226,20 @@ export class QemuDriver implements VmmDriver {
     }
     return !this.isAlive(vm);
   }
+}
+
+/** Polls query-migrate until the migration completes; throws on failure or timeout. */
+async function waitMigration(q: QmpClient, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const st = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (st.status === 'completed') return;
+    if (st.status === 'failed' || st.status === 'cancelled') {
+      throw new KilnError('VMM_MIGRATION_FAILED', `${what} migration ${st.status}: ${st['error-desc'] ?? 'no reason given'}`);
+    }
+    await sleep(st.status === undefined || st.status === 'none' ? 5 : 10);
+  }
+  throw new KilnError('VMM_MIGRATION_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`);
 }
 
 function tail(path: string, bytes = 2000): string {

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { MkdirBody, PathQuery, SandboxIdParams } from '../schemas.js';
@@ -29,7 +29,25 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
     const body = req.body as Readable | undefined;
     if (!body || typeof body.pipe !== 'function') throw invalidArgument('upload needs an application/octet-stream body', { field: 'body' });
     const mode = req.query.mode === undefined ? undefined : parseInt(req.query.mode, 8);
-    return await guest(agent.writeFile(req.query.path, body, mode === undefined ? {} : { mode }));
+    // The agent client may destroy its source on error; keep the request itself alive so the
+    // client can still read our error response.
+    const src = new PassThrough();
+    body.pipe(src);
+    try {
+      return await guest(agent.writeFile(req.query.path, src, { ...(mode === undefined ? {} : { mode }), mkdirs: req.query.parents ?? false }));
+    } catch (err) {
+      // Drain what the client is still sending so it reads our error instead of a reset.
+      body.unpipe(src);
+      if (!body.readableEnded) {
+        body.resume();
+        await new Promise((r) => {
+          body.once('end', r);
+          body.once('error', r);
+          body.once('close', r);
+        });
+      }
+      throw err;
+    }
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Download a file (octet-stream)') }, async (req, reply) => {
