@@ -1,0 +1,131 @@
+/**
+ * Audit of API calls, as fastify hooks:
+ *  - on each new connection, the unix-socket peer's credentials are looked up (peer.ts);
+ *  - onRequest: refuses every request while the audit log is failed (fail closed), sets
+ *    the x-request-id response header, and runs the rest of the request inside its
+ *    RequestContext (request id + caller) so records and log lines made on its behalf carry
+ *    them;
+ *  - onSend: appends the `api` record (method, route, path, status, error code, duration,
+ *    sandbox) and waits until it is durable, so no call returns before its record is on disk.
+ *
+ * Recorded: every call, except GETs that read only kilnd's own metadata (health, info,
+ * list/inspect, events, logs, stats, metrics, the audit log itself, openapi) unless
+ * `recordMetadataReads` is on — polling clients and scrapers would otherwise flood the log.
+ * GETs that read from a guest (files: download, stat, list) are always recorded.
+ */
+import { AsyncResource } from 'node:async_hooks';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isSandboxId } from '../sandbox/ids.js';
+import { requestContext, type RequestContext } from './context.js';
+import type { AuditLog } from './log.js';
+import { peerCredentials, type PeerCredentials } from './peer.js';
+import type { AuditActor } from './record.js';
+
+export interface ApiAuditOptions {
+  audit: AuditLog;
+  /** Also record GETs of kilnd's own metadata. Default false. */
+  recordMetadataReads?: boolean;
+}
+
+const CTX = Symbol('kiln.requestContext');
+const SCOPE = Symbol('kiln.asyncScope');
+const RECORDED = Symbol('kiln.recorded');
+type Req = FastifyRequest & { [CTX]?: RequestContext; [SCOPE]?: AsyncResource; [RECORDED]?: boolean };
+
+export function isMetadataRead(method: string, route: string | undefined): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  return !(route ?? '').startsWith('/v1/sandboxes/:id/files');
+}
+
+export const actorOf = (peer: PeerCredentials | null): AuditActor =>
+  peer ? { kind: 'unix', uid: peer.uid, gid: peer.gid, pid: peer.pid } : { kind: 'unix', uid: null, gid: null, pid: null };
+
+function sandboxOf(req: FastifyRequest, reply: FastifyReply, payload: unknown): string | undefined {
+  const id = (req.params as { id?: unknown } | undefined)?.id;
+  if (typeof id === 'string' && isSandboxId(id)) return id;
+  // A create names its sandbox only in the response.
+  if (req.method === 'POST' && req.routeOptions.url === '/v1/sandboxes' && reply.statusCode < 300 && typeof payload === 'string') {
+    try {
+      const v = (JSON.parse(payload) as { id?: unknown }).id;
+      if (typeof v === 'string' && isSandboxId(v)) return v;
+    } catch {
+      // not JSON
+    }
+  }
+  return undefined;
+}
+
+function errorCodeOf(payload: unknown): string | undefined {
+  if (typeof payload !== 'string') return undefined;
+  try {
+    const code = (JSON.parse(payload) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void {
+  const peers = new WeakMap<Socket, Promise<PeerCredentials | null>>();
+  app.server.on('connection', (sock: Socket) => {
+    const p = peerCredentials(sock);
+    p.catch(() => undefined);
+    peers.set(sock, p);
+  });
+  const recordsCall = (req: FastifyRequest) => o.recordMetadataReads || !isMetadataRead(req.method, req.routeOptions.url);
+
+  app.addHook('onRequest', (req: Req, reply, done) => {
+    void reply.header('x-request-id', req.id);
+    const peer = peers.get(req.raw.socket as Socket) ?? Promise.resolve(null);
+    peer.then(
+      (p) => {
+        const ctx: RequestContext = { requestId: req.id, actor: actorOf(p) };
+        req[CTX] = ctx;
+        requestContext.run(ctx, () => {
+          req[SCOPE] = new AsyncResource('kiln-request');
+          if (recordsCall(req) && !o.audit.healthy) {
+            try {
+              o.audit.assertWritable();
+            } catch (err) {
+              done(err as Error);
+              return;
+            }
+          }
+          done();
+        });
+      },
+      (err: Error) => done(err),
+    );
+  });
+
+  // Body parsing runs in the socket's async context; re-enter the request's before handlers.
+  app.addHook('preValidation', (req: Req, _reply, done) => {
+    const scope = req[SCOPE];
+    if (scope) scope.runInAsyncScope(done, req.raw);
+    else done();
+  });
+
+  app.addHook('onSend', async (req: Req, reply, payload) => {
+    if (req[RECORDED] || !recordsCall(req)) return payload;
+    req[RECORDED] = true;
+    const ctx = req[CTX];
+    const errorCode = reply.statusCode >= 400 ? errorCodeOf(payload) : undefined;
+    const sandboxId = sandboxOf(req, reply, payload);
+    await o.audit.append({
+      type: 'api',
+      ...(sandboxId ? { sandboxId } : {}),
+      requestId: req.id,
+      actor: ctx?.actor ?? actorOf(null),
+      data: {
+        method: req.method,
+        route: req.routeOptions.url ?? null,
+        path: req.url,
+        status: reply.statusCode,
+        ...(errorCode ? { errorCode } : {}),
+        durationMs: Math.round(reply.elapsedTime),
+      },
+    });
+    return payload;
+  });
+}
