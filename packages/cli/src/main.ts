@@ -6,6 +6,7 @@ import { registerDaemonCommands } from './commands/daemon.js';
 import { registerExecCommand } from './commands/exec.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { fail } from './output.js';
+import { registerTemplateCommands } from './commands/template.js';
 
 const program = new Command();
 program
@@ -20,5 +21,6 @@ registerDaemonCommands(program);
 registerSandboxCommands(program);
 registerExecCommand(program);
 registerCpCommand(program);
+registerTemplateCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -16,6 +16,10 @@ export interface DaemonConfig {
   logLevel: string;
   /** Boot → agent answer timeout per attempt. Default 90000 ms. */
   bootTimeoutMs: number;
+  /** Restore sandboxes from template snapshots (and build missing ones lazily). Default true. */
+  templates: boolean;
+  /** After a cold boot, build the missing template of that shape in the background. Default true. */
+  lazyTemplates: boolean;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -26,4 +30,6 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   destroyOnExit: false,
   logLevel: process.env.KILN_LOG_LEVEL ?? 'info',
   bootTimeoutMs: 90_000,
+  templates: process.env.KILN_TEMPLATES !== '0',
+  lazyTemplates: process.env.KILN_LAZY_TEMPLATES !== '0',
 };

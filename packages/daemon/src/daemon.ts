@@ -15,11 +15,14 @@ import { Store } from './store/store.js';
 import { QemuDriver } from './vmm/qemu.js';
 import type { VmmDriver } from './vmm/driver.js';
 import { KILN_VERSION } from './version.js';
+import { TemplateService } from './template/service.js';
+import type { ConnectAgent } from './sandbox/guest-agent.js';
 
 export interface Daemon {
   config: DaemonConfig;
   app: FastifyInstance;
   manager: SandboxManager;
+  templates: TemplateService;
   logger: Logger;
   close(opts?: { destroyAll?: boolean }): Promise<void>;
 }
@@ -40,6 +43,22 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     return imageCache;
   };
 
+  const connectAgent: ConnectAgent = (path, o) => AgentClient.connect(path, o);
+  const templates = new TemplateService({
+    stateDir: config.stateDir,
+    logger,
+    driver,
+    connectAgent,
+    createScratchDisk,
+    vmmVersion: caps.version,
+    tcgTbSizeMiB: config.tcgTbSizeMiB,
+    resolveImage,
+    bootTimeoutMs: config.bootTimeoutMs,
+    lazy: config.lazyTemplates,
+  });
+  const removedTemplates = await templates.gc();
+  if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
+
   const manager = new SandboxManager({
     stateDir: config.stateDir,
     store,
@@ -47,7 +66,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     logger,
     resolveImage,
     createScratchDisk,
-    connectAgent: (path, o) => AgentClient.connect(path, o),
+    connectAgent,
+    templates: config.templates ? templates : null,
     bootTimeoutMs: config.bootTimeoutMs,
   });
   await manager.init();
@@ -55,6 +75,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
 
   const app = await buildApi({
     manager,
+    templates,
     logger,
     info: () => ({
       version: KILN_VERSION,
@@ -73,10 +94,12 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     config,
     app,
     manager,
+    templates,
     logger,
     close: (opts = {}) =>
       (closing ??= (async () => {
         await app.close();
+        await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         store.close();
         await rm(config.socket, { force: true });

@@ -3,4 +3,5 @@ export { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
 export { KilnError } from './errors.js';
 export { buildImage, findImage, type ImageManifest } from './image/index.js';
 export { chooseAccel } from './vmm/accel.js';
+export { buildDefaultTemplate } from './template/default-template.js';
 export { KILN_VERSION } from './version.js';

@@ -5,7 +5,7 @@
  * it prints the daemon log and each sandbox's console tail.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KilnClient } from '@kiln/cli';
 
@@ -38,6 +38,9 @@ export class DaemonFixture {
     this.socket = join(this.stateDir, 'kiln.sock');
     this.logPath = join(this.stateDir, 'kilnd.log');
     symlinkSync(join(IMAGE_STATE_DIR, 'images'), join(this.stateDir, 'images'));
+    // Share the templates `kiln image build` made, so creates restore instead of booting.
+    mkdirSync(join(IMAGE_STATE_DIR, 'templates'), { recursive: true });
+    symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
   }
 
@@ -49,7 +52,8 @@ export class DaemonFixture {
     const log = openSync(this.logPath, 'a');
     this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
       stdio: ['ignore', log, log],
-      env: { ...process.env, ...env },
+      // No background template builds in tests (they would compete for the 2 cores).
+      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', ...env },
     });
     closeSync(log);
     const deadline = Date.now() + 30_000;

@@ -1,6 +1,6 @@
 /** kiln daemon — runs kilnd in the foreground; kiln image build — builds the guest image. */
 import type { Command } from 'commander';
-import { buildImage, startDaemon } from '@kiln/daemon';
+import { buildDefaultTemplate, buildImage, startDaemon } from '@kiln/daemon';
 import { fail } from '../output.js';
 
 export function registerDaemonCommands(program: Command): void {
@@ -45,15 +45,27 @@ export function registerDaemonCommands(program: Command): void {
     .description('build the guest image (kernel, initramfs, root filesystem); cached by the hash of its recipe')
     .option('--state-dir <DIR>', 'state directory (default /var/lib/kiln)')
     .option('--force', 'rebuild even if a cached image exists')
+    .option('--no-template', 'do not make the default template (a snapshot of a booted, docker-ready VM)')
+    .option('--accel <auto|kvm|tcg>', 'accelerator for the template VM (default auto)')
     .option('--json', 'print the image manifest as JSON')
-    .action(async (o: { stateDir?: string; force?: boolean; json?: boolean }) => {
+    .action(async (o: { stateDir?: string; force?: boolean; json?: boolean; template: boolean; accel?: string }) => {
       try {
         const t0 = Date.now();
+        const stateDir = o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
+        if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
         const m = await buildImage({
-          stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
+          stateDir,
           force: o.force ?? false,
           onProgress: (ev) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${ev.step}${ev.detail ? `: ${ev.detail}` : ''}${ev.done ? ' ✓' : ''}\n`),
         });
+        if (o.template) {
+          const t = await buildDefaultTemplate({
+            stateDir,
+            ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
+            onProgress: (step, detail) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] template ${step}${detail ? `: ${detail}` : ''}\n`),
+          });
+          process.stderr.write(`default template ${t.name} (${t.key}) ready\n`);
+        }
         if (o.json) process.stdout.write(JSON.stringify(m, null, 2) + '\n');
         else process.stdout.write(`image ${m.hash} (kernel ${m.kernelVersion}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       } catch (err) {

@@ -29,8 +29,9 @@ export function registerSandboxCommands(program: Command): void {
     .option('--timeout <DURATION>', 'lifetime, e.g. 30m, 2h, 0 for none (default 1h)')
     .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
     .option('--label <K=V>', 'label (repeatable)', collect)
+    .option('--template <NAME>', 'start from a named template, e.g. a snapshot of another sandbox (its shape applies)')
     .option('--json', 'print the sandbox as JSON')
-    .action(async (o: { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; json?: boolean }, cmd: Command) => {
+    .action(async (o: { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
         const body: Record<string, unknown> = {};
@@ -40,6 +41,7 @@ export function registerSandboxCommands(program: Command): void {
         if (o.timeout !== undefined) body.timeoutMs = parseDuration(o.timeout);
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.label) body.labels = parseKeyValues(o.label, '--label');
+        if (o.template) body.template = o.template;
         const t0 = Date.now();
         let sb = await client.create(body, false);
         const tty = process.stderr.isTTY;

@@ -18,6 +18,7 @@ export const CreateSandboxBody = Type.Object(
     timeoutMs: Type.Optional(Type.Integer({ description: 'Lifetime in ms; 0 = none. Default 3600000.', minimum: 0 })),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
+    template: Type.Optional(Type.String({ minLength: 1, description: 'Start from this named template (e.g. a snapshot of another sandbox). Default: the template of the shape.' })),
   },
   { additionalProperties: false },
 );
@@ -40,6 +41,7 @@ export const SandboxView = Type.Object({
     timeoutMs: Type.Integer(),
     env: StringMap,
     labels: StringMap,
+    template: Type.Union([Type.String(), Type.Null()]),
   }),
   imageHash: Type.Union([Type.String(), Type.Null()]),
   step: Type.Union([Type.String(), Type.Null()]),

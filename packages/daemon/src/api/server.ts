@@ -13,9 +13,12 @@ import { registerSandboxRoutes } from './routes/sandboxes.js';
 import { registerExecRoutes } from './routes/exec.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
+import { registerTemplateRoutes } from './routes/templates.js';
+import type { TemplateService } from '../template/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
+  templates?: TemplateService;
   logger: Logger;
   info: () => SystemInfo;
 }
@@ -74,6 +77,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerSandboxRoutes(app, opts.manager);
   registerExecRoutes(app, opts.manager);
   registerFileRoutes(app, opts.manager);
+  if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -14,7 +14,9 @@ test('create runs every step and ends running; destroy leaves nothing', async ()
     assert.equal(sb.state, 'running');
     assert.equal(sb.spec.memoryMiB, 512);
     const steps = h.store.events(sb.id).filter((e) => e.type === 'step').map((e) => e.data.step);
-    assert.deepEqual(steps, ['resolve-image', 'allocate', 'scratch-disk', 'start-vm', 'agent-connect', 'docker-ready']);
+    assert.deepEqual(steps, ['resolve-image', 'resolve-template', 'allocate', 'scratch-disk', 'start-vm', 'agent-connect', 'personalize', 'docker-ready']);
+    assert.equal((h.agents[0]?.configured[0] as { hostname?: string }).hostname, sb.id, 'the guest is personalized with its own id');
+    assert.ok(h.store.events(sb.id).some((e) => e.type === 'cold-boot'), 'a cold boot says why');
     assert.ok(existsSync(join(h.stateDir, 'sandboxes', sb.id, 'scratch.img')));
     assert.equal(h.driver.running.size, 1);
     await h.manager.destroy(sb.id);

@@ -17,7 +17,8 @@ import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import { newSandboxId, isSandboxId } from './ids.js';
 import { resolveSpec, type SpecInput } from './spec.js';
 import { assertAction, assertTransition, type SandboxAction } from './state-machine.js';
-import { runSteps, type Step, StepFailedError } from './steps.js';
+import { runSteps, StepFailedError } from './steps.js';
+import { creationSteps, type CreateCtx, type StepHost, type TemplateSource } from './create-steps.js';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './types.js';
 
 export interface ManagerOptions {
@@ -28,6 +29,8 @@ export interface ManagerOptions {
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   connectAgent: ConnectAgent;
+  /** Template snapshots to restore from; null = always cold boot. */
+  templates?: TemplateSource | null;
   /** Kernel boot to agent answer, per attempt (a hung boot is retried once). Default 90 s. */
   bootTimeoutMs?: number;
   /** Agent answer to dockerd answering /_ping. Default 180 s. */
@@ -45,22 +48,32 @@ interface Live {
   expiryTimer: NodeJS.Timeout | null;
 }
 
-interface CreateCtx {
-  rec: SandboxRecord;
-  runDir: string;
-  scratch: string;
-  image: GuestImage | null;
-  vm: VmHandle | null;
-  agent: GuestAgent | null;
-}
-
 export class SandboxManager {
   private readonly live = new Map<string, Live>();
   private readonly sandboxesDir: string;
   private closed = false;
 
+  private readonly stepHost: StepHost;
+
   constructor(private readonly o: ManagerOptions) {
     this.sandboxesDir = join(o.stateDir, 'sandboxes');
+    this.stepHost = {
+      store: o.store,
+      driver: o.driver,
+      connectAgent: o.connectAgent,
+      templates: o.templates ?? null,
+      resolveImage: () => o.resolveImage(),
+      createScratchDisk: (p, g) => o.createScratchDisk(p, g),
+      bootTimeoutMs: o.bootTimeoutMs ?? 90_000,
+      dockerReadyTimeoutMs: o.dockerReadyTimeoutMs ?? 180_000,
+      watchVm: (id, vm) => this.watchVm(id, vm),
+      attachAgent: (id, agent) => {
+        const live = this.live.get(id);
+        if (live) live.agent = agent;
+      },
+      consoleTail: (id) => this.consoleTail(id),
+      warn: (id, msg, err) => this.log(id).warn({ err }, msg),
+    };
   }
 
   get driver(): VmmDriver {
@@ -78,6 +91,13 @@ export class SandboxManager {
       }
     }
     await this.removeOrphans();
+  }
+
+  /** The current guest image, or IMAGE_NOT_BUILT. */
+  async image(): Promise<GuestImage> {
+    const image = await this.o.resolveImage();
+    if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
+    return image;
   }
 
   list(): SandboxRecord[] {
@@ -115,6 +135,7 @@ export class SandboxManager {
    */
   async create(input: SpecInput, opts: { wait?: boolean } = {}): Promise<SandboxRecord> {
     if (this.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
+    if (input.template !== undefined) input = await this.withTemplateShape(input, input.template);
     const spec = resolveSpec(input, this.o.defaults);
     const now = Date.now();
     const rec: SandboxRecord = {
@@ -143,6 +164,18 @@ export class SandboxManager {
     return this.get(rec.id);
   }
 
+  /** A create that names a template takes the template's shape; a conflicting shape is refused. */
+  private async withTemplateShape(input: SpecInput, name: string): Promise<SpecInput> {
+    const shape = this.o.templates ? await this.o.templates.shapeOf(name) : null;
+    if (!shape) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${name} not found`, { status: 404, details: { field: 'template' } });
+    for (const k of ['memoryMiB', 'vcpus', 'diskGiB'] as const) {
+      if (input[k] !== undefined && input[k] !== shape[k]) {
+        throw new KilnError('INVALID_ARGUMENT', `${k} ${input[k]} conflicts with template ${name} (${k} ${shape[k]}); omit it`, { status: 400, details: { field: k } });
+      }
+    }
+    return { ...input, ...shape };
+  }
+
   private log(id: string): Logger {
     return this.o.logger.child({ sandboxId: id });
   }
@@ -155,130 +188,18 @@ export class SandboxManager {
     this.log(rec.id).info({ state }, 'state');
   }
 
-  private creationSteps(): Array<Step<CreateCtx>> {
-    const o = this.o;
-    return [
-      {
-        name: 'resolve-image',
-        run: async (ctx) => {
-          ctx.image = await o.resolveImage();
-          if (!ctx.image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
-          ctx.rec.imageHash = ctx.image.hash;
-        },
-      },
-      {
-        name: 'allocate',
-        run: async (ctx) => {
-          await mkdir(ctx.runDir, { recursive: false, mode: 0o700 });
-        },
-        undo: async (ctx) => {
-          await rm(ctx.runDir, { recursive: true, force: true });
-        },
-      },
-      {
-        name: 'scratch-disk',
-        run: async (ctx) => {
-          await o.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
-        },
-        undo: async (ctx) => {
-          await rm(ctx.scratch, { force: true });
-        },
-      },
-      {
-        name: 'start-vm',
-        run: async (ctx) => {
-          await this.startVm(ctx);
-        },
-        undo: async (ctx) => {
-          await this.stopVm(ctx);
-        },
-      },
-      {
-        name: 'agent-connect',
-        run: async (ctx, signal) => {
-          await this.connectWithRetry(ctx, signal);
-        },
-        undo: async (ctx) => {
-          ctx.agent?.close();
-          ctx.agent = null;
-        },
-      },
-      {
-        name: 'docker-ready',
-        run: async (ctx) => {
-          if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-          const r = await ctx.agent.dockerReady(o.dockerReadyTimeoutMs ?? 180_000);
-          o.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
-        },
-      },
-    ];
-  }
-
-  private async startVm(ctx: CreateCtx): Promise<void> {
-    const image = ctx.image;
-    if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'image not resolved');
-    const vm = await this.o.driver.start({
-      id: ctx.rec.id,
-      runDir: ctx.runDir,
-      memoryMiB: ctx.rec.spec.memoryMiB,
-      vcpus: ctx.rec.spec.vcpus,
-      kernel: image.kernel,
-      initrd: image.initrd,
-      rootfs: image.rootfs,
-      scratch: ctx.scratch,
-      cmdline: image.cmdline,
-    });
-    ctx.vm = vm;
-    ctx.rec.vm = vm;
-    ctx.rec.updatedAt = Date.now();
-    this.o.store.update(ctx.rec);
-    this.o.store.addEvent(ctx.rec.id, 'vm-started', { pid: vm.pid, accel: vm.accel });
-    this.watchVm(ctx.rec.id, vm);
-  }
-
-  private async stopVm(ctx: CreateCtx): Promise<void> {
-    if (!ctx.vm) return;
-    await this.o.driver.kill(ctx.vm);
-    ctx.vm = null;
-    ctx.rec.vm = null;
-    ctx.rec.updatedAt = Date.now();
-    this.o.store.update(ctx.rec);
-  }
-
-  /** Boot → agent answer, retried once on timeout (FIELD-NOTES: ~1 boot in 20 hangs early). */
-  private async connectWithRetry(ctx: CreateCtx, signal: AbortSignal): Promise<void> {
-    const timeoutMs = this.o.bootTimeoutMs ?? 90_000;
-    for (let attempt = 1; ; attempt++) {
-      if (!ctx.vm) throw new KilnError('VM_NOT_STARTED', 'no VM to connect to');
-      try {
-        ctx.agent = await this.o.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal });
-        const live = this.live.get(ctx.rec.id);
-        if (live) live.agent = ctx.agent;
-        this.o.store.addEvent(ctx.rec.id, 'agent-connected', { attempt });
-        return;
-      } catch (err) {
-        if (signal.aborted || attempt >= 2 || !this.o.driver.isAlive(ctx.vm)) throw err;
-        this.log(ctx.rec.id).warn({ err }, 'guest did not answer; retrying the boot once');
-        this.o.store.addEvent(ctx.rec.id, 'boot-retry', { reason: toKilnError(err).message, consoleTail: this.consoleTail(ctx.rec.id) });
-        await this.stopVm(ctx);
-        await rm(ctx.scratch, { force: true });
-        await this.o.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
-        await this.startVm(ctx);
-      }
-    }
-  }
-
   private async runCreate(rec: SandboxRecord, live: Live): Promise<void> {
     const ctx: CreateCtx = {
       rec,
       runDir: join(this.sandboxesDir, rec.id),
       scratch: join(this.sandboxesDir, rec.id, 'scratch.img'),
       image: null,
+      template: null,
       vm: null,
       agent: null,
     };
     try {
-      await runSteps(this.creationSteps(), ctx, live.abort.signal, {
+      await runSteps(creationSteps(this.stepHost), ctx, live.abort.signal, {
         onStepStart: (name) => {
           rec.step = name;
           rec.updatedAt = Date.now();
@@ -360,6 +281,43 @@ export class SandboxManager {
       this.destroy(id).catch((err: unknown) => this.log(id).error({ err }, 'destroy on timeout failed'));
     }, Math.min(delay, 2 ** 31 - 1));
     live.expiryTimer.unref();
+  }
+
+  /** Freezes the VM (vCPUs stop; memory, processes and files are kept). */
+  async pause(id: string): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    assertAction(id, rec.state, 'pause');
+    if (!rec.vm) throw new KilnError('VM_NOT_STARTED', `sandbox ${id} has no VM`, { status: 409 });
+    await this.o.driver.pause(rec.vm);
+    this.setState(rec, 'paused');
+    return rec;
+  }
+
+  /** Resumes a paused VM and brings its wall clock back to the host's. */
+  async resume(id: string): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    assertAction(id, rec.state, 'resume');
+    if (!rec.vm) throw new KilnError('VM_NOT_STARTED', `sandbox ${id} has no VM`, { status: 409 });
+    await this.o.driver.resume(rec.vm);
+    this.setState(rec, 'running');
+    await this.live.get(id)?.agent?.configure({ timeEpochMs: Date.now() });
+    return rec;
+  }
+
+  /** Where a sandbox's scratch disk is and in which format (raw for cold boots, qcow2 for clones). */
+  scratchOf(id: string): { path: string; format: 'raw' | 'qcow2' } {
+    const qcow = join(this.sandboxesDir, id, 'scratch.qcow2');
+    return existsSync(qcow) ? { path: qcow, format: 'qcow2' } : { path: join(this.sandboxesDir, id, 'scratch.img'), format: 'raw' };
+  }
+
+  /** Runs `fn` with the sandbox's VM paused-or-running checked for a snapshot; resync the clock after. */
+  async withSnapshotable<T>(id: string, fn: (rec: SandboxRecord & { vm: VmHandle }) => Promise<T>): Promise<T> {
+    const rec = this.get(id);
+    assertAction(id, rec.state, 'snapshot');
+    if (!rec.vm) throw new KilnError('VM_NOT_STARTED', `sandbox ${id} has no VM`, { status: 409 });
+    const out = await fn(rec as SandboxRecord & { vm: VmHandle });
+    if (rec.state === 'running') await this.live.get(id)?.agent?.configure({ timeEpochMs: Date.now() }).catch(() => undefined);
+    return out;
   }
 
   /** Destroys a sandbox and everything it owns; concurrent calls share one destruction. */

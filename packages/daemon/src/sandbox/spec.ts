@@ -20,6 +20,7 @@ export interface SpecInput {
   timeoutMs?: number;
   env?: Record<string, string>;
   labels?: Record<string, string>;
+  template?: string;
 }
 
 function intIn(field: keyof typeof SPEC_LIMITS, v: number | undefined): number {
@@ -49,5 +50,6 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     timeoutMs: intIn('timeoutMs', input.timeoutMs ?? defaults.timeoutMs),
     env: { ...(defaults.env ?? {}), ...env },
     labels,
+    template: input.template ?? null,
   };
 }

@@ -7,21 +7,25 @@ import type { SandboxState } from './types.js';
 
 const TRANSITIONS: Record<SandboxState, readonly SandboxState[]> = {
   creating: ['running', 'failed', 'stopping'],
-  running: ['stopping', 'failed'],
+  running: ['paused', 'stopping', 'failed'],
+  paused: ['running', 'stopping', 'failed'],
   stopping: ['stopped', 'destroyed', 'failed'],
   stopped: ['destroyed', 'stopping'],
   failed: ['stopping', 'destroyed'],
   destroyed: [],
 };
 
-export type SandboxAction = 'exec' | 'files' | 'destroy' | 'logs' | 'inspect';
+export type SandboxAction = 'exec' | 'files' | 'destroy' | 'logs' | 'inspect' | 'pause' | 'resume' | 'snapshot';
 
 const ALLOWED: Record<SandboxAction, readonly SandboxState[]> = {
   exec: ['running'],
   files: ['running'],
-  destroy: ['creating', 'running', 'stopping', 'stopped', 'failed'],
-  logs: ['creating', 'running', 'stopping', 'stopped', 'failed'],
-  inspect: ['creating', 'running', 'stopping', 'stopped', 'failed', 'destroyed'],
+  destroy: ['creating', 'running', 'paused', 'stopping', 'stopped', 'failed'],
+  logs: ['creating', 'running', 'paused', 'stopping', 'stopped', 'failed'],
+  inspect: ['creating', 'running', 'paused', 'stopping', 'stopped', 'failed', 'destroyed'],
+  pause: ['running'],
+  resume: ['paused'],
+  snapshot: ['running', 'paused'],
 };
 
 export function canTransition(from: SandboxState, to: SandboxState): boolean {

@@ -1,7 +1,7 @@
 /** The sandbox model shared by the manager, the store and the API. */
 import type { VmHandle } from '../vmm/driver.js';
 
-export const SANDBOX_STATES = ['creating', 'running', 'stopping', 'stopped', 'destroyed', 'failed'] as const;
+export const SANDBOX_STATES = ['creating', 'running', 'paused', 'stopping', 'stopped', 'destroyed', 'failed'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
 export interface SandboxSpec {
@@ -12,6 +12,8 @@ export interface SandboxSpec {
   timeoutMs: number;
   env: Record<string, string>;
   labels: Record<string, string>;
+  /** Name of the template to start from (a fork); null = the default template of the shape. */
+  template: string | null;
 }
 
 export interface SandboxError {

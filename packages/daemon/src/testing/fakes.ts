@@ -16,7 +16,7 @@ export class FakeDriver implements VmmDriver {
   failStart: Error | null = null;
 
   capabilities(): DriverCapabilities {
-    return { name: 'fake', accel: 'tcg', accelReason: 'fake', snapshot: false, restore: false, pause: false };
+    return { name: 'fake', version: '0', accel: 'tcg', accelReason: 'fake', snapshot: false, restore: false, pause: false };
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
@@ -72,7 +72,7 @@ export interface FakeAgentOptions {
   dockerReadyError?: Error;
 }
 
-export function fakeAgent(opts: FakeAgentOptions = {}): GuestAgent & { closed: boolean } {
+export function fakeAgent(opts: FakeAgentOptions = {}): GuestAgent & { closed: boolean; configured: unknown[] } {
   const ee = new EventEmitter();
   const agent = {
     closed: false,
@@ -82,13 +82,17 @@ export function fakeAgent(opts: FakeAgentOptions = {}): GuestAgent & { closed: b
       if (opts.dockerReadyError) throw opts.dockerReadyError;
       return { waitedMs: 1 };
     },
+    configured: [] as unknown[],
+    configure: async (args: unknown) => {
+      agent.configured.push(args);
+    },
     close: () => {
       if (agent.closed) return;
       agent.closed = true;
       ee.emit('close');
     },
   };
-  return agent as unknown as GuestAgent & { closed: boolean };
+  return agent as unknown as GuestAgent & { closed: boolean; configured: unknown[] };
 }
 
 export async function fakeScratchDisk(path: string): Promise<void> {

@@ -14,7 +14,7 @@ export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: 
   const store = new Store(join(stateDir, 'kiln.db'));
   const driver = new FakeDriver();
   const logger = pino({ level: 'silent' });
-  const agents: Array<GuestAgent & { closed: boolean }> = [];
+  const agents: Array<GuestAgent & { closed: boolean; configured: unknown[] }> = [];
   const mkManager = () =>
     new SandboxManager({
       stateDir,

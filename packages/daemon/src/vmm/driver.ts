@@ -55,6 +55,8 @@ export interface VmExit {
 
 export interface DriverCapabilities {
   name: string;
+  /** VMM version (part of a template's key: a snapshot restores only into the same VMM). */
+  version: string;
   accel: Accel;
   accelReason: string;
   snapshot: boolean;

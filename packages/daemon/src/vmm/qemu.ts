@@ -3,7 +3,7 @@
  * a daemon restart; the daemon finds them again by pid + start time + the `kiln-<id>` marker
  * on their command line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
@@ -33,23 +33,22 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
   }
   const accelArgs =
     accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`];
+  // Guest RAM is always a named backend ("mem"), so every VM of a shape has the same RAM
+  // block layout and any snapshot can be restored into any of them.
   const mem = spec.memory;
-  const memArgs =
+  const memObject =
     mem === undefined
-      ? []
-      : [
-          '-object',
-          mem.mode === 'template'
-            ? `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=on`
-            : `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=off,readonly=on,rom=off`,
-        ];
+      ? `memory-backend-ram,id=mem,size=${spec.memoryMiB}M`
+      : mem.mode === 'template'
+        ? `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=on`
+        : `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=off,readonly=on,rom=off`;
   return [
     '-name', `${vmMarker(spec.id)},process=${vmMarker(spec.id)}`,
     // qboot loads -kernel directly; Debian's default microvm firmware (SeaBIOS) needs option
     // ROMs for that and, with x-option-roms=off, hangs at "No bootable device".
-    '-M', `microvm,x-option-roms=off,rtc=on${mem ? ',memory-backend=mem' : ''}`,
+    '-M', 'microvm,x-option-roms=off,rtc=on,memory-backend=mem',
     '-bios', 'qboot.rom',
-    ...memArgs,
+    '-object', memObject,
     ...accelArgs,
     '-m', `${spec.memoryMiB}`,
     '-smp', `${spec.vcpus}`,
@@ -78,16 +77,18 @@ export class QemuDriver implements VmmDriver {
   private readonly tbSize: number;
   private readonly startTimeoutMs: number;
   private readonly children = new Map<number, ChildProcess>();
+  private readonly version: string;
 
   constructor(opts: QemuDriverOptions = {}) {
     this.accel = chooseAccel(opts.accel ?? 'auto');
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.tbSize = opts.tcgTbSizeMiB ?? 128;
     this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
+    this.version = qemuVersion(this.binary);
   }
 
   capabilities(): DriverCapabilities {
-    return { name: this.name, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true };
+    return { name: this.name, version: this.version, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true };
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
@@ -225,6 +226,15 @@ export class QemuDriver implements VmmDriver {
       await sleep(20);
     }
     return !this.isAlive(vm);
+  }
+}
+
+function qemuVersion(binary: string): string {
+  try {
+    const out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    return /version\s+([^\s]+)/.exec(out)?.[1] ?? 'unknown';
+  } catch (err) {
+    throw new KilnError('VMM_NOT_FOUND', `cannot run ${binary} --version (install qemu-system-x86 from bookworm-backports: scripts/setup.sh): ${(err as Error).message}`, { status: 503 });
   }
 }
 

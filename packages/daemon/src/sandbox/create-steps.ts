@@ -1,0 +1,210 @@
+/**
+ * The named, ordered steps that make a sandbox, each with its undo. One list serves both
+ * paths: a restore from a template (the fast path: qcow2 overlay over the template's disk,
+ * RAM mapped copy-on-write from the template's memory file) and a cold boot (the fallback
+ * when no valid template exists, said so in the events).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { KilnError, toKilnError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { TemplateManifest } from '../template/manifest.js';
+import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
+import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
+import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
+import type { Step } from './steps.js';
+import type { SandboxRecord, SandboxSpec } from './types.js';
+
+export interface CreateCtx {
+  rec: SandboxRecord;
+  runDir: string;
+  scratch: string;
+  image: GuestImage | null;
+  template: TemplateManifest | null;
+  vm: VmHandle | null;
+  agent: GuestAgent | null;
+}
+
+/** Where templates come from; absent = always cold boot. */
+export interface TemplateSource {
+  /** The template to restore this sandbox from, or null with the reason. */
+  find(spec: SandboxSpec, image: GuestImage): Promise<{ template: TemplateManifest | null; reason: string }>;
+  /** A per-VM copy-on-write disk over the template's frozen scratch disk. */
+  createOverlay(template: TemplateManifest, path: string): Promise<void>;
+  /** The shape of a named template (a create naming it takes its shape), or null. */
+  shapeOf(name: string): Promise<{ memoryMiB: number; vcpus: number; diskGiB: number } | null>;
+}
+
+export interface StepHost {
+  store: Store;
+  driver: VmmDriver;
+  connectAgent: ConnectAgent;
+  templates: TemplateSource | null;
+  resolveImage(): Promise<GuestImage | null>;
+  createScratchDisk(path: string, sizeGiB: number): Promise<void>;
+  bootTimeoutMs: number;
+  dockerReadyTimeoutMs: number;
+  /** Called once a VM process exists, so its death is noticed even during creation. */
+  watchVm(id: string, vm: VmHandle): void;
+  /** The agent is usable for this sandbox from now on. */
+  attachAgent(id: string, agent: GuestAgent): void;
+  consoleTail(id: string): string;
+  warn(id: string, msg: string, err: unknown): void;
+}
+
+function vmSpec(ctx: CreateCtx): VmSpec {
+  const image = ctx.image;
+  if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'image not resolved');
+  const base: VmSpec = {
+    id: ctx.rec.id,
+    runDir: ctx.runDir,
+    memoryMiB: ctx.rec.spec.memoryMiB,
+    vcpus: ctx.rec.spec.vcpus,
+    kernel: image.kernel,
+    initrd: image.initrd,
+    rootfs: image.rootfs,
+    scratch: ctx.scratch,
+    cmdline: image.cmdline,
+  };
+  const t = ctx.template;
+  if (!t) return base;
+  return {
+    ...base,
+    hostname: TEMPLATE_HOSTNAME,
+    scratchFormat: 'qcow2',
+    incoming: t.stateFile,
+    ...(t.memFile ? { memory: { file: t.memFile, mode: 'clone' as const } } : {}),
+  };
+}
+
+async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
+  const spec = vmSpec(ctx);
+  const t = ctx.template;
+  const vm = t ? await h.driver.restore(spec, { ignoreShared: t.sharedMemory }) : await h.driver.start(spec);
+  ctx.vm = vm;
+  ctx.rec.vm = vm;
+  ctx.rec.updatedAt = Date.now();
+  h.store.update(ctx.rec);
+  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(t ? { template: t.name, templateKey: t.key } : {}) });
+  h.watchVm(ctx.rec.id, vm);
+}
+
+async function stopVm(h: StepHost, ctx: CreateCtx): Promise<void> {
+  if (!ctx.vm) return;
+  await h.driver.kill(ctx.vm);
+  ctx.vm = null;
+  ctx.rec.vm = null;
+  ctx.rec.updatedAt = Date.now();
+  h.store.update(ctx.rec);
+}
+
+/** Boot → agent answer, a cold boot retried once on timeout (FIELD-NOTES: ~1 boot in 20 hangs early). */
+async function connect(h: StepHost, ctx: CreateCtx, signal: AbortSignal): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    if (!ctx.vm) throw new KilnError('VM_NOT_STARTED', 'no VM to connect to');
+    try {
+      const timeoutMs = ctx.template ? 30_000 : h.bootTimeoutMs;
+      ctx.agent = await h.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal, helloIntervalMs: ctx.template ? 20 : 250 });
+      h.attachAgent(ctx.rec.id, ctx.agent);
+      h.store.addEvent(ctx.rec.id, 'agent-connected', { attempt });
+      return;
+    } catch (err) {
+      if (ctx.template || signal.aborted || attempt >= 2 || !h.driver.isAlive(ctx.vm)) throw err;
+      h.warn(ctx.rec.id, 'guest did not answer; retrying the boot once', err);
+      h.store.addEvent(ctx.rec.id, 'boot-retry', { reason: toKilnError(err).message, consoleTail: h.consoleTail(ctx.rec.id) });
+      await stopVm(h, ctx);
+      await rm(ctx.scratch, { force: true });
+      await h.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
+      await startVm(h, ctx);
+    }
+  }
+}
+
+/**
+ * Makes the guest unique and current before anyone uses it: a restored guest carries the
+ * template's clock (frozen at snapshot time), RNG state, hostname and machine id.
+ */
+export async function personalize(agent: GuestAgent, id: string): Promise<void> {
+  await agent.configure({
+    timeEpochMs: Date.now(),
+    hostname: id,
+    entropyHex: randomBytes(64).toString('hex'),
+    machineId: randomBytes(16).toString('hex'),
+  });
+}
+
+export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
+  return [
+    {
+      name: 'resolve-image',
+      run: async (ctx) => {
+        ctx.image = await h.resolveImage();
+        if (!ctx.image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
+        ctx.rec.imageHash = ctx.image.hash;
+      },
+    },
+    {
+      name: 'resolve-template',
+      run: async (ctx) => {
+        if (!h.templates || !ctx.image) {
+          h.store.addEvent(ctx.rec.id, 'cold-boot', { reason: 'templates are disabled' });
+          return;
+        }
+        const found = await h.templates.find(ctx.rec.spec, ctx.image);
+        ctx.template = found.template;
+        if (!found.template) h.store.addEvent(ctx.rec.id, 'cold-boot', { reason: found.reason });
+      },
+    },
+    {
+      name: 'allocate',
+      run: async (ctx) => {
+        await mkdir(ctx.runDir, { recursive: false, mode: 0o700 });
+      },
+      undo: async (ctx) => {
+        await rm(ctx.runDir, { recursive: true, force: true });
+      },
+    },
+    {
+      name: 'scratch-disk',
+      run: async (ctx) => {
+        if (ctx.template && h.templates) {
+          ctx.scratch = `${ctx.runDir}/scratch.qcow2`;
+          await h.templates.createOverlay(ctx.template, ctx.scratch);
+        } else {
+          await h.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);
+        }
+      },
+      undo: async (ctx) => {
+        await rm(ctx.scratch, { force: true });
+      },
+    },
+    {
+      name: 'start-vm',
+      run: async (ctx) => startVm(h, ctx),
+      undo: async (ctx) => stopVm(h, ctx),
+    },
+    {
+      name: 'agent-connect',
+      run: async (ctx, signal) => connect(h, ctx, signal),
+      undo: async (ctx) => {
+        ctx.agent?.close();
+        ctx.agent = null;
+      },
+    },
+    {
+      name: 'personalize',
+      run: async (ctx) => {
+        if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+        await personalize(ctx.agent, ctx.rec.id);
+      },
+    },
+    {
+      name: 'docker-ready',
+      run: async (ctx) => {
+        if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+        const r = await ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
+        h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
+      },
+    },
+  ];
+}

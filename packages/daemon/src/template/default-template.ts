@@ -1,0 +1,32 @@
+/**
+ * The default template (the default sandbox shape), made right after `kiln image build` so
+ * the first `kiln create` already restores instead of booting.
+ */
+import { AgentClient } from '@kiln/protocol';
+import { createScratchDisk, findImage } from '../image/index.js';
+import { SPEC_LIMITS } from '../sandbox/spec.js';
+import { KilnError } from '../errors.js';
+import type { AccelRequest } from '../vmm/accel.js';
+import { QemuDriver } from '../vmm/qemu.js';
+import { buildTemplate, type TemplateProgress } from './builder.js';
+import type { TemplateManifest } from './manifest.js';
+import { TemplateStore } from './store.js';
+
+export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelRequest; tcgTbSizeMiB?: number; onProgress?: TemplateProgress }): Promise<TemplateManifest> {
+  const image = await findImage(o.stateDir);
+  if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`');
+  const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128 });
+  return buildTemplate(
+    {
+      driver,
+      store: new TemplateStore(o.stateDir),
+      connectAgent: (p, c) => AgentClient.connect(p, c),
+      createScratchDisk,
+      vmmVersion: driver.capabilities().version,
+      tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128,
+    },
+    image,
+    { memoryMiB: SPEC_LIMITS.memoryMiB.default, vcpus: SPEC_LIMITS.vcpus.default, diskGiB: SPEC_LIMITS.diskGiB.default },
+    o.onProgress ? { onProgress: o.onProgress } : {},
+  );
+}

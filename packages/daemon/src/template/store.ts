@@ -1,0 +1,52 @@
+/** Finding, listing and removing templates under <stateDir>/templates. */
+import { readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readTemplate, type TemplateManifest } from './manifest.js';
+
+export class TemplateStore {
+  readonly root: string;
+
+  constructor(stateDir: string) {
+    this.root = join(stateDir, 'templates');
+  }
+
+  dirFor(key: string): string {
+    return join(this.root, key);
+  }
+
+  async list(): Promise<TemplateManifest[]> {
+    if (!existsSync(this.root)) return [];
+    const out: TemplateManifest[] = [];
+    for (const name of await readdir(this.root)) {
+      if (name.startsWith('.')) continue;
+      const t = await readTemplate(join(this.root, name));
+      if (t) out.push(t);
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async byKey(key: string): Promise<TemplateManifest | null> {
+    return readTemplate(this.dirFor(key));
+  }
+
+  async byName(name: string): Promise<TemplateManifest | null> {
+    return (await this.list()).find((t) => t.name === name) ?? null;
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.dirFor(key), { recursive: true, force: true });
+  }
+
+  /** Removes half-built templates (temp dirs left by a crash). */
+  async removePartial(): Promise<string[]> {
+    if (!existsSync(this.root)) return [];
+    const removed: string[] = [];
+    for (const name of await readdir(this.root)) {
+      if (!name.startsWith('.tmp-')) continue;
+      await rm(join(this.root, name), { recursive: true, force: true });
+      removed.push(name);
+    }
+    return removed;
+  }
+}
