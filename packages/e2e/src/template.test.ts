@@ -1,0 +1,119 @@
+/**
+ * Fast start: sandboxes restored copy-on-write from the default template are each made
+ * unique and current (clock, RNG, hostname, machine id), are isolated from each other and
+ * from the template; pause/resume keeps processes and files; a snapshot forks a sandbox.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { DaemonFixture, integrationSkipReason } from './harness.js';
+
+const skip = integrationSkipReason();
+
+describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, () => {
+  const fx = new DaemonFixture('template');
+  let failed = false;
+  let a = '';
+  let b = '';
+
+  const sh = async (id: string, shell: string): Promise<{ out: string; code: number | null }> => {
+    let out = '';
+    let code: number | null = null;
+    for await (const ev of fx.client.exec(id, { shell })) {
+      if (ev.type === 'stdout') out += Buffer.from(ev.data, 'base64').toString();
+      if (ev.type === 'exit') code = ev.exitCode;
+      if (ev.type === 'error') throw Object.assign(new Error(ev.error.message), { code: ev.error.code });
+    }
+    return { out, code };
+  };
+
+  const t = (name: string, fn: () => Promise<void>) =>
+    test(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    });
+
+  before(async () => {
+    await fx.start();
+    [a, b] = (await Promise.all([fx.client.create({}), fx.client.create({})])).map((s) => s.id) as [string, string];
+  });
+  after(async () => fx.close({ failed }));
+
+  t('both sandboxes were restored from the template, not booted', async () => {
+    for (const id of [a, b]) {
+      const ev = await fx.client.events(id);
+      assert.ok(ev.some((e) => e.type === 'vm-restored'), `${id} restored: ${JSON.stringify(ev.map((e) => e.type))}`);
+      assert.ok(!ev.some((e) => e.type === 'cold-boot'));
+    }
+  });
+
+  t('each clone has its own clock-in-sync, randomness, hostname and machine id', async () => {
+    const probe = 'date +%s.%N; hostname; cat /etc/machine-id; cat /proc/sys/kernel/random/uuid; head -c 16 /dev/urandom | od -An -tx1 | tr -d " \\n"; echo';
+    const [ra, rb] = await Promise.all([sh(a, probe), sh(b, probe)]);
+    const host = Date.now() / 1000;
+    const [ta, ha, ma, ua, xa] = ra.out.trim().split('\n');
+    const [tb, hb, mb, ub, xb] = rb.out.trim().split('\n');
+    assert.ok(Math.abs(Number(ta) - host) < 5, `clock of ${a} in sync (guest ${ta}, host ${host})`);
+    assert.ok(Math.abs(Number(tb) - host) < 5, `clock of ${b} in sync (guest ${tb}, host ${host})`);
+    assert.equal(ha, a);
+    assert.equal(hb, b);
+    assert.match(ma ?? '', /^[0-9a-f]{32}$/);
+    assert.notEqual(ma, mb);
+    assert.notEqual(ua, ub);
+    assert.notEqual(xa, xb);
+    const tpl = (await fx.client.call<{ templates: Array<{ key: string }> }>('GET', '/v1/templates')).templates;
+    assert.ok(tpl.length >= 1);
+  });
+
+  t('a write in one clone is invisible in the other and in the template', async () => {
+    const { templates } = await fx.client.call<{ templates: Array<{ key: string; source: string }> }>('GET', '/v1/templates');
+    const key = templates.find((x) => x.source === 'boot')?.key ?? '';
+    const tplScratch = `${fx.stateDir}/templates/${key}/scratch.img`;
+    const before = statSync(tplScratch);
+    await sh(a, 'echo only-in-a > /root/mine && sync && docker import - only-a </dev/null >/dev/null 2>&1; true');
+    assert.equal((await sh(a, 'cat /root/mine')).out, 'only-in-a\n');
+    assert.equal((await sh(b, 'test -e /root/mine; echo $?')).out, '1\n');
+    const after = statSync(tplScratch);
+    assert.equal(after.mtimeMs, before.mtimeMs, 'template disk untouched');
+    assert.equal(after.mode & 0o777, 0o444, 'template disk is read-only');
+  });
+
+  t('pause and resume keep processes and files', async () => {
+    const pid = (await sh(a, 'setsid sh -c "sleep 1000" >/dev/null 2>&1 < /dev/null & echo $!')).out.trim();
+    assert.match(pid, /^\d+$/);
+    await sh(a, 'echo kept > /root/paused-file');
+    const p = await fx.client.call<{ state: string }>('POST', `/v1/sandboxes/${a}/pause`);
+    assert.equal(p.state, 'paused');
+    await assert.rejects(fx.client.exec(a, { argv: ['true'] }).next(), { code: 'INVALID_STATE' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await fx.client.call<{ state: string }>('POST', `/v1/sandboxes/${a}/resume`);
+    assert.equal(r.state, 'running');
+    assert.equal((await sh(a, `kill -0 ${pid} && cat /root/paused-file`)).out, 'kept\n');
+    const guest = Number((await sh(a, 'date +%s')).out);
+    assert.ok(Math.abs(guest - Date.now() / 1000) < 5, 'clock resynced after resume');
+  });
+
+  t('a snapshot forks: the child sees the parent\'s files at snapshot time; the parent goes on', async () => {
+    await sh(a, 'echo at-snapshot > /root/fork-me');
+    const tpl = await fx.client.call<{ name: string; source: string; parentSandbox: string }>('POST', `/v1/sandboxes/${a}/snapshot`, { name: 'fork-test' });
+    assert.equal(tpl.source, 'snapshot');
+    assert.equal(tpl.parentSandbox, a);
+    await sh(a, 'echo after-snapshot > /root/fork-me');
+    const child = await fx.client.create({ template: 'fork-test' });
+    try {
+      assert.equal((await sh(child.id, 'cat /root/fork-me; hostname')).out, `at-snapshot\n${child.id}\n`);
+      assert.equal((await sh(a, 'cat /root/fork-me')).out, 'after-snapshot\n', 'parent still running and unaffected');
+      const bad = await fx.client.create({ template: 'fork-test', memoryMiB: 2048 }).catch((e: unknown) => e as { code: string });
+      assert.equal((bad as { code: string }).code, 'INVALID_ARGUMENT');
+      const missing = await fx.client.create({ template: 'no-such-template' }).catch((e: unknown) => e as { code: string });
+      assert.equal((missing as { code: string }).code, 'TEMPLATE_NOT_FOUND');
+    } finally {
+      await fx.client.destroy(child.id);
+      await fx.client.call('DELETE', '/v1/templates/fork-test');
+    }
+  });
+});
