@@ -20,6 +20,8 @@ export interface DaemonConfig {
   templates: boolean;
   /** After a cold boot, build the missing template of that shape in the background. Default true. */
   lazyTemplates: boolean;
+  /** Warm pool: restored, unassigned sandboxes of the default shape kept ready. Default 0. */
+  poolSize: number;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -32,4 +34,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   bootTimeoutMs: 90_000,
   templates: process.env.KILN_TEMPLATES !== '0',
   lazyTemplates: process.env.KILN_LAZY_TEMPLATES !== '0',
+  poolSize: Number(process.env.KILN_POOL_SIZE ?? 0),
 };

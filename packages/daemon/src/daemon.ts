@@ -68,6 +68,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     createScratchDisk,
     connectAgent,
     templates: config.templates ? templates : null,
+    poolSize: config.templates ? config.poolSize : 0,
     bootTimeoutMs: config.bootTimeoutMs,
   });
   await manager.init();
@@ -82,11 +83,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       driver: { ...caps },
       image: imageCache ? { hash: imageCache.hash, kernelVersion: imageCache.kernelVersion } : null,
       stateDir: config.stateDir,
+      pool: manager.poolStatus(),
     }),
   });
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  manager.start();
   logger.info({ socket: config.socket, stateDir: config.stateDir }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;

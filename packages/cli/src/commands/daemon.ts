@@ -11,11 +11,14 @@ export function registerDaemonCommands(program: Command): void {
     .option('--accel <auto|kvm|tcg>', 'accelerator (default auto)')
     .option('--destroy-on-exit', 'destroy every sandbox when the daemon exits (default: keep them for re-adoption)')
     .option('--log-level <LEVEL>', 'log level (default info)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string }, cmd: Command) => {
+    .option('--pool <N>', 'keep N restored, unassigned sandboxes of the default shape ready (default 0)')
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string }, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
+        if (o.pool !== undefined && !/^\d+$/.test(o.pool)) throw new Error(`--pool must be a whole number (got ${o.pool})`);
         const d = await startDaemon({
+          ...(o.pool !== undefined ? { poolSize: Number(o.pool) } : {}),
           ...(g.socket ?? process.env.KILN_SOCKET ? { socket: g.socket ?? process.env.KILN_SOCKET } : {}),
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),

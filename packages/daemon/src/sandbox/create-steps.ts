@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { applyGuestNetwork } from '../network/guest.js';
+import type { NetworkService, SandboxNetwork } from '../network/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
@@ -23,6 +25,8 @@ export interface CreateCtx {
   template: TemplateManifest | null;
   vm: VmHandle | null;
   agent: GuestAgent | null;
+  /** The sandbox's network (null when kilnd runs without networking). */
+  net?: SandboxNetwork | null;
 }
 
 /** Where templates come from; absent = always cold boot. */
@@ -40,6 +44,8 @@ export interface StepHost {
   driver: VmmDriver;
   connectAgent: ConnectAgent;
   templates: TemplateSource | null;
+  /** Sandbox networking; null = sandboxes get no network. */
+  network?: NetworkService | null;
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   bootTimeoutMs: number;
@@ -65,6 +71,7 @@ function vmSpec(ctx: CreateCtx): VmSpec {
     rootfs: image.rootfs,
     scratch: ctx.scratch,
     cmdline: image.cmdline,
+    ...(ctx.net ? { net: ctx.net.vm } : {}),
   };
   const t = ctx.template;
   if (!t) return base;
@@ -179,6 +186,18 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       },
     },
     {
+      name: 'network',
+      run: async (ctx) => {
+        if (!h.network) return;
+        ctx.net = await h.network.setup(ctx.rec.id, ctx.rec.spec.network ?? h.network.resolvePolicy(undefined));
+        h.store.addEvent(ctx.rec.id, 'network', { address: ctx.net.guest.address, netns: ctx.net.names.netns });
+      },
+      undo: async (ctx) => {
+        await h.network?.teardown(ctx.rec.id);
+        ctx.net = null;
+      },
+    },
+    {
       name: 'start-vm',
       run: async (ctx) => startVm(h, ctx),
       undo: async (ctx) => stopVm(h, ctx),
@@ -196,6 +215,14 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       run: async (ctx) => {
         if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
         await personalize(ctx.agent, ctx.rec.id);
+      },
+    },
+    {
+      name: 'guest-network',
+      run: async (ctx) => {
+        if (!ctx.net) return;
+        if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+        await applyGuestNetwork(ctx.agent, ctx.net.guest);
       },
     },
     {

@@ -10,16 +10,23 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KilnError, sandboxNotFound, toKilnError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import type { NetworkService } from '../network/service.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
 import { vmMarker } from '../vmm/qemu.js';
 import { findProcesses, signalProcess } from '../util/proc.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import { newSandboxId, isSandboxId } from './ids.js';
+import type { ManagerObserver } from './observer.js';
 import { resolveSpec, type SpecInput } from './spec.js';
 import { assertAction, assertTransition, type SandboxAction } from './state-machine.js';
 import { runSteps, StepFailedError } from './steps.js';
 import { creationSteps, type CreateCtx, type StepHost, type TemplateSource } from './create-steps.js';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './types.js';
+import { WarmPool } from './pool.js';
+import { SPEC_LIMITS } from './spec.js';
+
+const isDefaultShape = (s: SandboxSpec): boolean =>
+  s.memoryMiB === SPEC_LIMITS.memoryMiB.default && s.vcpus === SPEC_LIMITS.vcpus.default && s.diskGiB === SPEC_LIMITS.diskGiB.default;
 
 export interface ManagerOptions {
   stateDir: string;
@@ -29,8 +36,12 @@ export interface ManagerOptions {
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   connectAgent: ConnectAgent;
+  /** Warm pool of the default shape: this many restored, unassigned sandboxes. Default 0. */
+  poolSize?: number;
   /** Template snapshots to restore from; null = always cold boot. */
   templates?: TemplateSource | null;
+  /** Sandbox networking (netns, TAP, policy); null/absent = sandboxes get no network. */
+  network?: NetworkService | null;
   /** Kernel boot to agent answer, per attempt (a hung boot is retried once). Default 90 s. */
   bootTimeoutMs?: number;
   /** Agent answer to dockerd answering /_ping. Default 180 s. */
@@ -38,6 +49,8 @@ export interface ManagerOptions {
   /** Grace for QEMU to quit before SIGKILL on destroy. Default 3 s. */
   stopTimeoutMs?: number;
   defaults?: Partial<SandboxSpec>;
+  /** Told of state changes, watched VMs and released sandboxes (audit, logs, metrics). */
+  observer?: ManagerObserver;
 }
 
 interface Live {
@@ -54,6 +67,7 @@ export class SandboxManager {
   private closed = false;
 
   private readonly stepHost: StepHost;
+  private readonly pool: WarmPool | null;
 
   constructor(private readonly o: ManagerOptions) {
     this.sandboxesDir = join(o.stateDir, 'sandboxes');
@@ -62,6 +76,7 @@ export class SandboxManager {
       driver: o.driver,
       connectAgent: o.connectAgent,
       templates: o.templates ?? null,
+      network: o.network ?? null,
       resolveImage: () => o.resolveImage(),
       createScratchDisk: (p, g) => o.createScratchDisk(p, g),
       bootTimeoutMs: o.bootTimeoutMs ?? 90_000,
@@ -74,6 +89,16 @@ export class SandboxManager {
       consoleTail: (id) => this.consoleTail(id),
       warn: (id, msg, err) => this.log(id).warn({ err }, msg),
     };
+    this.pool =
+      (o.poolSize ?? 0) > 0
+        ? new WarmPool('default', o.poolSize ?? 0, {
+            members: (name) => this.o.store.list().filter((r) => r.pool === name && (r.state === 'creating' || r.state === 'running')),
+            createMember: async (name) => {
+              await this.create({ timeoutMs: 0 }, { pool: name });
+            },
+            log: o.logger,
+          })
+        : null;
   }
 
   get driver(): VmmDriver {
@@ -100,8 +125,9 @@ export class SandboxManager {
     return image;
   }
 
+  /** The user's sandboxes (warm-pool members are not listed). */
   list(): SandboxRecord[] {
-    return this.o.store.list();
+    return this.o.store.list().filter((r) => r.pool === null);
   }
 
   get(id: string): SandboxRecord {
@@ -133,10 +159,14 @@ export class SandboxManager {
    * Creates a sandbox. Validation errors throw before anything is created. With `wait`
    * (the default) resolves once it is running, or rejects with the failed step.
    */
-  async create(input: SpecInput, opts: { wait?: boolean } = {}): Promise<SandboxRecord> {
+  async create(input: SpecInput, opts: { wait?: boolean; pool?: string } = {}): Promise<SandboxRecord> {
     if (this.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
     if (input.template !== undefined) input = await this.withTemplateShape(input, input.template);
     const spec = resolveSpec(input, this.o.defaults);
+    if (!opts.pool && this.pool && spec.template === null && isDefaultShape(spec)) {
+      const member = this.pool.available();
+      if (member) return this.claim(member, spec);
+    }
     const now = Date.now();
     const rec: SandboxRecord = {
       id: newSandboxId(),
@@ -150,9 +180,11 @@ export class SandboxManager {
       updatedAt: now,
       readyAt: null,
       expiresAt: spec.timeoutMs > 0 ? now + spec.timeoutMs : null,
+      pool: opts.pool ?? null,
     };
     this.o.store.insert(rec);
     this.o.store.addEvent(rec.id, 'state', { state: 'creating', spec });
+    this.o.observer?.transition?.(rec, null, 'creating');
     const live: Live = { agent: null, abort: new AbortController(), creating: null, destroying: null, expiryTimer: null };
     this.live.set(rec.id, live);
     live.creating = this.runCreate(rec, live);
@@ -162,6 +194,34 @@ export class SandboxManager {
     }
     await live.creating;
     return this.get(rec.id);
+  }
+
+  /** Hands a warm-pool member to the caller: it becomes an ordinary sandbox with this spec. */
+  private async claim(member: SandboxRecord, spec: SandboxSpec): Promise<SandboxRecord> {
+    const now = Date.now();
+    const pool = member.pool;
+    // The member was made with the default policy: the claimer's takes over, live.
+    if (this.o.network && spec.network) await this.o.network.setPolicy(member.id, spec.network);
+    Object.assign(member, { spec, pool: null, createdAt: now, updatedAt: now, expiresAt: spec.timeoutMs > 0 ? now + spec.timeoutMs : null });
+    this.o.store.update(member);
+    this.o.store.addEvent(member.id, 'claimed', { pool, spec, readyForMs: now - (member.readyAt ?? now) });
+    this.armExpiry(member.id);
+    this.pool?.kick();
+    // A member that waited long gets its clock checked again (it runs, but nothing adjusts it).
+    if (now - (member.readyAt ?? now) > 60_000) await this.live.get(member.id)?.agent?.configure({ timeEpochMs: Date.now() });
+    return member;
+  }
+
+  /** Warm pool status: configured size and members ready to hand out. */
+  poolStatus(): { size: number; ready: number; filling: number } {
+    if (!this.pool) return { size: 0, ready: 0, filling: 0 };
+    const m = this.o.store.list().filter((r) => r.pool === this.pool?.name);
+    return { size: this.pool.size, ready: m.filter((r) => r.state === 'running').length, filling: m.filter((r) => r.state === 'creating').length };
+  }
+
+  /** Starts background work: filling the warm pool. */
+  start(): void {
+    this.pool?.kick();
   }
 
   /** A create that names a template takes the template's shape; a conflicting shape is refused. */
@@ -182,10 +242,12 @@ export class SandboxManager {
 
   private setState(rec: SandboxRecord, state: SandboxState, extra: Partial<SandboxRecord> = {}): void {
     assertTransition(rec.id, rec.state, state);
+    const from = rec.state;
     Object.assign(rec, extra, { state, updatedAt: Date.now() });
     this.o.store.update(rec);
     this.o.store.addEvent(rec.id, 'state', { state, ...(rec.error && state === 'failed' ? { error: rec.error } : {}) });
     this.log(rec.id).info({ state }, 'state');
+    this.o.observer?.transition?.(rec, from, state);
   }
 
   private async runCreate(rec: SandboxRecord, live: Live): Promise<void> {
@@ -233,6 +295,7 @@ export class SandboxManager {
   }
 
   private consoleTail(id: string, bytes = 600): string {
+    if (this.o.observer?.consoleTail) return this.o.observer.consoleTail(id, bytes);
     try {
       return readFileSync(join(this.sandboxesDir, id, 'console.log'), 'utf8').slice(-bytes);
     } catch {
@@ -241,6 +304,7 @@ export class SandboxManager {
   }
 
   private watchVm(id: string, vm: VmHandle): void {
+    this.o.observer?.vmWatched?.(id, vm);
     void this.o.driver.wait(vm).then((exit) => this.onVmExit(id, vm, exit));
   }
 
@@ -350,12 +414,21 @@ export class SandboxManager {
   }
 
   private async releaseResources(id: string): Promise<void> {
+    this.o.observer?.released?.(id);
+    await this.o.network?.teardown(id);
     await rm(join(this.sandboxesDir, id), { recursive: true, force: true });
   }
 
   private async reconcileOne(rec: SandboxRecord): Promise<void> {
     const log = this.log(rec.id);
     const alive = rec.vm !== null && this.o.driver.isAlive(rec.vm);
+    if (rec.pool !== null) {
+      // A warm-pool member left by a crashed kilnd: nobody owns it; the pool refills itself.
+      if (alive && rec.vm) await this.o.driver.kill(rec.vm);
+      await this.releaseResources(rec.id);
+      this.o.store.delete(rec.id);
+      return;
+    }
     if (rec.state === 'running' && alive && rec.vm) {
       try {
         const agent = await this.o.connectAgent(rec.vm.paths.agentSocket, { timeoutMs: 15_000 });
@@ -403,6 +476,9 @@ export class SandboxManager {
         signalProcess(p, 'SIGKILL', vmMarker(m[1]));
       }
     }
+    if (this.o.network) {
+      for (const hex of await this.o.network.listNetworkOrphans(known)) await this.o.network.cleanupNetwork(hex);
+    }
     if (!existsSync(this.sandboxesDir)) return;
     for (const name of await readdir(this.sandboxesDir)) {
       if (!known.has(name)) {
@@ -415,6 +491,9 @@ export class SandboxManager {
   /** Stops the manager. VMs keep running (re-adopted at next start) unless destroyAll. */
   async shutdown(opts: { destroyAll?: boolean } = {}): Promise<void> {
     this.closed = true;
+    await this.pool?.stop();
+    // Warm-pool members belong to no one: never leave them behind.
+    for (const rec of this.o.store.list().filter((r) => r.pool !== null)) await this.destroy(rec.id).catch(() => undefined);
     for (const [id, live] of this.live) {
       if (live.expiryTimer) clearTimeout(live.expiryTimer);
       if (opts.destroyAll) await this.destroy(id).catch(() => undefined);

@@ -1,5 +1,6 @@
 /** Validation and defaults of a create request's sandbox shape. Limits are documented here. */
 import { invalidArgument } from '../errors.js';
+import { resolvePolicy, type PolicyInput } from '../network/policy.js';
 import type { SandboxSpec } from './types.js';
 
 export const SPEC_LIMITS = {
@@ -21,6 +22,8 @@ export interface SpecInput {
   env?: Record<string, string>;
   labels?: Record<string, string>;
   template?: string;
+  /** Egress policy (network/policy.ts). Default {preset: 'default'}. */
+  network?: PolicyInput;
 }
 
 function intIn(field: keyof typeof SPEC_LIMITS, v: number | undefined): number {
@@ -51,5 +54,6 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     env: { ...(defaults.env ?? {}), ...env },
     labels,
     template: input.template ?? null,
+    network: resolvePolicy(input.network),
   };
 }

@@ -1,5 +1,6 @@
 /** The sandbox model shared by the manager, the store and the API. */
 import type { VmHandle } from '../vmm/driver.js';
+import type { NetworkPolicy } from '../network/policy.js';
 
 export const SANDBOX_STATES = ['creating', 'running', 'paused', 'stopping', 'stopped', 'destroyed', 'failed'] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
@@ -14,6 +15,8 @@ export interface SandboxSpec {
   labels: Record<string, string>;
   /** Name of the template to start from (a fork); null = the default template of the shape. */
   template: string | null;
+  /** Egress policy at creation (the one in force, changed live, is the network lease's). Absent in records of older kilnds. */
+  network?: NetworkPolicy;
 }
 
 export interface SandboxError {
@@ -35,6 +38,8 @@ export interface SandboxRecord {
   updatedAt: number;
   readyAt: number | null;
   expiresAt: number | null;
+  /** Set while the sandbox is an unassigned member of a warm pool (the pool's name). */
+  pool: string | null;
 }
 
 export interface SandboxEvent {

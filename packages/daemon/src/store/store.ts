@@ -17,6 +17,7 @@ interface SandboxRow {
   updated_at: number;
   ready_at: number | null;
   expires_at: number | null;
+  pool: string | null;
 }
 
 const SCHEMA = `
@@ -56,6 +57,7 @@ function fromRow(r: SandboxRow): SandboxRecord {
     updatedAt: r.updated_at,
     readyAt: r.ready_at,
     expiresAt: r.expires_at,
+    pool: r.pool ?? null,
   };
 }
 
@@ -68,17 +70,24 @@ export class Store {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.migrate();
   }
 
   close(): void {
     this.db.close();
   }
 
+  /** Adds columns that newer versions need to a database an older kilnd made. */
+  private migrate(): void {
+    const cols = new Set((this.db.prepare('PRAGMA table_info(sandboxes)').all() as Array<{ name: string }>).map((c) => c.name));
+    if (!cols.has('pool')) this.db.exec('ALTER TABLE sandboxes ADD COLUMN pool TEXT');
+  }
+
   insert(rec: SandboxRecord): void {
     this.db
       .prepare(
-        `INSERT INTO sandboxes (id, state, spec, image_hash, step, vm, error, created_at, updated_at, ready_at, expires_at)
-         VALUES (@id, @state, @spec, @image_hash, @step, @vm, @error, @created_at, @updated_at, @ready_at, @expires_at)`,
+        `INSERT INTO sandboxes (id, state, spec, image_hash, step, vm, error, created_at, updated_at, ready_at, expires_at, pool)
+         VALUES (@id, @state, @spec, @image_hash, @step, @vm, @error, @created_at, @updated_at, @ready_at, @expires_at, @pool)`,
       )
       .run(toRow(rec));
   }
@@ -87,7 +96,7 @@ export class Store {
     this.db
       .prepare(
         `UPDATE sandboxes SET state=@state, spec=@spec, image_hash=@image_hash, step=@step, vm=@vm, error=@error,
-         updated_at=@updated_at, ready_at=@ready_at, expires_at=@expires_at WHERE id=@id`,
+         created_at=@created_at, updated_at=@updated_at, ready_at=@ready_at, expires_at=@expires_at, pool=@pool WHERE id=@id`,
       )
       .run(toRow(rec));
   }
@@ -142,5 +151,6 @@ function toRow(rec: SandboxRecord): SandboxRow {
     updated_at: rec.updatedAt,
     ready_at: rec.readyAt,
     expires_at: rec.expiresAt,
+    pool: rec.pool,
   };
 }

@@ -83,6 +83,7 @@ export function fakeAgent(opts: FakeAgentOptions = {}): GuestAgent & { closed: b
       return { waitedMs: 1 };
     },
     configured: [] as unknown[],
+    network: async () => ({ interface: 'eth0', durationMs: 0 }),
     configure: async (args: unknown) => {
       agent.configured.push(args);
     },

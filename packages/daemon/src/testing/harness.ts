@@ -9,7 +9,7 @@ import type { GuestAgent } from '../sandbox/guest-agent.js';
 import { Store } from '../store/store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk, type FakeAgentOptions } from './fakes.js';
 
-export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: Error } = {}) {
+export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: Error; poolSize?: number } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const driver = new FakeDriver();
@@ -23,6 +23,7 @@ export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: 
       logger,
       resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
       createScratchDisk: fakeScratchDisk,
+      poolSize: o.poolSize ?? 0,
       connectAgent: async () => {
         if (o.connectError) throw o.connectError;
         const a = fakeAgent(o.agent);

@@ -1,84 +1,171 @@
 /**
- * `npm run bench`: measured figures for this machine (no test asserts a time).
- *   - cold boot: QEMU start → agent answers, → dockerd answers, whole create (p50/p95 over
- *     KILN_BENCH_BOOTS trials, default 3: a TCG cold boot takes tens of seconds);
- *   - exec round-trip of `true` on a running sandbox (p50/p95 over KILN_BENCH_EXECS, default 50);
- *   - host memory (RSS/PSS) of the QEMU process of one idle docker-ready sandbox.
- * Writes bench-results/bench-<timestamp>.json.
+ * `npm run bench`: figures for this machine, side by side in one run (no test asserts a time).
+ *   1. kiln create → first exec output (`true`), empty pool (restore from template)
+ *   2. the same with a warm pool
+ *   3. a cold boot of the same image to the same point (the naive baseline); its steps give
+ *      QEMU start → agent answers → dockerd answers
+ *   4. `docker run --rm` of a tiny local image on the host's Docker engine
+ *   5. host memory (PSS) per idle docker-ready sandbox with 1, 10 and 30 running at once
+ *   6. exec round-trip on a running sandbox
+ * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
+ * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
+import { hostDocker } from './host-docker.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
 
-const BOOTS = Number(process.env.KILN_BENCH_BOOTS ?? 3);
-const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 50);
+const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
+const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
+const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => console.log(s);
+
+async function execTrue(fx: DaemonFixture, id: string): Promise<void> {
+  for await (const ev of fx.client.exec(id, { argv: ['true'] })) {
+    if (ev.type === 'error') throw new Error(ev.error.message);
+    if (ev.type === 'exit' && ev.exitCode !== 0) throw new Error(`true exited ${ev.exitCode}`);
+  }
+}
+
+/** create → first exec of `true` answered, measured from the client. */
+async function createToFirstExec(fx: DaemonFixture, body: Record<string, unknown> = {}): Promise<{ ms: number; id: string }> {
+  const t0 = performance.now();
+  const sb = await fx.client.create(body);
+  await execTrue(fx, sb.id);
+  return { ms: performance.now() - t0, id: sb.id };
+}
+
+async function waitPoolFull(fx: DaemonFixture): Promise<void> {
+  for (;;) {
+    const info = await fx.client.call<{ pool?: { size: number; ready: number } }>('GET', '/v1/info');
+    if (info.pool && info.pool.ready >= info.pool.size) return;
+    await sleep(100);
+  }
+}
 
 async function main(): Promise<void> {
   const skip = integrationSkipReason();
-  if (skip) {
-    console.error(`bench: cannot run: ${skip}`);
-    process.exit(1);
-  }
+  if (skip) throw new Error(`cannot run: ${skip}`);
+  const results: Record<string, unknown> = { date: new Date().toISOString(), cpus: cpus().length, trials: TRIALS };
+  const figures: Record<string, Summary> = {};
+  const show = (name: string, s: Summary) => {
+    figures[name] = s;
+    log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
+  };
+
+  // (4) host docker baseline
+  const docker = await hostDocker(log);
+  results.hostDocker = docker.note;
+  const dockerRuns: number[] = [];
+  for (let i = 0; i < TRIALS; i++) dockerRuns.push(docker.runOnce());
+  await docker.stop();
+  show('(4) host docker run --rm (tiny image)', summarize(dockerRuns));
+
+  // (1) restore path, (6) exec round-trip, (3) cold boot
   const fx = new DaemonFixture('bench');
   await fx.start();
-  const results: Record<string, unknown> = { host: { cpus: (await import('node:os')).cpus().length, date: new Date().toISOString() } };
   try {
     const info = await fx.client.call<{ driver: { accel: string; accelReason: string } }>('GET', '/v1/info');
     results.accel = info.driver;
-    console.log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
-
-    const toAgent: number[] = [];
-    const toDocker: number[] = [];
-    const create: number[] = [];
-    let keep: string | null = null;
-    for (let i = 0; i < BOOTS; i++) {
-      const t0 = performance.now();
-      const sb = await fx.client.create({ memoryMiB: 1024, vcpus: 2 });
-      create.push(performance.now() - t0);
-      const ev = await fx.client.events(sb.id);
-      const step = (name: string) => Number(ev.find((e) => e.type === 'step' && e.data.step === name)?.data.durationMs ?? NaN);
-      const agent = step('start-vm') + step('agent-connect');
-      toAgent.push(agent);
-      toDocker.push(agent + step('docker-ready'));
-      console.log(`boot ${i + 1}/${BOOTS}: agent ${fmtMs(agent)}, docker ${fmtMs(agent + step('docker-ready'))}, create ${fmtMs(create.at(-1) ?? 0)}`);
-      if (keep === null) keep = sb.id;
-      else await fx.client.destroy(sb.id);
+    log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
+    const restore: number[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      const r = await createToFirstExec(fx);
+      restore.push(r.ms);
+      const ev = await fx.client.events(r.id);
+      if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
+      if (i === 0) results.restoreSteps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs]);
+      await fx.client.destroy(r.id);
     }
-    if (!keep) throw new Error('no sandbox');
+    show('(1) create → first exec, restore (empty pool)', summarize(restore));
 
+    const keep = (await fx.client.create({})).id;
     const rtt: number[] = [];
     for (let i = 0; i < EXECS; i++) {
       const t0 = performance.now();
-      for await (const ev of fx.client.exec(keep, { argv: ['true'] })) if (ev.type === 'error') throw new Error(ev.error.message);
+      await execTrue(fx, keep);
       rtt.push(performance.now() - t0);
     }
+    show('(6) exec round-trip (true)', summarize(rtt));
+    await fx.client.destroy(keep);
 
-    await sleep(5000);
-    const pid = (await fx.client.get(keep)).vm?.pid;
-    const mem = pid ? processMemoryMiB(pid) : null;
-
-    const figures: Record<string, Summary> = {
-      qemuStartToAgentMs: summarize(toAgent),
-      qemuStartToDockerReadyMs: summarize(toDocker),
-      coldCreateMs: summarize(create),
-      execRoundTripMs: summarize(rtt),
-    };
-    results.figures = figures;
-    results.idleSandboxMemoryMiB = mem;
-    console.log('\nfigure                              p50         p95        n');
-    for (const [k, s] of Object.entries(figures)) console.log(`${k.padEnd(34)} ${fmtMs(s.p50).padStart(10)} ${fmtMs(s.p95).padStart(10)} ${String(s.n).padStart(6)}`);
-    if (mem) console.log(`idle docker-ready sandbox (1 GiB guest): QEMU RSS ${mem.rssMiB.toFixed(0)} MiB, PSS ${mem.pssMiB.toFixed(0)} MiB`);
+    const cold: number[] = [];
+    const toAgent: number[] = [];
+    const toDocker: number[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      const r = await createToFirstExec(fx, { memoryMiB: 1024, vcpus: 2, diskGiB: 11 }); // no template for 11 GiB: cold boot
+      cold.push(r.ms);
+      const ev = await fx.client.events(r.id);
+      const step = (n: string) => Number(ev.find((e) => e.type === 'step' && e.data.step === n)?.data.durationMs ?? NaN);
+      toAgent.push(step('start-vm') + step('agent-connect'));
+      toDocker.push(step('start-vm') + step('agent-connect') + step('personalize') + step('docker-ready'));
+      await fx.client.destroy(r.id);
+    }
+    show('(3) create → first exec, cold boot', summarize(cold));
+    show('    cold: QEMU start → agent answers', summarize(toAgent));
+    show('    cold: QEMU start → dockerd answers', summarize(toDocker));
   } finally {
     await fx.close();
   }
+
+  // (2) warm pool
+  const fxp = new DaemonFixture('bench-pool');
+  await fxp.start({ KILN_POOL_SIZE: '2' });
+  try {
+    const pooled: number[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      await waitPoolFull(fxp);
+      const r = await createToFirstExec(fxp);
+      pooled.push(r.ms);
+      await fxp.client.destroy(r.id);
+    }
+    show('(2) create → first exec, warm pool', summarize(pooled));
+  } finally {
+    await fxp.close();
+  }
+
+  // (5) density: PSS per idle docker-ready sandbox
+  const density: Array<{ running: number; totalPssMiB: number; perSandboxPssMiB: number; perSandboxRssMiB: number; allAnswer: boolean }> = [];
+  const fxd = new DaemonFixture('bench-density');
+  await fxd.start();
+  try {
+    const ids: string[] = [];
+    for (const n of DENSITY) {
+      while (ids.length < n) ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
+      await sleep(5000);
+      let answered = 0;
+      for (const id of ids) {
+        await execTrue(fxd, id);
+        answered++;
+      }
+      const mem = await Promise.all(ids.map(async (id) => processMemoryMiB((await fxd.client.get(id)).vm?.pid ?? 0)));
+      const total = mem.reduce((a, m) => a + m.pssMiB, 0);
+      const row = { running: n, totalPssMiB: Math.round(total), perSandboxPssMiB: Math.round(total / n), perSandboxRssMiB: Math.round(mem.reduce((a, m) => a + m.rssMiB, 0) / n), allAnswer: answered === n };
+      density.push(row);
+      log(`(5) ${String(n).padStart(2)} idle docker-ready sandboxes: total PSS ${row.totalPssMiB} MiB, per sandbox PSS ${row.perSandboxPssMiB} MiB (RSS ${row.perSandboxRssMiB} MiB), all answer exec: ${row.allAnswer}`);
+    }
+  } finally {
+    await fxd.close();
+  }
+
+  const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
+  const ratios = {
+    'restore/docker (1)/(4)': ratio('(1) create → first exec, restore (empty pool)', '(4) host docker run --rm (tiny image)'),
+    'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
+    'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
+  };
+  log('\nratios of p50:');
+  for (const [k, v] of Object.entries(ratios)) log(`  ${k.padEnd(26)} ${v.toFixed(2)}`);
+  Object.assign(results, { figures, density, ratios });
   const dir = join(REPO, 'bench-results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
-  console.log(`\nresults: ${file}`);
+  log(`\nresults: ${file}`);
 }
 
 main().catch((err: unknown) => {

@@ -5,6 +5,7 @@ export interface SystemInfo {
   driver: Record<string, unknown>;
   image: { hash: string; kernelVersion?: string } | null;
   stateDir: string;
+  pool?: { size: number; ready: number; filling: number };
 }
 
 export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {
