@@ -36,7 +36,12 @@ export async function hostDocker(log: (s: string) => void): Promise<HostDocker> 
   if (!dockerOk()) {
     log('host dockerd not running: starting it for the baseline (stopped afterwards)');
     const logFd = openSync('/tmp/kiln-bench-dockerd.log', 'a');
-    daemon = spawn('/usr/sbin/dockerd', ['--host', 'unix:///var/run/docker.sock'], { stdio: ['ignore', logFd, logFd], detached: true });
+    // No bridge and no iptables: the baseline runs with --network none, and the host's
+    // firewall (FORWARD policy) must stay as it was for kiln's own sandbox networking.
+    daemon = spawn('/usr/sbin/dockerd', ['--host', 'unix:///var/run/docker.sock', '--iptables=false', '--ip6tables=false', '--bridge=none'], {
+      stdio: ['ignore', logFd, logFd],
+      detached: true,
+    });
     closeSync(logFd);
     for (let i = 0; i < 150 && !dockerOk(); i++) await sleep(200);
     if (!dockerOk()) throw new Error('host dockerd did not come up (see /tmp/kiln-bench-dockerd.log)');
