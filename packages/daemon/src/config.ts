@@ -1,5 +1,6 @@
 /** kilnd configuration. Every option documents its default. */
 import type { AccelRequest } from './vmm/accel.js';
+import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -22,6 +23,8 @@ export interface DaemonConfig {
   lazyTemplates: boolean;
   /** Warm pool: restored, unassigned sandboxes of the default shape kept ready. Default 0. */
   poolSize: number;
+  /** Audit log, guest logs, resource sampling (observability.ts documents each default). */
+  observability: Omit<ObservabilityConfig, 'stateDir'>;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -35,4 +38,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   templates: process.env.KILN_TEMPLATES !== '0',
   lazyTemplates: process.env.KILN_LAZY_TEMPLATES !== '0',
   poolSize: Number(process.env.KILN_POOL_SIZE ?? 0),
+  observability: DEFAULT_OBSERVABILITY_CONFIG,
 };

@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
 import { buildApi } from './api/server.js';
+import { requestLogMixin } from './audit/context.js';
+import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
 import { createScratchDisk, findImage } from './image/index.js';
 import { SandboxManager } from './sandbox/manager.js';
@@ -29,10 +31,12 @@ export interface Daemon {
 
 export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { driver?: VmmDriver; logger?: Logger } = {}): Promise<Daemon> {
   const config: DaemonConfig = { ...DEFAULT_CONFIG, ...partial };
-  const logger = deps.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  const logger = deps.logger ?? pino({ level: config.logLevel, mixin: requestLogMixin }, pino.destination(2));
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirname(config.socket), { recursive: true, mode: 0o755 });
   const store = new Store(join(config.stateDir, 'kiln.db'));
+  // Audit first: every later step (reconcile included) is recorded.
+  const obs = await Observability.start({ stateDir: config.stateDir, ...config.observability }, logger);
   const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB });
   const caps = driver.capabilities();
   logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
@@ -69,15 +73,18 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     connectAgent,
     templates: config.templates ? templates : null,
     poolSize: config.templates ? config.poolSize : 0,
+    observer: obs.observer,
     bootTimeoutMs: config.bootTimeoutMs,
   });
   await manager.init();
+  obs.bind(manager);
   await resolveImage().catch(() => null);
 
   const app = await buildApi({
     manager,
     templates,
     logger,
+    observe: obs.api,
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
@@ -104,6 +111,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await app.close();
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
+        await obs.close();
         store.close();
         await rm(config.socket, { force: true });
       })()),

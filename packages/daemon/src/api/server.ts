@@ -3,11 +3,13 @@
  * and params object is validated against the TypeBox schemas in schemas.ts; unknown fields
  * are refused (removeAdditional is off), and every error leaves as {error:{code,message}}.
  */
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
+import type { ApiObservability } from '../observability.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { registerSandboxRoutes } from './routes/sandboxes.js';
 import { registerExecRoutes } from './routes/exec.js';
@@ -21,12 +23,15 @@ export interface ApiOptions {
   templates?: TemplateService;
   logger: Logger;
   info: () => SystemInfo;
+  /** Audit hooks and the audit/logs/stats/metrics routes; absent in unit tests that don't need them. */
+  observe?: ApiObservability;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: opts.logger as FastifyBaseLogger,
     bodyLimit: 1024 * 1024,
+    genReqId: () => `req-${randomBytes(6).toString('hex')}`,
   });
   // Bodies are JSON and must match exactly (no coercion, unknown fields refused); query
   // strings are text, so their numbers and booleans are coerced.
@@ -74,9 +79,11 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   });
 
   registerSystemRoutes(app, opts.info);
+  opts.observe?.registerHooks(app);
+  opts.observe?.registerRoutes(app, opts.manager);
   registerSandboxRoutes(app, opts.manager);
-  registerExecRoutes(app, opts.manager);
-  registerFileRoutes(app, opts.manager);
+  registerExecRoutes(app, opts.manager, opts.observe?.audit);
+  registerFileRoutes(app, opts.manager, opts.observe?.audit);
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -11,7 +11,9 @@
  * Recorded: every call, except GETs that read only kilnd's own metadata (health, info,
  * list/inspect, events, logs, stats, metrics, the audit log itself, openapi) unless
  * `recordMetadataReads` is on — polling clients and scrapers would otherwise flood the log.
- * GETs that read from a guest (files: download, stat, list) are always recorded.
+ * GETs that read from a guest (files: download, stat, list) are always recorded. A successful
+ * change of a sandbox's policy (PUT/POST …/policy) also gets a `policy` record holding the
+ * policy asked for. Route log lines are bound to the sandbox id.
  */
 import { AsyncResource } from 'node:async_hooks';
 import type { Socket } from 'node:net';
@@ -99,6 +101,13 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
     );
   });
 
+  // Route log lines name the sandbox they are about.
+  app.addHook('preHandler', (req, _reply, done) => {
+    const id = (req.params as { id?: unknown } | undefined)?.id;
+    if (typeof id === 'string' && isSandboxId(id)) req.log = req.log.child({ sandboxId: id });
+    done();
+  });
+
   // Body parsing runs in the socket's async context; re-enter the request's before handlers.
   app.addHook('preValidation', (req: Req, _reply, done) => {
     const scope = req[SCOPE];
@@ -109,9 +118,15 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
   app.addHook('onSend', async (req: Req, reply, payload) => {
     if (req[RECORDED] || !recordsCall(req)) return payload;
     req[RECORDED] = true;
+    // Already refusing because the log failed: nothing can be recorded, let the error out.
+    if (!o.audit.healthy && reply.statusCode >= 400) return payload;
     const ctx = req[CTX];
     const errorCode = reply.statusCode >= 400 ? errorCodeOf(payload) : undefined;
     const sandboxId = sandboxOf(req, reply, payload);
+    // A policy change is recorded with the policy asked for (the api record has only the path).
+    if (/\/policy$/.test(req.routeOptions.url ?? '') && req.method !== 'GET' && reply.statusCode < 300 && sandboxId) {
+      void o.audit.append({ type: 'policy', sandboxId, requestId: req.id, actor: ctx?.actor ?? actorOf(null), data: { route: req.routeOptions.url ?? null, method: req.method, policy: (req.body ?? null) as Record<string, unknown> | null } }).catch(() => undefined); // the api record below fails too
+    }
     await o.audit.append({
       type: 'api',
       ...(sandboxId ? { sandboxId } : {}),

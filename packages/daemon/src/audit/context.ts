@@ -14,3 +14,9 @@ export interface RequestContext {
 export const requestContext = new AsyncLocalStorage<RequestContext>();
 
 export const currentRequest = (): RequestContext | undefined => requestContext.getStore();
+
+/** pino `mixin`: binds every log line made while serving a request to its requestId. */
+export const requestLogMixin = (): Record<string, string> => {
+  const c = requestContext.getStore();
+  return c ? { requestId: c.requestId } : {};
+};

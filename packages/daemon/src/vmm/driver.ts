@@ -33,7 +33,10 @@ export interface VmSpec {
 export interface VmPaths {
   qmpSocket: string;
   agentSocket: string;
-  consoleLog: string;
+  /** The serial console (QEMU socket server; kilnd reads and stores it, capped). */
+  consoleSocket: string;
+  /** virtio-serial port org.kiln.logs: the guest's service logs, `<service> <line>`. */
+  logsSocket: string;
   vmmLog: string;
 }
 
@@ -90,7 +93,8 @@ export function vmPaths(runDir: string): VmPaths {
   return {
     qmpSocket: `${runDir}/qmp.sock`,
     agentSocket: `${runDir}/agent.sock`,
-    consoleLog: `${runDir}/console.log`,
+    consoleSocket: `${runDir}/console.sock`,
+    logsSocket: `${runDir}/logs.sock`,
     vmmLog: `${runDir}/vmm.log`,
   };
 }

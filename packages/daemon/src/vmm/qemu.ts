@@ -63,7 +63,13 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=org.kiln.agent',
-    '-chardev', `file,id=con,path=${p.consoleLog}`,
+    // Guest output reaches the host only through kilnd (never a QEMU-written file, which a
+    // guest could grow without bound): console and service logs are socket servers that kilnd
+    // reads; while nobody is connected QEMU discards console output and the guest's log
+    // forwarder waits. Every VM of an image has this same device set (snapshots rely on it).
+    '-chardev', `socket,id=logs,path=${p.logsSocket},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=logs,name=org.kiln.logs',
+    '-chardev', `socket,id=con,path=${p.consoleSocket},server=on,wait=off`,
     '-serial', 'chardev:con',
     '-qmp', `unix:${p.qmpSocket},server=on,wait=off`,
     ...(spec.incoming ? ['-incoming', 'defer'] : []),

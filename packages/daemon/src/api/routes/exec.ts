@@ -6,14 +6,17 @@
  *   or {"type":"error","error":{code,message}}
  * With stdin:true, the caller streams bytes to POST /v1/sandboxes/:id/execs/:execId/stdin.
  * If the caller disconnects before the exit event, the command is killed.
+ * The exec's audit record (argv, cwd, exit, duration, bytes of output) is durable before the
+ * exit event is sent: a caller that saw the exit can rely on the record.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { PassThrough, type Readable } from 'node:stream';
-import { invalidArgument, KilnError } from '../../errors.js';
+import { invalidArgument, KilnError, toKilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '../schemas.js';
 import { fromGuestError } from '../guest-errors.js';
+import { execRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 
 interface RunningExec {
   sandboxId: string;
@@ -22,7 +25,7 @@ interface RunningExec {
   signal(sig: string): Promise<void>;
 }
 
-export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager): void {
+export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT): void {
   const running = new Map<string, RunningExec>();
   let seq = 0;
 
@@ -36,6 +39,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
       const rec = manager.get(req.params.id);
       const execId = `${req.params.id}.${++seq}`;
       const out = new PassThrough();
+      const bytes = { stdout: 0, stderr: 0 };
       const send = (ev: Record<string, unknown>): void => {
         if (!out.writableEnded) out.write(JSON.stringify(ev) + '\n');
       };
@@ -49,8 +53,14 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
           ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
         },
         {
-          onStdout: (b: Buffer) => send({ type: 'stdout', data: b.toString('base64') }),
-          onStderr: (b: Buffer) => send({ type: 'stderr', data: b.toString('base64') }),
+          onStdout: (b: Buffer) => {
+            bytes.stdout += b.length;
+            send({ type: 'stdout', data: b.toString('base64') });
+          },
+          onStderr: (b: Buffer) => {
+            bytes.stderr += b.length;
+            send({ type: 'stderr', data: b.toString('base64') });
+          },
         },
       );
       running.set(execId, { sandboxId: req.params.id, writeStdin: (b) => handle.writeStdin(b), endStdin: () => handle.endStdin(), signal: (s) => handle.signal(s) });
@@ -59,9 +69,35 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
         if (!finished) void handle.signal('SIGKILL').catch(() => undefined);
       });
       send({ type: 'started', execId });
+      const record = (r?: Parameters<typeof execRecord>[0]['result'], errorCode?: string) =>
+        audit.append(
+          execRecord({
+            sandboxId: req.params.id,
+            execId,
+            ...(argv ? { argv } : {}),
+            ...(shell !== undefined ? { shell } : {}),
+            ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
+            envKeys: Object.keys(req.body.env ?? {}),
+            stdin: req.body.stdin ?? false,
+            stdoutBytes: bytes.stdout,
+            stderrBytes: bytes.stderr,
+            ...(r ? { result: r } : {}),
+            ...(errorCode ? { errorCode } : {}),
+          }),
+        );
       handle.result
-        .then((r) => send({ type: 'exit', ...r }))
-        .catch((err: unknown) => send({ type: 'error', error: fromGuestError(err).toJSON() }))
+        .then(
+          async (r) => {
+            await record(r);
+            send({ type: 'exit', ...r });
+          },
+          async (err: unknown) => {
+            const e = fromGuestError(err);
+            await record(undefined, e.code);
+            send({ type: 'error', error: e.toJSON() });
+          },
+        )
+        .catch((err: unknown) => send({ type: 'error', error: toKilnError(err).toJSON() })) // the audit record could not be written
         .finally(() => {
           finished = true;
           running.delete(execId);

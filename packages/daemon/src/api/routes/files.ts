@@ -1,6 +1,8 @@
 /**
  * Files in the guest. Uploads and downloads are raw byte streams (application/octet-stream),
  * never buffered whole: the guest protocol moves them in chunks with flow control.
+ * Uploads, downloads, removals and mkdirs get an audit record (path, bytes, sha256) that is
+ * durable before the call returns (for a download: before the last byte is sent).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
@@ -9,6 +11,7 @@ import { invalidArgument } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { MkdirBody, PathQuery, SandboxIdParams } from '../schemas.js';
 import { fromGuestError } from '../guest-errors.js';
+import { fileRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 
 type Params = Static<typeof SandboxIdParams>;
 type Query = Static<typeof PathQuery>;
@@ -21,7 +24,7 @@ const guest = async <T>(p: Promise<T>): Promise<T> => {
   }
 };
 
-export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager): void {
+export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT): void {
   const schema = (summary: string) => ({ summary, params: SandboxIdParams, querystring: PathQuery });
 
   app.put<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Upload a file (octet-stream body)') }, async (req) => {
@@ -34,8 +37,11 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
     const src = new PassThrough();
     body.pipe(src);
     try {
-      return await guest(agent.writeFile(req.query.path, src, { ...(mode === undefined ? {} : { mode }), mkdirs: req.query.parents ?? false }));
+      const r = await guest(agent.writeFile(req.query.path, src, { ...(mode === undefined ? {} : { mode }), mkdirs: req.query.parents ?? false }));
+      await audit.append(fileRecord(req.params.id, 'upload', req.query.path, { bytes: r.bytes, sha256: r.sha256, ...(mode === undefined ? {} : { mode }) }));
+      return r;
     } catch (err) {
+      await audit.append(fileRecord(req.params.id, 'upload', req.query.path, { errorCode: (err as { code?: string }).code ?? 'INTERNAL' })).catch(() => undefined);
       // Drain what the client is still sending so it reads our error instead of a reset.
       body.unpipe(src);
       if (!body.readableEnded) {
@@ -55,8 +61,26 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
     const st = await guest(agent.stat(req.query.path));
     if (st.type === 'dir') throw invalidArgument(`${req.query.path} is a directory`, { field: 'path' });
     const { stream, result } = agent.readFile(req.query.path);
-    result.catch((err: unknown) => stream.destroy(fromGuestError(err)));
-    return reply.type('application/octet-stream').header('content-length', st.size).send(stream);
+    // The last byte leaves only once the download's record is durable.
+    const out = new PassThrough();
+    stream.pipe(out, { end: false });
+    const drained = new Promise<void>((resolve, reject) => {
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
+    Promise.all([result, drained]).then(
+      async ([r]) => {
+        await audit.append(fileRecord(req.params.id, 'download', req.query.path, { bytes: r.bytes, sha256: r.sha256 }));
+        out.end();
+      },
+      (err: unknown) => {
+        const e = fromGuestError(err);
+        void audit.append(fileRecord(req.params.id, 'download', req.query.path, { errorCode: e.code })).catch(() => undefined);
+        stream.destroy(e);
+        out.destroy(e);
+      },
+    ).catch((err: unknown) => out.destroy(err as Error));
+    return reply.type('application/octet-stream').header('content-length', st.size).send(out);
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files/stat', { schema: schema('Stat a path') }, async (req) =>
@@ -72,12 +96,14 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
     { schema: { summary: 'Make a directory', params: SandboxIdParams, body: MkdirBody } },
     async (req) => {
       await guest(manager.agentFor(req.params.id, 'files').mkdir(req.body.path, { recursive: req.body.recursive ?? false }));
+      await audit.append(fileRecord(req.params.id, 'mkdir', req.body.path, { recursive: req.body.recursive ?? false }));
       return { ok: true };
     },
   );
 
   app.delete<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Remove a file or directory') }, async (req) => {
     await guest(manager.agentFor(req.params.id, 'files').remove(req.query.path, { recursive: req.query.recursive ?? false }));
+    await audit.append(fileRecord(req.params.id, 'remove', req.query.path, { recursive: req.query.recursive ?? false }));
     return { ok: true };
   });
 }

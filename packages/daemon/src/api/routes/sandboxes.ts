@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import { createReadStream, existsSync, statSync } from 'node:fs';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '../schemas.js';
 import { sandboxView } from '../views.js';
@@ -50,15 +49,5 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
     { schema: { summary: 'Lifecycle events of a sandbox', params: SandboxIdParams, querystring: EventsQuery } },
     async (req) => ({ events: manager.events(req.params.id, req.query.after ?? 0) }),
   );
-
-  app.get<{ Params: IdParams }>(
-    '/v1/sandboxes/:id/logs',
-    { schema: { summary: 'The guest console log (text)', params: SandboxIdParams } },
-    async (req, reply) => {
-      const path = manager.consoleLogPath(req.params.id);
-      reply.type('text/plain; charset=utf-8');
-      if (!existsSync(path)) return reply.send('');
-      return reply.header('content-length', statSync(path).size).send(createReadStream(path));
-    },
-  );
+  // GET /v1/sandboxes/:id/logs: routes/logs.ts (guest logs kept by kilnd).
 }

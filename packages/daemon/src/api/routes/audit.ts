@@ -1,0 +1,81 @@
+/**
+ * The audit log over the API:
+ *   GET /v1/audit?sandbox=&since=&after=&limit=   a page of records (chain order) + nextAfter
+ *   GET /v1/audit?follow=true&…                   NDJSON: matching records, then new ones as they become durable
+ *   GET /v1/audit/verify                          walks the whole chain against the head kilnd holds
+ */
+import type { FastifyInstance } from 'fastify';
+import { PassThrough } from 'node:stream';
+import { Type, type Static } from '@sinclair/typebox';
+import { invalidArgument } from '../../errors.js';
+import type { AuditLog } from '../../audit/log.js';
+import { matches, queryAudit, type AuditQuery } from '../../audit/query.js';
+import type { AuditRecord } from '../../audit/record.js';
+import { verifyChain } from '../../audit/verify.js';
+
+const AuditQueryString = Type.Object(
+  {
+    sandbox: Type.Optional(Type.String({ pattern: '^sb-[0-9a-f]{12}$', description: 'Only records of this sandbox.' })),
+    since: Type.Optional(Type.String({ minLength: 1, description: 'Only records at or after this time: ISO-8601 or ms since the epoch.' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only records with a greater seq (a cursor). Default 0.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size. Default 1000.' })),
+    follow: Type.Optional(Type.Boolean({ description: 'Stream NDJSON, then keep streaming new records. Default false.' })),
+  },
+  { additionalProperties: false },
+);
+
+function parseSince(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(ms)) throw invalidArgument(`invalid since ${JSON.stringify(s)}: want ISO-8601 or ms since the epoch`, { field: 'since' });
+  return ms;
+}
+
+export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog): void {
+  app.get<{ Querystring: Static<typeof AuditQueryString> }>(
+    '/v1/audit',
+    { schema: { summary: 'Audit records (hash-chained); follow=true streams NDJSON', querystring: AuditQueryString } },
+    async (req, reply) => {
+      const q: AuditQuery = {
+        ...(req.query.sandbox ? { sandboxId: req.query.sandbox } : {}),
+        ...(req.query.since !== undefined ? { sinceMs: parseSince(req.query.since) } : {}),
+        afterSeq: req.query.after ?? 0,
+        limit: req.query.limit ?? 1000,
+      };
+      if (!req.query.follow) return { ...queryAudit(audit.dir, { ...q, untilSeq: audit.head.seq }), head: audit.head };
+
+      const out = new PassThrough();
+      const head = audit.head.seq;
+      const pending: AuditRecord[] = [];
+      let caughtUp = false;
+      const write = (r: AuditRecord) => out.write(JSON.stringify(r) + '\n');
+      const onRecord = (r: AuditRecord) => {
+        if (r.seq <= head || !matches(r, q)) return; // ≤ head: read from the files below
+        if (caughtUp) write(r);
+        else pending.push(r);
+      };
+      audit.on('record', onRecord);
+      req.raw.once('close', () => {
+        audit.off('record', onRecord);
+        out.end();
+      });
+      void reply.type('application/x-ndjson').header('cache-control', 'no-store').send(out);
+      let cursor = q.afterSeq ?? 0;
+      for (;;) {
+        const page = queryAudit(audit.dir, { ...q, afterSeq: cursor, untilSeq: head, limit: 1000 });
+        for (const r of page.records) write(r);
+        if (page.nextAfter === null) break;
+        cursor = page.nextAfter;
+        await new Promise((r) => setImmediate(r));
+      }
+      caughtUp = true;
+      for (const r of pending.splice(0)) write(r);
+      return reply;
+    },
+  );
+
+  app.get('/v1/audit/verify', { schema: { summary: 'Verify the audit hash chain; names the first broken record' } }, async () => {
+    const head = audit.head;
+    return { ...verifyChain(audit.dir, { expectHead: head, allowTornTail: true }), dir: audit.dir, expectedHead: head };
+  });
+}

@@ -1,0 +1,42 @@
+/**
+ * Monitoring: GET /metrics (Prometheus text format), GET /v1/stats (the latest resource
+ * sample of every sandbox) and GET /v1/sandboxes/:id/stats.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import { KilnError } from '../../errors.js';
+import type { KilnMetrics } from '../../metrics/registry.js';
+import type { ResourceSampler } from '../../metrics/sampler.js';
+import type { SandboxManager } from '../../sandbox/manager.js';
+import { SandboxIdParams } from '../schemas.js';
+
+const StatsQuery = Type.Object(
+  { fresh: Type.Optional(Type.Boolean({ description: 'Sample now instead of returning the latest periodic sample. Default false.' })) },
+  { additionalProperties: false },
+);
+
+export function registerMetricsRoutes(app: FastifyInstance, manager: SandboxManager, metrics: KilnMetrics, sampler: ResourceSampler): void {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format)', hide: true } }, async (_req, reply) => {
+    const { contentType, body } = await metrics.text();
+    return reply.type(contentType).send(body);
+  });
+
+  app.get<{ Querystring: Static<typeof StatsQuery> }>('/v1/stats', { schema: { summary: 'Resource use of every sandbox (latest sample)', querystring: StatsQuery } }, async (req) => {
+    if (req.query.fresh) await sampler.sampleAll();
+    const ids = new Set(manager.list().map((r) => r.id));
+    return { intervalMs: sampler.intervalMs, sandboxes: sampler.all().filter((s) => ids.has(s.id)) };
+  });
+
+  app.get<{ Params: Static<typeof SandboxIdParams>; Querystring: Static<typeof StatsQuery> }>(
+    '/v1/sandboxes/:id/stats',
+    { schema: { summary: 'Resource use of one sandbox (latest sample)', params: SandboxIdParams, querystring: StatsQuery } },
+    async (req) => {
+      manager.get(req.params.id);
+      if (req.query.fresh) await sampler.sampleAll();
+      const s = sampler.get(req.params.id);
+      if (!s) throw new KilnError('NO_SAMPLE', `sandbox ${req.params.id} has no resource sample yet (it has no VM, or the first sample is pending)`, { status: 404 });
+      return s;
+    },
+  );
+}

@@ -1,0 +1,144 @@
+/**
+ * Periodic resource samples of every sandbox with a VM: its VMM's CPU time and RSS (/proc of
+ * the QEMU pid), guest memory and load (the agent's `health`), scratch-disk use (allocated
+ * blocks of its scratch file), and network bytes when a counter source is given (the network
+ * module's, once it exists). Samples are kept in memory: the latest one per sandbox.
+ */
+import type { Logger } from 'pino';
+import type { GuestAgent } from '../sandbox/guest-agent.js';
+import type { SandboxRecord } from '../sandbox/types.js';
+import { allocatedBytes, readProcUsage } from './proc-stats.js';
+
+export interface SandboxSample {
+  id: string;
+  state: string;
+  /** ms since the epoch */
+  at: number;
+  vmm: { pid: number; cpuSeconds: number; cpuPercent: number | null; rssBytes: number } | null;
+  guest: { memTotalBytes: number; memUsedBytes: number; load1: number; load5: number; load15: number; uptimeMs: number } | null;
+  disk: { path: string; allocatedBytes: number; sizeBytes: number } | null;
+  net: { rxBytes: number; txBytes: number } | null;
+}
+
+export interface NetworkCounters {
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface SamplerSource {
+  list(): SandboxRecord[];
+  /** The sandbox's agent if it can answer now, else null. */
+  agent(id: string): GuestAgent | null;
+  scratchPath(id: string): string | null;
+  /** Network byte counters of a sandbox; hook for the network module. Default: none. */
+  network?(id: string): NetworkCounters | null;
+}
+
+export interface SamplerOptions {
+  /** How often to sample. Default 2000 ms. */
+  intervalMs?: number;
+  /** How long to wait for the agent's health answer. Default 1500 ms. */
+  healthTimeoutMs?: number;
+  logger?: Logger;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | null> =>
+  new Promise((resolve) => {
+    const t = setTimeout(() => resolve(null), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(null);
+      },
+    );
+  });
+
+export class ResourceSampler {
+  private readonly latest = new Map<string, SandboxSample>();
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  readonly intervalMs: number;
+
+  constructor(
+    private readonly src: SamplerSource,
+    private readonly o: SamplerOptions = {},
+  ) {
+    this.intervalMs = o.intervalMs ?? 2000;
+  }
+
+  start(): void {
+    const tick = () => {
+      void this.sampleAll().finally(() => {
+        if (this.timer) this.timer = setTimeout(tick, this.intervalMs).unref();
+      });
+    };
+    this.timer = setTimeout(tick, 0).unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  get(id: string): SandboxSample | null {
+    return this.latest.get(id) ?? null;
+  }
+
+  all(): SandboxSample[] {
+    return [...this.latest.values()];
+  }
+
+  forget(id: string): void {
+    this.latest.delete(id);
+  }
+
+  /** Samples every sandbox once (concurrent calls share one round). */
+  sampleAll(): Promise<void> {
+    this.running ??= this.round().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async round(): Promise<void> {
+    const recs = this.src.list().filter((r) => r.vm !== null);
+    const ids = new Set(recs.map((r) => r.id));
+    for (const id of this.latest.keys()) if (!ids.has(id)) this.latest.delete(id);
+    await Promise.all(recs.map((r) => this.sampleOne(r).catch((err: unknown) => this.o.logger?.debug({ err, sandboxId: r.id }, 'sample failed'))));
+  }
+
+  private async sampleOne(rec: SandboxRecord): Promise<void> {
+    const at = Date.now();
+    const prev = this.latest.get(rec.id);
+    const usage = rec.vm ? readProcUsage(rec.vm.pid) : null;
+    let cpuPercent: number | null = null;
+    if (usage && prev?.vmm && prev.vmm.pid === rec.vm?.pid && at > prev.at) {
+      cpuPercent = Math.max(0, ((usage.cpuSeconds - prev.vmm.cpuSeconds) / ((at - prev.at) / 1000)) * 100);
+    }
+    const agent = rec.state === 'running' ? this.src.agent(rec.id) : null;
+    const health = agent ? await withTimeout(agent.health(), this.o.healthTimeoutMs ?? 1500) : null;
+    const scratch = this.src.scratchPath(rec.id);
+    const disk = scratch ? allocatedBytes(scratch) : null;
+    const sample: SandboxSample = {
+      id: rec.id,
+      state: rec.state,
+      at,
+      vmm: usage && rec.vm ? { pid: rec.vm.pid, cpuSeconds: usage.cpuSeconds, cpuPercent, rssBytes: usage.rssBytes } : null,
+      guest: health
+        ? {
+            memTotalBytes: health.memTotalKiB * 1024,
+            memUsedBytes: (health.memTotalKiB - health.memAvailableKiB) * 1024,
+            load1: health.loadavg[0],
+            load5: health.loadavg[1],
+            load15: health.loadavg[2],
+            uptimeMs: health.uptimeMs,
+          }
+        : (prev?.guest ?? null),
+      disk: disk && scratch ? { path: scratch, ...disk } : null,
+      net: this.src.network?.(rec.id) ?? null,
+    };
+    this.latest.set(rec.id, sample);
+  }
+}

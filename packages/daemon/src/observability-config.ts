@@ -1,0 +1,31 @@
+/** Settings of the audit log, guest logs and resource sampling. Every option documents its default. */
+export interface ObservabilityConfig {
+  stateDir: string;
+  /** Audit: start a new chain file past this size. Default 64 MiB. */
+  auditMaxFileBytes: number;
+  /** Audit: remove closed chain files whose newest record is older than this; 0 keeps all. Default 0. */
+  auditRetentionMs: number;
+  /** Audit: also record GETs of kilnd's own metadata (list, inspect, events, logs, stats…). Default false. */
+  auditMetadataReads: boolean;
+  /** Guest logs stored per sandbox (all services), newest kept. Default 16 MiB. */
+  guestLogMaxBytes: number;
+  /** Keep a destroyed sandbox's guest logs this long. Default 7 days. */
+  guestLogRetentionMs: number;
+  /** Resource sampling period. Default 2000 ms. */
+  statsIntervalMs: number;
+}
+
+const envNumber = (name: string, dflt: number): number => {
+  const v = process.env[name];
+  return v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : dflt;
+};
+
+/** Defaults; each can be overridden by the environment variable named beside it. */
+export const DEFAULT_OBSERVABILITY_CONFIG: Omit<ObservabilityConfig, 'stateDir'> = {
+  auditMaxFileBytes: envNumber('KILN_AUDIT_MAX_FILE_BYTES', 64 * 1024 * 1024),
+  auditRetentionMs: envNumber('KILN_AUDIT_RETENTION_MS', 0),
+  auditMetadataReads: process.env.KILN_AUDIT_METADATA_READS === '1',
+  guestLogMaxBytes: envNumber('KILN_GUEST_LOG_MAX_BYTES', 16 * 1024 * 1024),
+  guestLogRetentionMs: envNumber('KILN_GUEST_LOG_RETENTION_MS', 7 * 24 * 3600 * 1000),
+  statsIntervalMs: envNumber('KILN_STATS_INTERVAL_MS', 2000),
+};
