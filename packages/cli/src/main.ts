@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { registerCpCommand } from './commands/cp.js';
 import { registerDaemonCommands } from './commands/daemon.js';
 import { registerExecCommand } from './commands/exec.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerLogsCommand } from './commands/logs.js';
+import { registerStatsCommand } from './commands/stats.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { fail } from './output.js';
 import { registerTemplateCommands } from './commands/template.js';
@@ -20,6 +23,9 @@ program
 registerDaemonCommands(program);
 registerSandboxCommands(program);
 registerExecCommand(program);
+registerLogsCommand(program);
+registerStatsCommand(program);
+registerAuditCommands(program);
 registerCpCommand(program);
 registerTemplateCommands(program);
 

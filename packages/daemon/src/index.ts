@@ -5,3 +5,4 @@ export { buildImage, findImage, type ImageManifest } from './image/index.js';
 export { chooseAccel } from './vmm/accel.js';
 export { buildDefaultTemplate } from './template/default-template.js';
 export { KILN_VERSION } from './version.js';
+export { verifyChain, type VerifyResult } from './audit/verify.js';

@@ -117,18 +117,6 @@ export function registerSandboxCommands(program: Command): void {
     });
 
   program
-    .command('logs <id>')
-    .description('print the guest console log')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
-      try {
-        const res = await clientFrom(cmd).logs(id);
-        res.pipe(process.stdout);
-      } catch (err) {
-        fail(err);
-      }
-    });
-
-  program
     .command('events <id>')
     .description('lifecycle events of a sandbox (states, creation steps with durations)')
     .option('--json', 'print JSON')
