@@ -120,7 +120,8 @@ export class DaemonFixture {
 
   consoleTail(id: string, bytes = 3000): string {
     try {
-      return readFileSync(join(this.stateDir, 'sandboxes', id, 'console.log'), 'utf8').slice(-bytes);
+      // kilnd keeps guest logs (console, dockerd, agent) in <stateDir>/logs/<id>/, capped
+      return readFileSync(join(this.stateDir, 'logs', id, 'current.log'), 'utf8').slice(-bytes);
     } catch {
       return '(no console log)';
     }
@@ -129,8 +130,8 @@ export class DaemonFixture {
   /** Prints what helps debug a failed test: daemon log and each sandbox's console. */
   dumpDiagnostics(): void {
     process.stderr.write(`\n--- kilnd log (${this.name}, ${this.stateDir}) ---\n${this.logTail()}\n`);
-    const dir = join(this.stateDir, 'sandboxes');
-    if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- console of ${id} ---\n${this.consoleTail(id)}\n`);
+    const dir = join(this.stateDir, 'logs');
+    if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- guest logs of ${id} ---\n${this.consoleTail(id)}\n`);
   }
 
   /** QEMU processes whose command line mentions this fixture's state directory. */
