@@ -4,6 +4,7 @@
  * on their command line.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
@@ -90,7 +91,9 @@ export class QemuDriver implements VmmDriver {
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.tbSize = opts.tcgTbSizeMiB ?? 128;
     this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
-    this.version = qemuVersion(this.binary);
+    // A snapshot restores only into the same QEMU with the same device set: the version carries
+    // both, and it is part of every template's key (a changed device list invalidates templates).
+    this.version = `${qemuVersion(this.binary)}+${layoutFingerprint(this.accel.accel, this.tbSize)}`;
   }
 
   capabilities(): DriverCapabilities {
@@ -233,6 +236,23 @@ export class QemuDriver implements VmmDriver {
     }
     return !this.isAlive(vm);
   }
+}
+
+/** Hash of the QEMU command line for a canonical VM: changes whenever the device set does. */
+export function layoutFingerprint(accel: AccelChoice['accel'], tbSize: number): string {
+  const canonical: VmSpec = {
+    id: 'sb-000000000000',
+    runDir: '/run-dir',
+    memoryMiB: 1024,
+    vcpus: 2,
+    kernel: '/k',
+    initrd: '/i',
+    rootfs: '/r',
+    scratch: '/s',
+    cmdline: '',
+  };
+  const args = buildQemuArgs(canonical, accel, { tcgTbSizeMiB: tbSize, tscKhz: 1 });
+  return createHash('sha256').update(args.join('\0')).digest('hex').slice(0, 8);
 }
 
 function qemuVersion(binary: string): string {
