@@ -113,10 +113,13 @@ export function registerAuditCommands(program: Command): void {
         if (o.dir) {
           const { verifyChain } = await import('@kiln/daemon');
           r = verifyChain(o.dir, { allowTornTail: true });
+          if (r.files === 0) throw new Error(`no audit files (audit-*.jsonl) in ${o.dir}`);
         } else {
           r = await clientFrom(cmd).call<VerifyResult>('GET', '/v1/audit/verify');
         }
-        if (o.json) printJson(r);
+        // `audit` has a --json of its own, which commander may hand to it instead
+        const json = o.json ?? (cmd.parent?.opts<{ json?: boolean }>().json ?? false);
+        if (json) printJson(r);
         else if (r.ok) {
           process.stdout.write(`ok: ${r.records} records in ${r.files} file(s), seq ${r.firstSeq ?? '-'}..${r.head?.seq ?? '-'}, head ${r.head?.hash ?? '-'}\n`);
         } else if (r.broken) {

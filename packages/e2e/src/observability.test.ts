@@ -1,0 +1,176 @@
+/**
+ * Guest logs and resource monitoring on a real microVM: dockerd's lines from inside the guest
+ * reach `kiln logs` while it runs (also with --follow) and after it is destroyed; `kiln stats`
+ * and /metrics show the VMM's CPU and memory rising under a guest CPU+memory load and CPU
+ * falling back after (guest memory in use falls back too); a guest flooding its console
+ * cannot grow the stored log past the cap, and the dropped bytes are counted. One VM.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, DaemonFixture, integrationSkipReason } from './harness.js';
+
+const skip = integrationSkipReason();
+const CAP = 256 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Sample {
+  vmm: { cpuSeconds: number; cpuPercent: number | null; rssBytes: number } | null;
+  guest: { memUsedBytes: number; memTotalBytes: number; load1: number } | null;
+  disk: { allocatedBytes: number } | null;
+}
+
+describe('guest logs and monitoring on a real microVM', { skip: skip ?? false }, () => {
+  const fx = new DaemonFixture('observe');
+  let failed = false;
+  let id = '';
+
+  const sh = async (shell: string): Promise<{ out: string; code: number | null }> => {
+    let out = '';
+    let code: number | null = null;
+    for await (const ev of fx.client.exec(id, { shell })) {
+      if (ev.type === 'stdout' || ev.type === 'stderr') out += Buffer.from(ev.data, 'base64').toString();
+      else if (ev.type === 'exit') code = ev.exitCode;
+      else if (ev.type === 'error') throw new Error(`${ev.error.code}: ${ev.error.message}`);
+    }
+    return { out, code };
+  };
+  const logs = async (...args: string[]) => {
+    const r = await fx.cli(['logs', id, ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.toString();
+  };
+  const stats = async (): Promise<Sample> => {
+    const r = await fx.cli(['stats', id, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout.toString()) as Sample;
+  };
+  const metric = async (name: string): Promise<number> => {
+    const res = await fx.client.raw({ method: 'GET', path: '/metrics' });
+    let text = '';
+    for await (const c of res) text += String(c);
+    const m = new RegExp(`^${name}\\{sandbox="${id}"\\} (\\S+)$`, 'm').exec(text);
+    assert.ok(m, `${name} for ${id} in /metrics`);
+    return Number(m[1]);
+  };
+
+  before(async () => {
+    await fx.start({ KILN_GUEST_LOG_MAX_BYTES: String(CAP), KILN_STATS_INTERVAL_MS: '1000' });
+    id = (await fx.client.create({ labels: { suite: 'observe' } })).id;
+    process.stderr.write(`sandbox under test: ${id}\n`);
+  });
+  after(async () => {
+    await fx.close({ failed });
+  });
+  const t = (name: string, fn: () => Promise<void>) =>
+    test(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    });
+
+  t('kiln logs shows dockerd lines from inside the guest, the console, and follows new lines', async () => {
+    const deadline = Date.now() + 30_000;
+    let dockerd = '';
+    while (Date.now() < deadline && !/API listen on \/run\/docker\.sock/.test(dockerd)) {
+      dockerd = await logs('--service', 'dockerd');
+      await sleep(500);
+    }
+    assert.match(dockerd, /level=info msg="API listen on \/run\/docker\.sock"/);
+    assert.doesNotMatch(dockerd, /^(console|agent) /m, '--service shows only that service');
+    // (a sandbox restored from a template never booted: its console has what was written since)
+    assert.equal((await sh('echo kiln-console-check > /dev/console')).code, 0);
+    await sleep(1000);
+    assert.match(await logs('--service', 'console'), /^kiln-console-check$/m);
+    // --follow: a reload makes dockerd log a new line, which the follower prints as it comes.
+    const follower = spawn(process.execPath, [CLI, '--socket', fx.socket, 'logs', id, '--follow', '--service', 'dockerd', '--tail', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let followed = '';
+    follower.stdout.on('data', (b: Buffer) => (followed += b.toString()));
+    try {
+      await sleep(500);
+      assert.equal((await sh('kill -HUP $(cat /run/docker.pid)')).code, 0);
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && !/reload/i.test(followed)) await sleep(200);
+      assert.match(followed, /reload/i, 'the follower printed the reload line');
+    } finally {
+      follower.kill();
+    }
+  });
+
+  t('kiln stats and /metrics: VMM CPU and memory rise under a guest load, CPU and guest memory fall back after', async () => {
+    await sleep(3000);
+    const idle = await stats();
+    assert.ok(idle.vmm && idle.guest && idle.disk, JSON.stringify(idle));
+    const idleCpuRatio = await metric('kiln_sandbox_vmm_cpu_ratio');
+    // 2 busy loops and 300 MiB held in guest RAM (tmpfs) for ~20 s
+    const load = sh('yes > /dev/null & a=$!; yes > /dev/null & b=$!; head -c 300m /dev/zero > /dev/shm/fill; sleep 15; kill $a $b; rm -f /dev/shm/fill; wait');
+    let busy: Sample | null = null;
+    let busyCpuRatio = 0;
+    let busyRss = 0;
+    const until = Date.now() + 60_000;
+    while (Date.now() < until) {
+      await sleep(2000);
+      const s = await stats();
+      if ((s.guest?.memUsedBytes ?? 0) > (idle.guest?.memUsedBytes ?? 0) + 250 * 1024 * 1024) {
+        await sleep(2000);
+        busy = await stats();
+        busyCpuRatio = await metric('kiln_sandbox_vmm_cpu_ratio');
+        busyRss = await metric('kiln_sandbox_vmm_rss_bytes');
+        break;
+      }
+    }
+    assert.ok(busy?.vmm && busy.guest && idle.vmm && idle.guest, 'the load showed up in guest memory');
+    process.stderr.write(`idle: cpu ${idle.vmm.cpuPercent?.toFixed(0)}% rss ${(idle.vmm.rssBytes / 2 ** 20).toFixed(0)} MiB guest ${(idle.guest.memUsedBytes / 2 ** 20).toFixed(0)} MiB; ` +
+      `busy: cpu ${busy.vmm.cpuPercent?.toFixed(0)}% rss ${(busy.vmm.rssBytes / 2 ** 20).toFixed(0)} MiB guest ${(busy.guest.memUsedBytes / 2 ** 20).toFixed(0)} MiB load ${busy.guest.load1}\n`);
+    assert.ok((busy.vmm.cpuPercent ?? 0) > Math.max(80, (idle.vmm.cpuPercent ?? 0) * 2), `VMM CPU rose: ${idle.vmm.cpuPercent} → ${busy.vmm.cpuPercent}`);
+    assert.ok(busy.vmm.cpuSeconds > idle.vmm.cpuSeconds);
+    assert.ok(busy.vmm.rssBytes > idle.vmm.rssBytes + 200 * 1024 * 1024, `VMM RSS rose: ${idle.vmm.rssBytes} → ${busy.vmm.rssBytes}`);
+    assert.ok(busyCpuRatio > 0.8 && busyCpuRatio > idleCpuRatio, `/metrics cpu ratio ${idleCpuRatio} → ${busyCpuRatio}`);
+    assert.ok(busyRss > idle.vmm.rssBytes + 200 * 1024 * 1024, `/metrics rss ${busyRss}`);
+    assert.equal((await load).code, 0);
+    await sleep(4000);
+    const calm = await stats();
+    assert.ok(calm.vmm && calm.guest);
+    process.stderr.write(`after: cpu ${calm.vmm.cpuPercent?.toFixed(0)}% rss ${(calm.vmm.rssBytes / 2 ** 20).toFixed(0)} MiB guest ${(calm.guest.memUsedBytes / 2 ** 20).toFixed(0)} MiB\n`);
+    assert.ok((calm.vmm.cpuPercent ?? 100) < (busy.vmm.cpuPercent ?? 0) / 2, `VMM CPU fell back: ${busy.vmm.cpuPercent} → ${calm.vmm.cpuPercent}`);
+    assert.ok(calm.guest.memUsedBytes < busy.guest.memUsedBytes - 200 * 1024 * 1024, 'guest memory in use fell back');
+    assert.ok((await metric('kiln_sandbox_vmm_cpu_ratio')) < busyCpuRatio / 2);
+    // (the VMM's RSS stays: guest RAM it touched is not returned without a balloon device)
+    const table = await fx.cli(['stats']);
+    assert.match(table.stdout.toString(), new RegExp(`^${id}\\s+running\\s+\\d+\\.\\d%`, 'm'));
+  });
+
+  t('a guest flooding its console cannot grow the stored log past the cap; dropped bytes are counted', async () => {
+    const floodBytes = 3 * 1024 * 1024;
+    const r = await sh(`head -c ${floodBytes} /dev/zero | tr '\\0' 'F' | fold -w 120 > /dev/console; echo flood-done > /dev/console`);
+    assert.equal(r.code, 0);
+    await sleep(1500);
+    const dir = join(fx.stateDir, 'logs', id);
+    const stored = readdirSync(dir).filter((f) => f.endsWith('.log')).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    const dropped = await metric('kiln_sandbox_log_dropped_bytes');
+    process.stderr.write(`flood of ${floodBytes} B: stored ${stored} B (cap ${CAP}), dropped ${dropped} B\n`);
+    assert.ok(stored <= CAP, `stored ${stored} ≤ cap ${CAP}`);
+    assert.ok(dropped >= floodBytes - CAP, `dropped ${dropped} counted`);
+    const res = await fx.client.raw({ method: 'GET', path: '/metrics' });
+    let text = '';
+    for await (const c of res) text += String(c);
+    assert.ok(Number(/^kiln_guest_log_dropped_bytes_total (\S+)$/m.exec(text)?.[1]) >= dropped);
+    assert.match(await logs('--service', 'console', '--tail', '1'), /flood-done/, 'the newest lines are kept');
+  });
+
+  t('after destroy, kiln logs still shows the dockerd lines', async () => {
+    assert.equal((await sh('kill -HUP $(cat /run/docker.pid)')).code, 0);
+    await sleep(2000);
+    await fx.client.destroy(id);
+    const after = await logs('--service', 'dockerd');
+    assert.match(after, /reload/i);
+    assert.ok((await fx.client.list()).every((s) => s.id !== id));
+    const followAfter = await fx.cli(['logs', id, '--follow', '--tail', '1'], { timeoutMs: 10_000 });
+    assert.equal(followAfter.code, 0, '--follow of a destroyed sandbox prints what is kept and ends');
+  });
+});
