@@ -7,6 +7,7 @@ import { registerExecCommand } from './commands/exec.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerStatsCommand } from './commands/stats.js';
+import { registerNetCommands } from './commands/net.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { fail } from './output.js';
 import { registerTemplateCommands } from './commands/template.js';
@@ -27,6 +28,7 @@ registerLogsCommand(program);
 registerStatsCommand(program);
 registerAuditCommands(program);
 registerCpCommand(program);
+registerNetCommands(program);
 registerTemplateCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

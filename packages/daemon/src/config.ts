@@ -1,6 +1,7 @@
 /** kilnd configuration. Every option documents its default. */
 import type { AccelRequest } from './vmm/accel.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
+import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -25,6 +26,8 @@ export interface DaemonConfig {
   poolSize: number;
   /** Audit log, guest logs, resource sampling (observability.ts documents each default). */
   observability: Omit<ObservabilityConfig, 'stateDir'>;
+  /** Sandbox networking: uplink, subnet, resolver upstreams (network/config.ts documents each default). */
+  network: NetworkConfig;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -39,4 +42,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   lazyTemplates: process.env.KILN_LAZY_TEMPLATES !== '0',
   poolSize: Number(process.env.KILN_POOL_SIZE ?? 0),
   observability: DEFAULT_OBSERVABILITY_CONFIG,
+  network: DEFAULT_NETWORK_CONFIG,
 };

@@ -12,6 +12,7 @@ import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
 import { createScratchDisk, findImage } from './image/index.js';
+import { NetworkService } from './network/service.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { Store } from './store/store.js';
 import { QemuDriver } from './vmm/qemu.js';
@@ -63,6 +64,11 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const removedTemplates = await templates.gc();
   if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
 
+  const network = config.network.enabled
+    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
+    : null;
+  await network?.init();
+
   const manager = new SandboxManager({
     stateDir: config.stateDir,
     store,
@@ -75,6 +81,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     poolSize: config.templates ? config.poolSize : 0,
     observer: obs.observer,
     bootTimeoutMs: config.bootTimeoutMs,
+    network,
   });
   await manager.init();
   obs.bind(manager);
@@ -83,6 +90,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const app = await buildApi({
     manager,
     templates,
+    network,
     logger,
     observe: obs.api,
     info: () => ({
@@ -112,6 +120,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
+        network?.close();
         store.close();
         await rm(config.socket, { force: true });
       })()),

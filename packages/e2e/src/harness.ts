@@ -53,7 +53,8 @@ export class DaemonFixture {
     this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
       stdio: ['ignore', log, log],
       // No background template builds in tests (they would compete for the 2 cores).
-      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', ...env },
+      // Tests never route off this machine: no uplink unless a test brings its own (netlab.ts).
+      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', KILN_NET_UPLINK: 'none', ...env },
     });
     closeSync(log);
     const deadline = Date.now() + 30_000;

@@ -19,6 +19,8 @@ import type {
   HelloResult,
   StreamName,
   SysConfigureArgs,
+  SysNetworkArgs,
+  SysNetworkResult,
 } from './messages.js';
 
 export type AgentClientOptions = ChannelOptions;
@@ -176,6 +178,11 @@ export class AgentClient extends RpcChannel {
 
   async configure(args: SysConfigureArgs): Promise<void> {
     await this.request('sys.configure', args).result;
+  }
+
+  /** Sets the guest's MAC, address, default route and resolver (idempotent; see SysNetworkArgs). */
+  network(args: SysNetworkArgs): Promise<SysNetworkResult> {
+    return this.request('sys.network', args, { timeoutMs: (args.waitMs ?? 10_000) + 30_000 }).result;
   }
 
   /**

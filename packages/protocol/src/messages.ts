@@ -206,6 +206,30 @@ export const SysConfigureArgs = Type.Object({
   machineId: Type.Optional(Type.String({ pattern: '^[0-9a-f]{32}$' })),
 }, Strict);
 
+const Ipv4 = Type.String({ maxLength: 15, pattern: '^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$' });
+
+/**
+ * Gives the guest its network identity at run time (after a boot or a snapshot restore): the
+ * virtio-net interface gets `mac` (a NIC restored from a snapshot still has the template's),
+ * its addresses are flushed and `address` added, the default route goes via `gateway`
+ * (absent: no default route), /etc/resolv.conf names `dns`, IPv6 and router advertisements
+ * are turned off. Idempotent. `waitMs` (default 10000) is how long to wait for the interface
+ * to appear (its driver may still be loading).
+ */
+export const SysNetworkArgs = Type.Object({
+  mac: Type.String({ pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' }),
+  /** IPv4 address with prefix length, e.g. 10.210.0.2/30. */
+  address: Type.String({ maxLength: 18, pattern: '^[0-9.]{7,15}/([0-9]|[12][0-9]|3[0-2])$' }),
+  gateway: Type.Optional(Ipv4),
+  dns: Type.Array(Ipv4, { maxItems: 3 }),
+  mtu: Type.Optional(Type.Integer({ minimum: 576, maximum: 9000 })),
+  waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 120_000 })),
+}, Strict);
+export const SysNetworkResult = Type.Object({
+  interface: Type.String({ maxLength: 32 }),
+  durationMs: Type.Number({ minimum: 0 }),
+});
+
 /** The op table: name → args and result schema. */
 export const Ops = {
   hello: { args: HelloArgs, result: HelloResult },
@@ -220,6 +244,7 @@ export const Ops = {
   'file.mkdir': { args: FileMkdirArgs, result: EmptyResult },
   'file.remove': { args: FileRemoveArgs, result: EmptyResult },
   'sys.configure': { args: SysConfigureArgs, result: EmptyResult },
+  'sys.network': { args: SysNetworkArgs, result: SysNetworkResult },
 } as const satisfies Record<string, { args: TSchema; result: TSchema }>;
 
 export type OpName = keyof typeof Ops;
@@ -242,6 +267,8 @@ export type DirEntry = Static<typeof DirEntry>;
 export type FileMkdirArgs = OpArgs<'file.mkdir'>;
 export type FileRemoveArgs = OpArgs<'file.remove'>;
 export type SysConfigureArgs = OpArgs<'sys.configure'>;
+export type SysNetworkArgs = OpArgs<'sys.network'>;
+export type SysNetworkResult = OpResult<'sys.network'>;
 
 // ---- compiled checkers -----------------------------------------------------------------
 

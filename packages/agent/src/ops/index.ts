@@ -6,6 +6,7 @@ import { dockerReady } from './docker.js';
 import { exec, execSignal } from './exec.js';
 import { readFile, writeFile } from './file-transfer.js';
 import { list, mkdir, remove, stat } from './files.js';
+import { network } from './network.js';
 import { configure, health, hello } from './system.js';
 
 export type { AgentConfig, ExecEntry, OpContext, OpHandler } from './context.js';
@@ -23,4 +24,5 @@ export const handlers: { [O in OpName]: OpHandler<O> } = {
   'file.mkdir': mkdir,
   'file.remove': remove,
   'sys.configure': configure,
+  'sys.network': network,
 };

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { KilnClient } from '../client.js';
 import { parseDuration, parseKeyValues } from '../duration.js';
 import { ago, fail, printJson, table } from '../output.js';
+import { addPolicyOptions, policyFromOptions, type PolicyOpts } from './net.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,7 +21,7 @@ function intOpt(name: string) {
 }
 
 export function registerSandboxCommands(program: Command): void {
-  program
+  const create = program
     .command('create')
     .description('create a sandbox; prints its id as the last line on stdout')
     .option('--memory <MiB>', 'guest memory in MiB (default 1024)', intOpt('memory'))
@@ -30,8 +31,8 @@ export function registerSandboxCommands(program: Command): void {
     .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
     .option('--label <K=V>', 'label (repeatable)', collect)
     .option('--template <NAME>', 'start from a named template, e.g. a snapshot of another sandbox (its shape applies)')
-    .option('--json', 'print the sandbox as JSON')
-    .action(async (o: { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
+    .option('--json', 'print the sandbox as JSON');
+  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
         const body: Record<string, unknown> = {};
@@ -42,6 +43,8 @@ export function registerSandboxCommands(program: Command): void {
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.label) body.labels = parseKeyValues(o.label, '--label');
         if (o.template) body.template = o.template;
+        const network = policyFromOptions(o);
+        if (network) body.network = network;
         const t0 = Date.now();
         let sb = await client.create(body, false);
         const tty = process.stderr.isTTY;

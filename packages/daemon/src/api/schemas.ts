@@ -3,6 +3,7 @@
  * publishes it at /openapi.json, and the CLI/SDK use the same static types.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { NetworkPolicyBody } from './network-schemas.js';
 
 const StringMap = Type.Record(Type.String(), Type.String());
 
@@ -18,6 +19,7 @@ export const CreateSandboxBody = Type.Object(
     timeoutMs: Type.Optional(Type.Integer({ description: 'Lifetime in ms; 0 = none. Default 3600000.', minimum: 0 })),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
+    network: Type.Optional(NetworkPolicyBody),
     template: Type.Optional(Type.String({ minLength: 1, description: 'Start from this named template (e.g. a snapshot of another sandbox). Default: the template of the shape.' })),
   },
   { additionalProperties: false },
@@ -42,6 +44,7 @@ export const SandboxView = Type.Object({
     env: StringMap,
     labels: StringMap,
     template: Type.Union([Type.String(), Type.Null()]),
+    network: Type.Optional(Type.Unknown()),
   }),
   imageHash: Type.Union([Type.String(), Type.Null()]),
   step: Type.Union([Type.String(), Type.Null()]),

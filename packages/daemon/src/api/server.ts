@@ -13,6 +13,8 @@ import type { ApiObservability } from '../observability.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { registerSandboxRoutes } from './routes/sandboxes.js';
 import { registerExecRoutes } from './routes/exec.js';
+import { registerNetworkRoutes } from './routes/network.js';
+import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
 import { registerTemplateRoutes } from './routes/templates.js';
@@ -21,6 +23,8 @@ import type { TemplateService } from '../template/service.js';
 export interface ApiOptions {
   manager: SandboxManager;
   templates?: TemplateService;
+  /** Sandbox networking; absent = its routes answer NETWORK_DISABLED. */
+  network?: NetworkService | null;
   logger: Logger;
   info: () => SystemInfo;
   /** Audit hooks and the audit/logs/stats/metrics routes; absent in unit tests that don't need them. */
@@ -84,6 +88,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerSandboxRoutes(app, opts.manager);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
+  registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -77,6 +77,11 @@ export class Store {
     this.db.close();
   }
 
+  /** The SQLite handle, for modules that keep tables of their own (network leases and flows). */
+  get sql(): Database.Database {
+    return this.db;
+  }
+
   /** Adds columns that newer versions need to a database an older kilnd made. */
   private migrate(): void {
     const cols = new Set((this.db.prepare('PRAGMA table_info(sandboxes)').all() as Array<{ name: string }>).map((c) => c.name));

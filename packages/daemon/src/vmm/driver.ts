@@ -28,6 +28,14 @@ export interface VmSpec {
   scratchFormat?: 'raw' | 'qcow2';
   /** Restore from this device-state file instead of booting (QEMU `-incoming defer`). */
   incoming?: string;
+  /**
+   * The NIC's backend: a TAP device inside a network namespace (QEMU is started inside that
+   * namespace and opens the TAP there). Every VM has the same virtio-net device whether or not
+   * it has a backend (snapshots rely on an identical device set); without `net` the NIC has
+   * no peer and its frames go nowhere. The guest's own MAC and address are set at run time
+   * through the agent (network/guest.ts), so a restored clone can take on its own.
+   */
+  net?: { netns: string; tap: string; mac: string };
 }
 
 export interface VmPaths {

@@ -24,6 +24,8 @@ export interface QemuDriverOptions {
 }
 
 export const vmMarker = (id: string): string => `kiln-${id}`;
+/** MAC of a NIC without a backend (templates); each sandbox's guest gets its own at run time. */
+const NO_PEER_MAC = '02:6b:00:00:00:00';
 
 export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: { tcgTbSizeMiB: number; tscKhz: number | null }): string[] {
   const p = vmPaths(spec.runDir);
@@ -61,6 +63,8 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtio-blk-device,drive=root,serial=kiln-root',
     '-drive', `id=scratch,file=${spec.scratch},format=${spec.scratchFormat ?? 'raw'},if=none,discard=unmap`,
     '-device', 'virtio-blk-device,drive=scratch,serial=kiln-scratch',
+    ...(spec.net ? ['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`] : []),
+    '-device', `virtio-net-device,id=nic0,mac=${spec.net?.mac ?? NO_PEER_MAC}${spec.net ? ',netdev=net0' : ''}`,
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=org.kiln.agent',
@@ -106,7 +110,10 @@ export class QemuDriver implements VmmDriver {
     const logFd = openSync(paths.vmmLog, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(this.binary, args, { detached: true, stdio: ['ignore', logFd, logFd] });
+      // With a network, QEMU runs inside the sandbox's namespace: it opens the TAP there, and
+      // QEMU itself can reach nothing the sandbox cannot (`ip netns exec` execs it in place).
+      const [file, argv] = spec.net ? ['ip', ['netns', 'exec', spec.net.netns, this.binary, ...args]] : [this.binary, args];
+      child = spawn(file, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
     } finally {
       closeSync(logFd);
     }
