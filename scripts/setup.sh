@@ -27,7 +27,7 @@ apt-get update -qq
 echo "==> installing QEMU (bookworm-backports) and host tools"
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq --no-install-recommends \
-  debootstrap busybox-static nftables cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
+  debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
 
 echo "==> npm ci"
 npm ci --no-audit --no-fund --loglevel=error
