@@ -11,6 +11,7 @@ import { registerNetCommands } from './commands/net.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { fail } from './output.js';
 import { registerTemplateCommands } from './commands/template.js';
+import { registerLifecycleCommands } from './commands/lifecycle.js';
 
 const program = new Command();
 program
@@ -30,5 +31,6 @@ registerAuditCommands(program);
 registerCpCommand(program);
 registerNetCommands(program);
 registerTemplateCommands(program);
+registerLifecycleCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

@@ -2,6 +2,7 @@
 import type { AccelRequest } from './vmm/accel.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
+import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -28,6 +29,8 @@ export interface DaemonConfig {
   observability: Omit<ObservabilityConfig, 'stateDir'>;
   /** Sandbox networking: uplink, subnet, resolver upstreams (network/config.ts documents each default). */
   network: NetworkConfig;
+  /** Capacity limits, heartbeat and garbage collection (lifecycle/config.ts documents each default). */
+  lifecycle: LifecycleConfig;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -43,4 +46,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   poolSize: Number(process.env.KILN_POOL_SIZE ?? 0),
   observability: DEFAULT_OBSERVABILITY_CONFIG,
   network: DEFAULT_NETWORK_CONFIG,
+  lifecycle: DEFAULT_LIFECYCLE_CONFIG,
 };

@@ -20,6 +20,7 @@ import type { VmmDriver } from './vmm/driver.js';
 import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
 import type { ConnectAgent } from './sandbox/guest-agent.js';
+import { Reaper } from './lifecycle/reaper.js';
 
 export interface Daemon {
   config: DaemonConfig;
@@ -82,8 +83,22 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     observer: obs.observer,
     bootTimeoutMs: config.bootTimeoutMs,
     network,
+    capacity: config.lifecycle,
   });
   await manager.init();
+  const reaper = new Reaper(
+    {
+      records: () => manager.records(),
+      liveAgent: (id) => manager.liveAgent(id),
+      fail: (id, error) => manager.fail(id, error),
+      warn: (id, msg, data) => logger.warn({ sandboxId: id, ...data }, msg),
+      lastActivityAt: (id) => manager.lastActivityAt(id),
+      expireIdle: (id, idleMs) => manager.expireIdle(id, idleMs),
+      collect: () => manager.collect(),
+    },
+    config.lifecycle,
+    logger.child({ component: 'reaper' }),
+  );
   obs.bind(manager);
   await resolveImage().catch(() => null);
 
@@ -93,6 +108,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     network,
     logger,
     observe: obs.api,
+    gc: () => reaper.collect(),
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
@@ -105,6 +121,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
   manager.start();
+  reaper.start();
   logger.info({ socket: config.socket, stateDir: config.stateDir }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
@@ -117,6 +134,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     close: (opts = {}) =>
       (closing ??= (async () => {
         await app.close();
+        await reaper.stop();
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();

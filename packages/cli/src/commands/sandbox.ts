@@ -28,11 +28,12 @@ export function registerSandboxCommands(program: Command): void {
     .option('--cpus <N>', 'virtual CPUs (default 2)', intOpt('cpus'))
     .option('--disk <GiB>', 'scratch disk size in GiB (default 10)', intOpt('disk'))
     .option('--timeout <DURATION>', 'lifetime, e.g. 30m, 2h, 0 for none (default 1h)')
+    .option('--idle-timeout <DURATION>', 'destroy after this long without an exec or file call, 0 for never (default 0)')
     .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
     .option('--label <K=V>', 'label (repeatable)', collect)
     .option('--template <NAME>', 'start from a named template, e.g. a snapshot of another sandbox (its shape applies)')
     .option('--json', 'print the sandbox as JSON');
-  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
+  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; idleTimeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
         const body: Record<string, unknown> = {};
@@ -40,6 +41,7 @@ export function registerSandboxCommands(program: Command): void {
         if (o.cpus !== undefined) body.vcpus = o.cpus;
         if (o.disk !== undefined) body.diskGiB = o.disk;
         if (o.timeout !== undefined) body.timeoutMs = parseDuration(o.timeout);
+        if (o.idleTimeout !== undefined) body.idleTimeoutMs = parseDuration(o.idleTimeout);
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.label) body.labels = parseKeyValues(o.label, '--label');
         if (o.template) body.template = o.template;
@@ -119,17 +121,5 @@ export function registerSandboxCommands(program: Command): void {
       if (failed) process.exit(1);
     });
 
-  program
-    .command('events <id>')
-    .description('lifecycle events of a sandbox (states, creation steps with durations)')
-    .option('--json', 'print JSON')
-    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      try {
-        const events = await clientFrom(cmd).events(id);
-        if (o.json) return printJson(events);
-        for (const e of events) process.stdout.write(`${new Date(e.at).toISOString()}  ${e.type.padEnd(16)} ${JSON.stringify(e.data)}\n`);
-      } catch (err) {
-        fail(err);
-      }
-    });
+  // kiln events: commands/lifecycle.ts
 }

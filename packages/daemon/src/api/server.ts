@@ -18,6 +18,7 @@ import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
 import { registerTemplateRoutes } from './routes/templates.js';
+import { registerLifecycleRoutes } from './routes/lifecycle.js';
 import type { TemplateService } from '../template/service.js';
 
 export interface ApiOptions {
@@ -29,6 +30,8 @@ export interface ApiOptions {
   info: () => SystemInfo;
   /** Audit hooks and the audit/logs/stats/metrics routes; absent in unit tests that don't need them. */
   observe?: ApiObservability;
+  /** Garbage collection on demand (the reaper's); default: the manager's orphan collection. */
+  gc?: () => Promise<string[]>;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -89,6 +92,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
+  registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -140,6 +140,30 @@ export async function personalize(agent: GuestAgent, id: string): Promise<void> 
   });
 }
 
+/** The sandbox's host-side network (netns, TAP, veth, policy, resolver); before the VM starts in it. */
+function networkStep(network: NetworkService): Step<CreateCtx> {
+  return {
+    name: 'network',
+    run: async (ctx) => {
+      ctx.net = await network.setup(ctx.rec.id, ctx.rec.spec.network ?? network.resolvePolicy(undefined));
+    },
+    undo: async (ctx) => {
+      await network.teardown(ctx.rec.id);
+      ctx.net = null;
+    },
+  };
+}
+
+/** The guest's MAC, address, route and resolver, through the agent (a restored NIC has the template's). */
+const guestNetworkStep: Step<CreateCtx> = {
+  name: 'guest-network',
+  run: async (ctx) => {
+    if (!ctx.net) return;
+    if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+    await applyGuestNetwork(ctx.agent, ctx.net.guest);
+  },
+};
+
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
   return [
     {
@@ -185,18 +209,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
         await rm(ctx.scratch, { force: true });
       },
     },
-    {
-      name: 'network',
-      run: async (ctx) => {
-        if (!h.network) return;
-        ctx.net = await h.network.setup(ctx.rec.id, ctx.rec.spec.network ?? h.network.resolvePolicy(undefined));
-        h.store.addEvent(ctx.rec.id, 'network', { address: ctx.net.guest.address, netns: ctx.net.names.netns });
-      },
-      undo: async (ctx) => {
-        await h.network?.teardown(ctx.rec.id);
-        ctx.net = null;
-      },
-    },
+    ...(h.network ? [networkStep(h.network)] : []),
     {
       name: 'start-vm',
       run: async (ctx) => startVm(h, ctx),
@@ -217,14 +230,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
         await personalize(ctx.agent, ctx.rec.id);
       },
     },
-    {
-      name: 'guest-network',
-      run: async (ctx) => {
-        if (!ctx.net) return;
-        if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-        await applyGuestNetwork(ctx.agent, ctx.net.guest);
-      },
-    },
+    ...(h.network ? [guestNetworkStep] : []),
     {
       name: 'docker-ready',
       run: async (ctx) => {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { KilnError, sandboxNotFound, toKilnError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { NetworkService } from '../network/service.js';
-import type { VmHandle, VmmDriver } from '../vmm/driver.js';
+import type { VmExit, VmHandle, VmmDriver } from '../vmm/driver.js';
 import { vmMarker } from '../vmm/qemu.js';
 import { findProcesses, signalProcess } from '../util/proc.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
@@ -24,6 +24,9 @@ import { creationSteps, type CreateCtx, type StepHost, type TemplateSource } fro
 import type { SandboxRecord, SandboxSpec, SandboxState } from './types.js';
 import { WarmPool } from './pool.js';
 import { SPEC_LIMITS } from './spec.js';
+import { checkCapacity, type CapacityLimits } from '../lifecycle/capacity.js';
+import { classifyVmExit } from '../lifecycle/exit-reason.js';
+import type { SandboxError } from './types.js';
 
 const isDefaultShape = (s: SandboxSpec): boolean =>
   s.memoryMiB === SPEC_LIMITS.memoryMiB.default && s.vcpus === SPEC_LIMITS.vcpus.default && s.diskGiB === SPEC_LIMITS.diskGiB.default;
@@ -51,6 +54,8 @@ export interface ManagerOptions {
   defaults?: Partial<SandboxSpec>;
   /** Told of state changes, watched VMs and released sandboxes (audit, logs, metrics). */
   observer?: ManagerObserver;
+  /** Admission limits (lifecycle/capacity.ts); absent = no limits. */
+  capacity?: CapacityLimits;
 }
 
 interface Live {
@@ -63,6 +68,8 @@ interface Live {
 
 export class SandboxManager {
   private readonly live = new Map<string, Live>();
+  /** Sandbox id → time of the last exec/file call (idle timeouts, lifecycle/idle.ts). */
+  private readonly activity = new Map<string, number>();
   private readonly sandboxesDir: string;
   private closed = false;
 
@@ -146,6 +153,7 @@ export class SandboxManager {
     const rec = this.get(id);
     assertAction(id, rec.state, action);
     const agent = this.live.get(id)?.agent;
+    if (action === 'exec' || action === 'files') this.activity.set(id, Date.now());
     if (!agent) throw new KilnError('AGENT_UNAVAILABLE', `sandbox ${id} has no connected agent`, { status: 503 });
     return agent;
   }
@@ -167,6 +175,8 @@ export class SandboxManager {
       const member = this.pool.available();
       if (member) return this.claim(member, spec);
     }
+    // Admission and the row insert below run with no await between them (atomic in this process).
+    if (this.o.capacity) checkCapacity(this.o.store.list(), spec, this.o.capacity);
     const now = Date.now();
     const rec: SandboxRecord = {
       id: newSandboxId(),
@@ -305,23 +315,25 @@ export class SandboxManager {
 
   private watchVm(id: string, vm: VmHandle): void {
     this.o.observer?.vmWatched?.(id, vm);
-    void this.o.driver.wait(vm).then((exit) => this.onVmExit(id, vm, exit));
+    void this.o.driver.wait(vm).then(async (exit) => {
+      // A VM that ended itself (panic, poweroff): a moment lets the console collector read its last words.
+      if (exit.signal === null) await new Promise((r) => setTimeout(r, 300));
+      if (!this.closed) this.onVmExit(id, vm, exit);
+    });
   }
 
-  private onVmExit(id: string, vm: VmHandle, exit: { reason: string; exitCode: number | null; signal: string | null }): void {
+  private onVmExit(id: string, vm: VmHandle, exit: VmExit): void {
     const rec = this.o.store.get(id);
     const live = this.live.get(id);
     if (!rec || rec.vm?.pid !== vm.pid || rec.vm.startTime !== vm.startTime) return; // replaced or gone
     if (live?.destroying || rec.state === 'stopping' || rec.state === 'destroyed') return;
-    const how = exit.signal ? `killed by ${exit.signal}` : exit.exitCode !== null ? `exited with code ${exit.exitCode}` : 'vanished';
-    const tail = this.consoleTail(id, 300).trim().split('\n').slice(-3).join(' | ');
     this.o.store.addEvent(id, 'vm-exited', { ...exit });
     if (rec.state === 'creating') {
       live?.abort.abort();
       return;
     }
-    if (rec.state !== 'running') return;
-    rec.error = { code: 'VM_EXITED', message: `the VM ${how} unexpectedly${tail ? `; console: ${tail}` : ''}` };
+    if (rec.state !== 'running' && rec.state !== 'paused') return;
+    rec.error = classifyVmExit(exit, this.consoleTail(id, 1500));
     rec.vm = null;
     this.setState(rec, 'failed');
     void this.releaseResources(id);
@@ -413,7 +425,66 @@ export class SandboxManager {
     return l.destroying;
   }
 
+  /** Every row, warm-pool members included (lifecycle/reaper.ts). */
+  records(): SandboxRecord[] {
+    return this.o.store.list();
+  }
+
+  /** The connected agent, without counting as activity (heartbeat). */
+  liveAgent(id: string): GuestAgent | null {
+    return this.live.get(id)?.agent ?? null;
+  }
+
+  lastActivityAt(id: string): number | null {
+    return this.activity.get(id) ?? null;
+  }
+
+  /** Sets the remaining lifetime to `timeoutMs` from now (0 = no timeout). */
+  setTimeout(id: string, timeoutMs: number): SandboxRecord {
+    const rec = this.get(id);
+    assertAction(id, rec.state, 'timeout');
+    rec.expiresAt = timeoutMs > 0 ? Date.now() + timeoutMs : null;
+    rec.updatedAt = Date.now();
+    this.o.store.update(rec);
+    this.o.store.addEvent(id, 'timeout-set', { timeoutMs, expiresAt: rec.expiresAt });
+    const live = this.live.get(id);
+    if (live?.expiryTimer) clearTimeout(live.expiryTimer);
+    if (live) live.expiryTimer = null;
+    this.armExpiry(id);
+    return rec;
+  }
+
+  /** Destroys a sandbox whose idle timeout passed. */
+  async expireIdle(id: string, idleMs: number): Promise<void> {
+    if (this.live.get(id)?.destroying) return;
+    this.o.store.addEvent(id, 'idle-timeout', { idleMs });
+    await this.destroy(id);
+  }
+
+  /** Fails a live sandbox for `error` (e.g. an unresponsive guest): kills its VM and reclaims everything. */
+  async fail(id: string, error: SandboxError): Promise<void> {
+    const rec = this.o.store.get(id);
+    const live = this.live.get(id);
+    if (!rec || (rec.state !== 'running' && rec.state !== 'paused') || live?.destroying || live?.creating) return;
+    const vm = rec.vm;
+    rec.error = error;
+    rec.vm = null;
+    this.setState(rec, 'failed');
+    if (live) {
+      live.agent?.close();
+      live.agent = null;
+    }
+    if (vm) await this.o.driver.kill(vm).catch((err: unknown) => this.log(id).error({ err }, 'kill failed'));
+    await this.releaseResources(id);
+  }
+
+  /** Garbage collection on demand: removes orphans; a line per thing removed. */
+  collect(): Promise<string[]> {
+    return this.removeOrphans();
+  }
+
   private async releaseResources(id: string): Promise<void> {
+    this.activity.delete(id);
     this.o.observer?.released?.(id);
     await this.o.network?.teardown(id);
     await rm(join(this.sandboxesDir, id), { recursive: true, force: true });
@@ -467,25 +538,34 @@ export class SandboxManager {
   }
 
   /** Removes run directories and kills VMMs under our state dir that no sandbox row owns. */
-  private async removeOrphans(): Promise<void> {
+  private async removeOrphans(): Promise<string[]> {
+    const removed: string[] = [];
     const known = new Set(this.o.store.list().map((r) => r.id));
     for (const p of findProcesses(`${this.sandboxesDir}/`)) {
       const m = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '));
-      if (m?.[1] && !known.has(m[1])) {
+      // Decide on the row as it is now: a create in progress inserted its row before its VMM.
+      if (m?.[1] && !known.has(m[1]) && !this.o.store.get(m[1])) {
         this.o.logger.warn({ pid: p.pid, sandboxId: m[1] }, 'killing orphaned VMM');
-        signalProcess(p, 'SIGKILL', vmMarker(m[1]));
+        if (signalProcess(p, 'SIGKILL', vmMarker(m[1]))) removed.push(`vmm ${m[1]} pid ${p.pid}`);
       }
     }
     if (this.o.network) {
-      for (const hex of await this.o.network.listNetworkOrphans(known)) await this.o.network.cleanupNetwork(hex);
-    }
-    if (!existsSync(this.sandboxesDir)) return;
-    for (const name of await readdir(this.sandboxesDir)) {
-      if (!known.has(name)) {
-        this.o.logger.warn({ sandboxId: name }, 'removing orphaned sandbox directory');
-        await rm(join(this.sandboxesDir, name), { recursive: true, force: true });
+      for (const hex of await this.o.network.listNetworkOrphans(known)) {
+        if (this.o.store.get(`sb-${hex}`)) continue;
+        await this.o.network.cleanupNetwork(hex);
+        removed.push(`network sb-${hex}`);
       }
     }
+    if (!existsSync(this.sandboxesDir)) return removed;
+    for (const name of await readdir(this.sandboxesDir)) {
+      // A row inserted after `known` was read (a create in progress) is not an orphan.
+      if (!known.has(name) && !this.o.store.get(name)) {
+        this.o.logger.warn({ sandboxId: name }, 'removing orphaned sandbox directory');
+        await rm(join(this.sandboxesDir, name), { recursive: true, force: true });
+        removed.push(`run-dir ${name}`);
+      }
+    }
+    return removed;
   }
 
   /** Stops the manager. VMs keep running (re-adopted at next start) unless destroyAll. */

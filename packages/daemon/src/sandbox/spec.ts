@@ -9,6 +9,8 @@ export const SPEC_LIMITS = {
   diskGiB: { min: 1, max: 1024, default: 10 },
   /** 0 = no timeout. Default 1 hour. */
   timeoutMs: { min: 0, max: 7 * 24 * 3600 * 1000, default: 3600 * 1000 },
+  /** No exec or file call for this long destroys the sandbox; 0 = never (default). */
+  idleTimeoutMs: { min: 0, max: 7 * 24 * 3600 * 1000, default: 0 },
 } as const;
 
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -19,6 +21,7 @@ export interface SpecInput {
   vcpus?: number;
   diskGiB?: number;
   timeoutMs?: number;
+  idleTimeoutMs?: number;
   env?: Record<string, string>;
   labels?: Record<string, string>;
   template?: string;
@@ -51,6 +54,7 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     vcpus: intIn('vcpus', input.vcpus ?? defaults.vcpus),
     diskGiB: intIn('diskGiB', input.diskGiB ?? defaults.diskGiB),
     timeoutMs: intIn('timeoutMs', input.timeoutMs ?? defaults.timeoutMs),
+    idleTimeoutMs: intIn('idleTimeoutMs', input.idleTimeoutMs ?? defaults.idleTimeoutMs),
     env: { ...(defaults.env ?? {}), ...env },
     labels,
     template: input.template ?? null,

@@ -15,7 +15,7 @@ const TRANSITIONS: Record<SandboxState, readonly SandboxState[]> = {
   destroyed: [],
 };
 
-export type SandboxAction = 'exec' | 'files' | 'destroy' | 'logs' | 'inspect' | 'pause' | 'resume' | 'snapshot';
+export type SandboxAction = 'exec' | 'files' | 'destroy' | 'logs' | 'inspect' | 'pause' | 'resume' | 'snapshot' | 'timeout';
 
 const ALLOWED: Record<SandboxAction, readonly SandboxState[]> = {
   exec: ['running'],
@@ -26,6 +26,7 @@ const ALLOWED: Record<SandboxAction, readonly SandboxState[]> = {
   pause: ['running'],
   resume: ['paused'],
   snapshot: ['running', 'paused'],
+  timeout: ['creating', 'running', 'paused'],
 };
 
 export function canTransition(from: SandboxState, to: SandboxState): boolean {

@@ -11,6 +11,8 @@ export interface SandboxSpec {
   diskGiB: number;
   /** Lifetime from creation; 0 means no timeout. */
   timeoutMs: number;
+  /** Destroy after this long without an exec or file call; 0 = never. Absent in records of older kilnds. */
+  idleTimeoutMs?: number;
   env: Record<string, string>;
   labels: Record<string, string>;
   /** Name of the template to start from (a fork); null = the default template of the shape. */
