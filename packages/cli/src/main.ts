@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerCpCommand } from './commands/cp.js';
 import { registerDaemonCommands } from './commands/daemon.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 import { registerExecCommand } from './commands/exec.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerLogsCommand } from './commands/logs.js';
@@ -23,6 +24,7 @@ program
   .configureOutput({ outputError: (str, write) => write(str) });
 
 registerDaemonCommands(program);
+registerDoctorCommand(program);
 registerSandboxCommands(program);
 registerExecCommand(program);
 registerLogsCommand(program);

@@ -6,3 +6,4 @@ export { chooseAccel } from './vmm/accel.js';
 export { buildDefaultTemplate } from './template/default-template.js';
 export { KILN_VERSION } from './version.js';
 export { verifyChain, type VerifyResult } from './audit/verify.js';
+export { runDoctor, type CheckResult } from './doctor/checks.js';

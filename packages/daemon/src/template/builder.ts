@@ -7,6 +7,7 @@
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { reclaimOwnership } from '../vmm/jail.js';
 import { KilnError } from '../errors.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from '../sandbox/guest-agent.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
@@ -94,7 +95,9 @@ export async function buildTemplate(
     await deps.driver.stop(vm, { timeoutMs: 5000 });
     vm = null;
     for (const f of [MEM_FILE, STATE_FILE, SCRATCH_FILE]) await chmod(join(tmp, f), 0o444);
-    for (const f of ['agent.sock', 'qmp.sock']) await rm(join(tmp, f), { force: true });
+    for (const f of ['agent.sock', 'qmp.sock', 'logs.sock', 'console.sock', 'jail']) await rm(join(tmp, f), { recursive: true, force: true });
+    // The jailed VMM user owned the build dir while the VM ran: a template belongs to root.
+    reclaimOwnership(tmp);
     const manifest: TemplateManifest = {
       ...keyInput,
       formatVersion: TEMPLATE_FORMAT,

@@ -5,10 +5,15 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { copyFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
+import { detectCgroups, removeVmCgroup, type CgroupMode } from './cgroup.js';
+import { ensureVmmIdentity, jailCommand, jailedChildPid, type VmmIdentity } from './jail.js';
+import { prepareJail } from './launcher.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
@@ -21,7 +26,12 @@ export interface QemuDriverOptions {
   tcgTbSizeMiB?: number;
   /** How long start() waits for QEMU's QMP socket. Default 15000 ms. */
   startTimeoutMs?: number;
+  /** Run QEMU jailed as the unprivileged kiln-vmm user (vmm/jail.ts). Default true when kilnd is root. */
+  jail?: boolean;
 }
+
+/** QEMU's seccomp filter: no obsolete syscalls, no setuid/caps, no fork/exec, no affinity/priority. */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 export const vmMarker = (id: string): string => `kiln-${id}`;
 /** MAC of a NIC without a backend (templates); each sandbox's guest gets its own at run time. */
@@ -56,6 +66,7 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-m', `${spec.memoryMiB}`,
     '-smp', `${spec.vcpus}`,
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
+    '-sandbox', QEMU_SANDBOX,
     '-kernel', spec.kernel,
     '-initrd', spec.initrd,
     '-append', kernelArgs.join(' ').trim(),
@@ -89,8 +100,11 @@ export class QemuDriver implements VmmDriver {
   private readonly startTimeoutMs: number;
   private readonly children = new Map<number, ChildProcess>();
   private readonly version: string;
+  /** The VMM user and cgroup layout when QEMU is jailed; null = QEMU runs as kilnd's user. */
+  readonly jail: { identity: VmmIdentity; cgroups: CgroupMode } | null;
 
   constructor(opts: QemuDriverOptions = {}) {
+    this.jail = (opts.jail ?? process.getuid?.() === 0) ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
     this.accel = chooseAccel(opts.accel ?? 'auto');
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.tbSize = opts.tcgTbSizeMiB ?? 128;
@@ -107,13 +121,20 @@ export class QemuDriver implements VmmDriver {
   async start(spec: VmSpec): Promise<VmHandle> {
     const paths = vmPaths(spec.runDir);
     const args = buildQemuArgs(spec, this.accel.accel, { tcgTbSizeMiB: this.tbSize, tscKhz: hostTscKhz() });
+    const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, ...this.jail }) : null;
     const logFd = openSync(paths.vmmLog, 'a');
     let child: ChildProcess;
     try {
       // With a network, QEMU runs inside the sandbox's namespace: it opens the TAP there, and
       // QEMU itself can reach nothing the sandbox cannot (`ip netns exec` execs it in place).
-      const [file, argv] = spec.net ? ['ip', ['netns', 'exec', spec.net.netns, this.binary, ...args]] : [this.binary, args];
+      // Jailed, the launcher enters that namespace itself (vmm/jail.ts).
+      const [file, argv] = jail
+        ? (({ file: f, args: a }) => [f, a] as const)(jailCommand(jail.plan, [this.binary, ...args]))
+        : spec.net ? ['ip', ['netns', 'exec', spec.net.netns, this.binary, ...args]] : [this.binary, args];
       child = spawn(file, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
+    } catch (err) {
+      this.dropCgroup(spec.id);
+      throw err;
     } finally {
       closeSync(logFd);
     }
@@ -129,22 +150,28 @@ export class QemuDriver implements VmmDriver {
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (spawnError !== null) {
+        this.dropCgroup(spec.id);
         const e: Error = spawnError;
         throw new KilnError('VMM_START_FAILED', `cannot run ${this.binary}: ${e.message}`, { cause: e });
       }
       if (exited !== null) {
+        this.dropCgroup(spec.id);
         throw new KilnError('VMM_START_FAILED', `QEMU exited during start-up: ${tail(paths.vmmLog)}`);
       }
       if (child.pid !== undefined && existsSync(paths.qmpSocket)) {
-        const startTime = readStartTime(child.pid);
-        if (startTime !== null) {
-          this.children.set(child.pid, child);
-          return { id: spec.id, pid: child.pid, startTime, accel: this.accel.accel, paths };
+        // Jailed, QEMU is pid 1 of its own PID namespace: kilnd tracks its host-side pid (the
+        // launcher's only child), whose command line carries the marker once it exec'd QEMU.
+        const pid = jail ? jailedChildPid(child.pid) : child.pid;
+        const startTime = pid === null ? null : readStartTime(pid);
+        if (pid !== null && startTime !== null && isSameProcess({ pid, startTime }, vmMarker(spec.id))) {
+          this.children.set(pid, child);
+          return { id: spec.id, pid, startTime, accel: this.accel.accel, paths };
         }
       }
       await sleep(20);
     }
     if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    this.dropCgroup(spec.id);
     throw new KilnError('VMM_START_FAILED', `QEMU did not open its QMP socket within ${this.startTimeoutMs} ms: ${tail(paths.vmmLog)}`);
   }
 
@@ -167,12 +194,17 @@ export class QemuDriver implements VmmDriver {
 
   async snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }> {
     const t0 = performance.now();
+    // A jailed QEMU sees only its run dir: it writes the state there and kilnd moves it.
+    const runDir = dirname(vm.paths.qmpSocket);
+    const target = this.jail && dirname(opts.stateFile) !== runDir ? join(runDir, 'snapshot.state') : opts.stateFile;
     await this.qmp(vm, async (q) => {
       await q.execute('stop');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
-      await q.execute('migrate', { uri: `file:${opts.stateFile}` });
+      await q.execute('migrate', { uri: `file:${target}` });
       await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
     });
+    if (target !== opts.stateFile) await moveFile(target, opts.stateFile);
+    if (this.jail) chownSync(opts.stateFile, 0, 0);
     return { durationMs: Math.round(performance.now() - t0), bytes: statSync(opts.stateFile).size };
   }
 
@@ -210,7 +242,10 @@ export class QemuDriver implements VmmDriver {
     } catch {
       // QMP unreachable: fall through to the deadline and SIGKILL.
     }
-    if (await this.waitGone(vm, timeoutMs)) return;
+    if (await this.waitGone(vm, timeoutMs)) {
+      await this.removeCgroup(vm.id);
+      return;
+    }
     await this.kill(vm);
   }
 
@@ -219,19 +254,36 @@ export class QemuDriver implements VmmDriver {
     if (!(await this.waitGone(vm, 10_000))) {
       throw new KilnError('VMM_KILL_FAILED', `QEMU pid ${vm.pid} of ${vm.id} survived SIGKILL for 10 s`);
     }
+    await this.removeCgroup(vm.id);
+  }
+
+  /** Removes a VM's cgroup once its processes (QEMU and its launcher) have left it. */
+  private async removeCgroup(id: string): Promise<void> {
+    if (!this.jail) return;
+    for (let i = 0; i < 50; i++) {
+      if (removeVmCgroup(this.jail.cgroups, id)) return;
+      await sleep(20);
+    }
+  }
+
+  private dropCgroup(id: string): void {
+    if (this.jail) void this.removeCgroup(id);
   }
 
   async wait(vm: VmHandle): Promise<VmExit> {
     const child = this.children.get(vm.pid);
     if (child && child.exitCode === null && child.signalCode === null) {
-      return await new Promise<VmExit>((resolve) => {
+      const exit = await new Promise<VmExit>((resolve) => {
         child.once('exit', (code, signal) =>
           resolve({ reason: signal === null ? 'exited' : 'killed', exitCode: code, signal }),
         );
       });
+      await this.removeCgroup(vm.id);
+      return exit;
     }
     // Adopted VM (not our child): watch its identity.
     while (this.isAlive(vm)) await sleep(250);
+    await this.removeCgroup(vm.id);
     return { reason: 'vanished', exitCode: null, signal: null };
   }
 
@@ -283,6 +335,16 @@ async function waitMigration(q: QmpClient, timeoutMs: number, what: string): Pro
     await sleep(st.status === undefined || st.status === 'none' ? 5 : 10);
   }
   throw new KilnError('VMM_MIGRATION_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`);
+}
+
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to);
+    await rm(from, { force: true });
+  }
 }
 
 function tail(path: string, bytes = 2000): string {

@@ -1,0 +1,166 @@
+/**
+ * `kiln doctor`: what the host offers kiln and what is missing, each gap with its fix. Every
+ * check is read-only (it creates nothing, except reading files and running `--version`s).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { chooseAccel } from '../vmm/accel.js';
+import { detectCgroups } from '../vmm/cgroup.js';
+import { VMM_USER } from '../vmm/jail.js';
+import { readManifest } from '../image/manifest.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface CheckResult {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** What to do about a warn/fail (absent when ok). */
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  /** kilnd state directory. Default /var/lib/kiln. */
+  stateDir: string;
+  /** QEMU binary. Default qemu-system-x86_64. */
+  qemuBinary?: string;
+  /** Free space below which the disk check warns. Default 20 GiB. */
+  minFreeGiB?: number;
+}
+
+const GiB = 1024 ** 3;
+const SETUP = 'run scripts/setup.sh';
+
+function run(file: string, args: string[]): string | null {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    return null;
+  }
+}
+
+function read(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+const ok = (name: string, detail: string): CheckResult => ({ name, status: 'ok', detail });
+const gap = (name: string, status: CheckStatus, detail: string, fix: string): CheckResult => ({ name, status, detail, fix });
+
+export function checkAccel(): CheckResult {
+  const c = chooseAccel('auto');
+  return c.accel === 'kvm'
+    ? ok('accelerator', `KVM: ${c.reason}`)
+    : gap('accelerator', 'warn', `TCG (emulation, slower): ${c.reason}`, 'use a host whose CPU offers vmx/svm to guests (bare metal or nested virtualisation enabled) for KVM');
+}
+
+export function checkQemu(binary: string): CheckResult {
+  const out = run(binary, ['--version']);
+  const v = out ? /version\s+(\d+)\.(\d+)\.?(\d*)/.exec(out) : null;
+  if (!v) return gap('qemu', 'fail', `${binary} not found`, `${SETUP} (qemu-system-x86 from bookworm-backports)`);
+  const major = Number(v[1]);
+  const help = run(binary, ['-help']) ?? '';
+  const version = `${v[1]}.${v[2]}${v[3] ? `.${v[3]}` : ''}`;
+  if (major < 10) return gap('qemu', 'fail', `QEMU ${version}: older than 10 (cannot restore from a read-only template RAM file, nor migrate to file: under seccomp)`, `${SETUP} (bookworm-backports)`);
+  if (!help.includes('-sandbox')) return gap('qemu', 'fail', `QEMU ${version} built without seccomp (-sandbox)`, 'install a QEMU built with libseccomp');
+  return ok('qemu', `QEMU ${version} with -sandbox (seccomp)`);
+}
+
+export function checkSeccomp(): CheckResult {
+  const actions = read('/proc/sys/kernel/seccomp/actions_avail');
+  const status = read('/proc/self/status') ?? '';
+  if (!actions || !/^Seccomp:/m.test(status)) return gap('seccomp', 'fail', 'the kernel has no seccomp filter support', 'use a kernel with CONFIG_SECCOMP_FILTER=y');
+  return ok('seccomp', `seccomp filters available (actions: ${actions.trim()})`);
+}
+
+export function checkCgroups(): CheckResult {
+  const mode = detectCgroups();
+  if (mode.kind === 'v2') {
+    const ctrls = (read(join(mode.root, 'cgroup.controllers')) ?? '').trim().split(/\s+/);
+    const missing = ['memory', 'cpu', 'pids'].filter((c) => !ctrls.includes(c));
+    if (missing.length) return gap('cgroups', 'fail', `cgroup v2 without ${missing.join(', ')}`, `enable the ${missing.join(', ')} controller(s) in the root cgroup`);
+    return ok('cgroups', `cgroup v2 with ${ctrls.join(' ')}`);
+  }
+  if (mode.kind === 'v1') {
+    return gap('cgroups', 'warn', 'cgroup v1 (memory, cpu, pids hierarchies): limits apply; v2 is preferred (memory.swap.max, one tree)', 'boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2)');
+  }
+  return gap('cgroups', 'fail', mode.reason, 'mount cgroup2 on /sys/fs/cgroup with the memory, cpu and pids controllers');
+}
+
+export function checkNamespaces(): CheckResult {
+  const missing = ['mnt', 'pid', 'net'].filter((n) => !existsSync(`/proc/self/ns/${n}`));
+  if (missing.length) return gap('namespaces', 'fail', `no ${missing.join(', ')} namespaces`, 'use a kernel with CONFIG_NAMESPACES (mount, PID, network)');
+  const tools = ['unshare', 'setpriv', 'prlimit', 'pivot_root', 'nsenter'].filter((t) => run('sh', ['-c', `command -v ${t}`]) === null);
+  if (tools.length) return gap('namespaces', 'fail', `missing ${tools.join(', ')}`, `${SETUP} (util-linux)`);
+  const maxUserNs = Number(read('/proc/sys/user/max_user_namespaces') ?? '0');
+  return ok('namespaces', `mount, PID and network namespaces; unshare/setpriv/prlimit/pivot_root present; user namespaces ${maxUserNs > 0 ? `enabled (max ${maxUserNs}; used by dockerd's userns-remap inside the guest)` : 'disabled on the host (not needed by kiln)'}`);
+}
+
+export function checkVmmUser(): CheckResult {
+  const entry = (read('/etc/passwd') ?? '').split('\n').find((l) => l.startsWith(`${VMM_USER}:`));
+  if (!entry) return gap('vmm-user', 'warn', `no ${VMM_USER} user (kilnd creates it at start)`, `useradd --system --user-group --no-create-home --shell /usr/sbin/nologin ${VMM_USER}`);
+  return ok('vmm-user', `${VMM_USER} uid ${entry.split(':')[2]} (QEMU runs as it, jailed)`);
+}
+
+export function checkNftables(): CheckResult {
+  const v = run('nft', ['--version']);
+  if (!v) return gap('nftables', 'fail', 'nft not found', `${SETUP} (nftables)`);
+  if (run('nft', ['list', 'tables']) === null) return gap('nftables', 'fail', `${v.trim()} but the kernel refuses nftables`, 'load nf_tables (modprobe nf_tables) and run as root');
+  return ok('nftables', v.trim());
+}
+
+export function checkDisk(stateDir: string, minFreeGiB: number): CheckResult {
+  let dir = stateDir;
+  while (!existsSync(dir) && dir !== '/') dir = join(dir, '..');
+  const s = statfsSync(dir);
+  const free = (s.bavail * s.bsize) / GiB;
+  const detail = `${free.toFixed(1)} GiB free under ${dir}`;
+  return free >= minFreeGiB ? ok('disk', detail) : gap('disk', 'warn', `${detail} (each sandbox's scratch disk may grow to its diskGiB)`, `free space or move the state dir (--state-dir) to a larger disk (want ≥ ${minFreeGiB} GiB)`);
+}
+
+export async function checkImage(stateDir: string): Promise<CheckResult> {
+  const images = join(stateDir, 'images');
+  const dirs = existsSync(images) ? readdirSync(images).filter((d) => /^[0-9a-f]{16}$/.test(d)) : [];
+  const good: string[] = [];
+  const bad: string[] = [];
+  for (const d of dirs) {
+    const m = await readManifest(join(images, d));
+    if (m && m.hash === d && statSync(m.rootfs).size === m.rootfsBytes) good.push(d);
+    else if (m || existsSync(join(images, d, 'manifest.json'))) bad.push(d);
+  }
+  if (good.length === 0) return gap('image', 'fail', bad.length ? `no intact image (${bad.join(', ')} do not match their manifests)` : `no guest image under ${images}`, 'kiln image build');
+  const detail = `${good.length} image(s) intact (manifest hash = directory, root image size as recorded)${bad.length ? `; damaged: ${bad.join(', ')}` : ''}`;
+  return bad.length ? gap('image', 'warn', detail, `remove the damaged image directories, then kiln image build`) : ok('image', detail);
+}
+
+export function checkTemplates(stateDir: string): CheckResult {
+  const dir = join(stateDir, 'templates');
+  const names: string[] = [];
+  for (const k of existsSync(dir) ? readdirSync(dir) : []) {
+    if (k.startsWith('.')) continue;
+    const m = read(join(dir, k, 'manifest.json'));
+    if (m) names.push((JSON.parse(m) as { name?: string }).name ?? k);
+  }
+  if (names.length === 0) return gap('templates', 'warn', 'no template snapshots: every sandbox cold-boots', 'kiln image build (also makes the default template)');
+  return ok('templates', `${names.length} template(s): ${names.join(', ')}`);
+}
+
+export async function runDoctor(o: DoctorOptions): Promise<CheckResult[]> {
+  const binary = o.qemuBinary ?? 'qemu-system-x86_64';
+  return [
+    checkAccel(),
+    checkQemu(binary),
+    checkSeccomp(),
+    checkCgroups(),
+    checkNamespaces(),
+    checkVmmUser(),
+    checkNftables(),
+    checkDisk(o.stateDir, o.minFreeGiB ?? 20),
+    await checkImage(o.stateDir),
+    checkTemplates(o.stateDir),
+  ];
+}

@@ -1,0 +1,89 @@
+/**
+ * Turns a VmSpec into a jailed launch: which files the VM's jail holds (and how), its cgroup
+ * limits and rlimits, and the ownership its run dir needs. The jail itself is jail.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Accel } from './accel.js';
+import { createVmCgroup, type CgroupMode, type VmLimits } from './cgroup.js';
+import type { VmSpec } from './driver.js';
+import type { JailPlan, VmmIdentity } from './jail.js';
+
+const MiB = 1024 * 1024;
+/**
+ * QEMU's own memory on top of guest RAM: its heap, device emulation, page tables, disk page
+ * cache (about 256 MiB measured idle), plus the TCG translation cache (tb-size) under TCG.
+ */
+export const VMM_OVERHEAD_MIB = 256;
+/** QEMU threads: vCPUs, the I/O thread pool (up to 64 workers), RCU, call_rcu, migration. */
+export const VMM_PIDS_MAX = 256;
+/** Open files of QEMU (disks, sockets, eventfds, the TAP queue). */
+export const VMM_NOFILE = 1024;
+
+export function vmLimits(spec: VmSpec, accel: Accel, tbSizeMiB: number): VmLimits {
+  const overheadMiB = VMM_OVERHEAD_MIB + (accel === 'tcg' ? tbSizeMiB : 0);
+  return { memoryBytes: (spec.memoryMiB + overheadMiB) * MiB, vcpus: spec.vcpus, pids: VMM_PIDS_MAX };
+}
+
+/** Virtual size and backing file of a disk image (`qemu-img info`). */
+function diskInfo(path: string): { virtualBytes: number; backing: string | null } {
+  const out = execFileSync('qemu-img', ['info', '--output=json', '-U', path], { encoding: 'utf8', timeout: 10_000 });
+  const j = JSON.parse(out) as { 'virtual-size': number; 'full-backing-filename'?: string; 'backing-filename'?: string };
+  const b = j['full-backing-filename'] ?? j['backing-filename'] ?? null;
+  return { virtualBytes: j['virtual-size'], backing: b === null ? null : resolve(dirname(path), b) };
+}
+
+export interface LaunchPrep {
+  plan: JailPlan;
+  limits: VmLimits;
+}
+
+/**
+ * Prepares the VM's jail on the host: its run dir and writable disk handed to the VMM user,
+ * the jail mountpoint, the cgroup with limits. Returns the plan for jailCommand().
+ */
+export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; identity: VmmIdentity; cgroups: CgroupMode }): LaunchPrep {
+  const { uid, gid } = o.identity;
+  // The run dir holds QEMU's sockets: owned by the VMM user, 0700, under the root-only
+  // sandboxes dir. kilnd (root) reaches them; no other user does.
+  chownSync(spec.runDir, uid, gid);
+  const root = `${spec.runDir}/jail`;
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  chownSync(root, 0, 0);
+  const readOnly = [spec.kernel, spec.initrd, spec.rootfs];
+  const readWrite = [spec.runDir];
+  if (existsSync(spec.scratch)) chownSync(spec.scratch, uid, gid);
+  readWrite.push(spec.scratch);
+  const disk = diskInfo(spec.scratch);
+  if (disk.backing) readOnly.push(disk.backing);
+  if (spec.incoming) readOnly.push(spec.incoming);
+  if (spec.memory?.mode === 'clone') readOnly.push(spec.memory.file);
+  const devices: string[] = [];
+  const groups: number[] = [];
+  if (o.accel === 'kvm') {
+    devices.push('/dev/kvm');
+    if (o.identity.kvmGid !== null) groups.push(o.identity.kvmGid);
+  }
+  // The TAP is created persistent and owned by the VMM user (network tapUid): QEMU attaches
+  // to it through /dev/net/tun without any capability.
+  if (spec.net) devices.push('/dev/net/tun');
+  const limits = vmLimits(spec, o.accel, o.tbSizeMiB);
+  const ramBytes = spec.memoryMiB * MiB;
+  const fsizeBytes = Math.max(disk.virtualBytes, ramBytes) + 256 * MiB;
+  const cgroupProcs = createVmCgroup(o.cgroups, spec.id, limits);
+  return {
+    limits,
+    plan: {
+      root,
+      readOnly: [...new Set(readOnly)].filter((p) => statSync(p, { throwIfNoEntry: false }) !== undefined),
+      readWrite: [...new Set(readWrite)],
+      devices,
+      cgroupProcs,
+      rlimits: { fsizeBytes, nofile: VMM_NOFILE },
+      netns: spec.net?.netns ?? null,
+      identity: o.identity,
+      groups,
+    },
+  };
+}
