@@ -7,6 +7,7 @@
  *   4. `docker run --rm` of a tiny local image on the host's Docker engine
  *   5. host memory (PSS) per idle docker-ready sandbox with 1, 10 and 30 running at once
  *   6. exec round-trip on a running sandbox
+ *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30").
  */
@@ -15,6 +16,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
+import { benchNetwork } from './network.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
 
@@ -151,6 +153,9 @@ async function main(): Promise<void> {
   } finally {
     await fxd.close();
   }
+
+  // (7) network: guest → test server round trip and throughput (its own test internet)
+  results.network = await benchNetwork(log);
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
