@@ -87,7 +87,10 @@ for a; do
     *) case $mode in
          ro) bind "$a" ro,nosuid,nodev,noexec ;;
          rw) bind "$a" nosuid,nodev,noexec ;;
-         dev) mkdir -p ".$(dirname "$a")"; : > ".$a"; mount --bind "$a" ".$a" ;;
+         # /dev/net/tun is often 0600 on the host: a fresh 0666 node lets QEMU attach to the TAP its
+         # user owns (tapUid) and nothing more (creating a TAP needs CAP_NET_ADMIN, which it lacks)
+         dev) mkdir -p ".$(dirname "$a")"
+              if [ "$a" = /dev/net/tun ]; then mknod -m 0666 ".$a" c 10 200; else : > ".$a"; mount --bind "$a" ".$a"; fi ;;
        esac ;;
   esac
 done
