@@ -6,7 +6,7 @@
  * domain allow-list follows the answers as they change. It daemonizes (it outlives a kilnd
  * restart, like the VM) and drops to nobody, keeping only CAP_NET_ADMIN for the nft sets.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readCmdline, sleep } from '../util/proc.js';
 import { hostCmd } from './host-cmd.js';
@@ -26,7 +26,31 @@ export const resolverPaths = (runDir: string) => ({
   conf: join(runDir, 'dnsmasq.conf'),
   pid: join(runDir, 'dnsmasq.pid'),
   log: join(runDir, 'dns.log'),
+  oldLog: join(runDir, 'dns.log.1'),
 });
+
+/** Query logs are capped: past this size dns.log becomes dns.log.1 (replacing it). Default 4 MiB. */
+export const DNS_LOG_MAX_BYTES = 4 * 1024 * 1024;
+
+/** Rotates the query log once it passes `maxBytes` (dnsmasq reopens its log on SIGUSR2). */
+export async function capResolverLog(runDir: string, maxBytes = DNS_LOG_MAX_BYTES): Promise<boolean> {
+  const paths = resolverPaths(runDir);
+  const size = (await stat(paths.log).catch(() => null))?.size ?? 0;
+  if (size <= maxBytes) return false;
+  await rename(paths.log, paths.oldLog);
+  const pid = await runningPid(runDir);
+  if (pid !== null) process.kill(pid, 'SIGUSR2');
+  return true;
+}
+
+/** The last `maxBytes` of the query log (across the rotation). */
+export async function readResolverLog(runDir: string, maxBytes: number): Promise<string> {
+  const paths = resolverPaths(runDir);
+  const cur = await readFile(paths.log, 'utf8').catch(() => '');
+  if (cur.length >= maxBytes) return cur.slice(-maxBytes);
+  const old = await readFile(paths.oldLog, 'utf8').catch(() => '');
+  return (old + cur).slice(-maxBytes);
+}
 
 export function renderResolverConf(p: ResolverParams): string {
   const paths = resolverPaths(p.runDir);

@@ -3,7 +3,6 @@
  * per-sandbox topology (topology.ts), live policy changes, accounting and orphan cleanup.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -19,7 +18,7 @@ import { LeaseStore, type Lease } from './leases.js';
 import { type NetNames, netNames } from './names.js';
 import { renderHostAddresses, renderPolicy, domainGroups } from './nft-sandbox.js';
 import { type NetworkPolicy, type PolicyInput, resolvePolicy } from './policy.js';
-import { resolverPaths, startResolver } from './resolver.js';
+import { capResolverLog, readResolverLog, startResolver } from './resolver.js';
 import { buildTopology, findNetworkResources, removeTopology } from './topology.js';
 import { type Uplink, formatUplink, parseUplink, uplinkNetns } from './uplink.js';
 
@@ -192,14 +191,16 @@ export class NetworkService {
 
   /** The resolver's query log (the last `maxBytes`). */
   async dnsLog(sandboxId: string, maxBytes = 64 * 1024): Promise<string> {
-    const text = await readFile(resolverPaths(this.runDir(sandboxId)).log, 'utf8').catch(() => '');
-    return text.slice(-maxBytes);
+    return readResolverLog(this.runDir(sandboxId), maxBytes);
   }
 
   private async pollAll(): Promise<void> {
     if (this.polling) return;
     this.polling = (async () => {
-      for (const l of this.leases.list()) await this.poll(l.sandboxId).catch(() => undefined);
+      for (const l of this.leases.list()) {
+        await this.poll(l.sandboxId).catch(() => undefined);
+        await capResolverLog(this.runDir(l.sandboxId)).catch(() => undefined);
+      }
     })().finally(() => (this.polling = null));
     await this.polling;
   }

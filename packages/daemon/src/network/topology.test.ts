@@ -12,6 +12,7 @@ import { nftApply } from './host-cmd.js';
 import { type Cidr, parseCidr } from './ipv4.js';
 import { netNames } from './names.js';
 import { renderPolicy } from './nft-sandbox.js';
+import { renderUplinkTable } from './nft-uplink.js';
 import { resolvePolicy } from './policy.js';
 import { resolverPaths } from './resolver.js';
 import { buildTopology, findNetworkResources, removeTopology } from './topology.js';
@@ -64,6 +65,11 @@ test('build, change live and remove a sandbox network in an uplink namespace', {
     assert.doesNotMatch(changed, /198\.51\.100\.0\/24 \. udp/);
     await nftApply(renderPolicy({ names, policy: resolvePolicy({ preset: 'none' }) }), names.netns);
     assert.doesNotMatch(sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'chain', 'inet', names.table, 'resolver'), /accept_flow/, 'none: not even DNS');
+
+    // The host uplink's table (input guard, masquerade) is valid nft too (checked here in the
+    // throwaway namespace, never in the root one).
+    await nftApply(`delete table inet ${names.table}\n${renderUplinkTable({ names, block: addresses.block, sandboxVeth: addresses.sandboxVeth, dnsUpstream: ['198.51.100.53'], host: true })}`, uplinkNs);
+    assert.match(sh('ip', 'netns', 'exec', uplinkNs, 'nft', 'list', 'table', 'inet', names.table), /masquerade/);
 
     await removeTopology(names, uplink, runDir);
     await removeTopology(names, uplink, runDir); // idempotent
