@@ -1,6 +1,6 @@
 /** kiln daemon — runs kilnd in the foreground; kiln image build — builds the guest image. */
 import type { Command } from 'commander';
-import { buildDefaultTemplate, buildImage, startDaemon } from '@kiln/daemon';
+import { buildDefaultTemplate, buildImage, startDaemon, DEFAULT_CONFIG } from '@kiln/daemon';
 import { fail } from '../output.js';
 
 export function registerDaemonCommands(program: Command): void {
@@ -12,7 +12,11 @@ export function registerDaemonCommands(program: Command): void {
     .option('--destroy-on-exit', 'destroy every sandbox when the daemon exits (default: keep them for re-adoption)')
     .option('--log-level <LEVEL>', 'log level (default info)')
     .option('--pool <N>', 'keep N restored, unassigned sandboxes of the default shape ready (default 0)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string }, cmd: Command) => {
+    .option('--net-uplink <host|none|netns:NAME>', 'where sandbox traffic leaves: the host (masqueraded), none, or a named netns (default host; $KILN_NET_UPLINK)')
+    .option('--net-subnet <CIDR>', 'sandbox address space, one /29 per sandbox (default 10.210.0.0/16; $KILN_NET_SUBNET)')
+    .option('--net-dns <IP,…>', "upstream DNS of the sandbox resolvers (default the host's resolv.conf; $KILN_NET_DNS)")
+    .option('--no-net', 'give sandboxes no network at all (default: networking on)')
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean }, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
@@ -24,6 +28,13 @@ export function registerDaemonCommands(program: Command): void {
           ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
           ...(o.logLevel ? { logLevel: o.logLevel } : {}),
           destroyOnExit: o.destroyOnExit ?? false,
+          network: {
+            ...DEFAULT_CONFIG.network,
+            ...(o.net === false ? { enabled: false } : {}),
+            ...(o.netUplink ? { uplink: o.netUplink } : {}),
+            ...(o.netSubnet ? { subnet: o.netSubnet } : {}),
+            ...(o.netDns ? { dnsUpstream: o.netDns.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+          },
         });
         const stop = (sig: string) => {
           d.logger.info({ signal: sig }, 'shutting down');
