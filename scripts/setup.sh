@@ -29,6 +29,13 @@ apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system
 apt-get install -y -qq --no-install-recommends \
   debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
 
+# The jailed VMM (docs/hardening.md): QEMU runs as this unprivileged system user (kilnd also
+# creates it at start when missing); unshare, setpriv, prlimit and pivot_root come from util-linux.
+if ! id kiln-vmm >/dev/null 2>&1; then
+  echo "==> adding the kiln-vmm system user (QEMU runs as it)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kiln-vmm
+fi
+
 echo "==> npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 echo "==> build"

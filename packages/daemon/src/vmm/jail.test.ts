@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createVmCgroup, detectCgroups } from './cgroup.js';
+import { jailCommand, type JailPlan } from './jail.js';
+
+const plan: JailPlan = {
+  root: '/s/sb-1/jail',
+  readOnly: ['/img/vmlinuz', '/img/rootfs.ext4'],
+  readWrite: ['/s/sb-1'],
+  devices: ['/dev/net/tun'],
+  cgroupProcs: ['/sys/fs/cgroup/kiln/sb-1/cgroup.procs'],
+  rlimits: { fsizeBytes: 1000, nofile: 64 },
+  netns: 'kiln-ns',
+  identity: { uid: 995, gid: 994, kvmGid: null },
+  groups: [],
+};
+
+test('jailCommand: cgroups, rlimits, netns, namespaces, then the jail script with paths as arguments only', () => {
+  const { file, args } = jailCommand(plan, ['qemu-system-x86_64', '-name', 'kiln-sb-1']);
+  assert.equal(file, 'bash');
+  const rest = args.slice(args.indexOf('/sys/fs/cgroup/kiln/sb-1/cgroup.procs'));
+  assert.deepEqual(rest.slice(0, 5), ['/sys/fs/cgroup/kiln/sb-1/cgroup.procs', '--', 'prlimit', '--fsize=1000', '--nofile=64']);
+  const i = rest.indexOf('ip');
+  assert.deepEqual(rest.slice(i, i + 4), ['ip', 'netns', 'exec', 'kiln-ns']);
+  assert.ok(rest.includes('--pid') && rest.includes('--mount'));
+  const tail = rest.slice(rest.indexOf('kiln-jail') + 1);
+  assert.deepEqual(tail, ['/s/sb-1/jail', '995', '994', '--clear-groups', 'ro', '/img/vmlinuz', '/img/rootfs.ext4', 'rw', '/s/sb-1', 'dev', '/dev/net/tun', '--', 'qemu-system-x86_64', '-name', 'kiln-sb-1']);
+  // the scripts never contain a path
+  for (const a of args.filter((x) => x.includes('\n'))) assert.doesNotMatch(a, /\/img\/|sb-1/);
+});
+
+test('cgroups: v1 hierarchies get memory, CFS quota and pids limits; v2 gets memory.max/cpu.max/pids.max', () => {
+  const root = mkdtempSync(join(tmpdir(), 'kiln-cg-'));
+  try {
+    for (const c of ['memory', 'cpu', 'pids']) {
+      mkdirSync(join(root, c));
+      writeFileSync(join(root, c, 'cgroup.procs'), '');
+    }
+    const v1 = detectCgroups(root);
+    assert.equal(v1.kind, 'v1');
+    const procs = createVmCgroup(v1, 'sb-1', { memoryBytes: 123, vcpus: 2, pids: 7 });
+    assert.equal(procs.length, 3);
+    assert.equal(readFileSync(join(root, 'memory/kiln/sb-1/memory.limit_in_bytes'), 'utf8'), '123');
+    assert.equal(readFileSync(join(root, 'cpu/kiln/sb-1/cpu.cfs_quota_us'), 'utf8'), '200000');
+    assert.equal(readFileSync(join(root, 'pids/kiln/sb-1/pids.max'), 'utf8'), '7');
+    writeFileSync(join(root, 'cgroup.controllers'), 'memory cpu pids');
+    const v2 = detectCgroups(root);
+    assert.equal(v2.kind, 'v2');
+    createVmCgroup(v2, 'sb-2', { memoryBytes: 456, vcpus: 1, pids: 9 });
+    assert.equal(readFileSync(join(root, 'kiln/sb-2/memory.max'), 'utf8'), '456');
+    assert.equal(readFileSync(join(root, 'kiln/sb-2/cpu.max'), 'utf8'), '100000 100000');
+    assert.equal(readFileSync(join(root, 'kiln/sb-2/pids.max'), 'utf8'), '9');
+    assert.equal(detectCgroups(join(root, 'nowhere')).kind, 'none');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
