@@ -236,4 +236,21 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
     assert.deepEqual(lab.leftovers(hex), []);
     await fx.client.destroy(c.id);
   });
+  t('after kilnd is SIGKILLed during a create, the restarted kilnd removes that network', async () => {
+    const d = await fx.client.create({ timeoutMs: 0 }, false);
+    for (let i = 0; i < 2000 && !(await fx.client.get(d.id)).vm; i++) await new Promise((r) => setTimeout(r, 10));
+    const hex = d.id.slice(3);
+    assert.deepEqual(hostLeftovers(hex), ['netns'], 'the network was built');
+    await fx.crash();
+    await fx.start({ KILN_NET_UPLINK: lab.uplink, KILN_NET_DNS: LAB.dns });
+    const rec = await fx.client.get(d.id);
+    assert.equal(rec.state, 'failed');
+    assert.equal(rec.error?.code, 'DAEMON_RESTARTED');
+    assert.deepEqual(hostLeftovers(hex), []);
+    assert.deepEqual(lab.leftovers(hex), []);
+    assert.ok((await fx.client.get(b)).state === 'running', 'the other sandbox was adopted, network and all');
+    const r = await run(b, fetch('allowed', `http://${LAB.domain}/`));
+    assert.deepEqual(results(r.out), { allowed: 0 }, r.out);
+    await fx.client.destroy(d.id);
+  });
 });
