@@ -5,7 +5,7 @@
  * it prints the daemon log and each sandbox's console tail.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { KilnClient } from '@kiln/cli';
 
@@ -142,7 +142,9 @@ export class DaemonFixture {
       if (!/^\d+$/.test(name)) continue;
       try {
         const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-        if (cmd.includes('qemu-system') && cmd.includes(this.stateDir)) pids.push(Number(name));
+        if (!cmd.includes(this.stateDir)) continue;
+        // The QEMU process itself, not a launcher (jail stages) whose argv mentions it.
+        if (readlinkSync(`/proc/${name}/exe`).includes('qemu-system')) pids.push(Number(name));
       } catch {
         // raced with exit
       }
