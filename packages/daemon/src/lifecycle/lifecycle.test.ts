@@ -178,8 +178,14 @@ test('API: PUT timeout, GET /v1/events (host-wide, filtered, follow), POST /v1/g
     const reader = r.body?.getReader();
     await h.manager.destroy(sb.id);
     let text = '';
-    while (!text.includes('"destroyed"')) text += new TextDecoder().decode((await reader?.read())?.value);
+    const deadline = Date.now() + 5000;
+    while (!text.includes('"destroyed"') && Date.now() < deadline) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done) break;
+      text += new TextDecoder().decode(chunk.value);
+    }
     ac.abort();
+    await reader?.cancel().catch(() => undefined);
     assert.match(text, /"stopping"/);
   } finally {
     await h.close();

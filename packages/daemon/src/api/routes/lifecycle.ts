@@ -6,7 +6,6 @@
  *   PUT  /v1/sandboxes/:id/timeout            {timeoutMs}: the sandbox now expires timeoutMs from now (0 = never)
  *   POST /v1/gc                               removes orphans now; {removed: [...]}
  */
-import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
@@ -31,7 +30,8 @@ const FOLLOW_POLL_MS = 250;
 
 export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxManager, gc: () => Promise<string[]>): void {
   const followers = new Set<() => void>();
-  app.addHook('onClose', async () => {
+  // preClose: open follow streams would otherwise keep the server from closing.
+  app.addHook('preClose', async () => {
     for (const stop of [...followers]) stop();
   });
   app.get<{ Querystring: Static<typeof HostEventsQuery> }>(
@@ -47,12 +47,17 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
         return evs.filter((e) => sandbox === undefined || e.sandboxId === sandbox);
       };
       if (!follow) return { events: page() };
-      const out = new PassThrough();
+      // Hijacked so the headers leave at once: a follower sees 200 before the first new event.
+      reply.hijack();
+      const out = reply.raw;
+      out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      out.flushHeaders();
       const push = () => {
         for (const e of page()) out.write(JSON.stringify(e) + '\n');
       };
       push();
       const timer = setInterval(push, FOLLOW_POLL_MS);
+      timer.unref();
       const stop = () => {
         clearInterval(timer);
         followers.delete(stop);
@@ -60,7 +65,7 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
       };
       followers.add(stop);
       req.raw.once('close', stop);
-      return reply.type('application/x-ndjson').send(out);
+      return reply;
     },
   );
 
