@@ -9,7 +9,11 @@ import type { SandboxError } from '../sandbox/types.js';
 export function classifyVmExit(exit: VmExit, consoleTail: string): SandboxError {
   const tail = consoleTail.trim().split('\n').slice(-3).join(' | ');
   const withTail = (m: string): string => (tail ? `${m}; console: ${tail}` : m);
-  if (/Kernel panic|sysrq: Trigger a crash|Oops:/i.test(consoleTail)) return { code: 'GUEST_PANIC', message: withTail('the guest kernel panicked') };
+  // An oops dump is long: the panic line may be kilobytes back, the "Kernel Offset" line ends the dump.
+  if (/Kernel panic|sysrq: Trigger a crash|Oops:|Kernel Offset: 0x/i.test(consoleTail)) {
+    const line = /[^\n]*(Kernel panic|sysrq: Trigger a crash|Oops:)[^\n]*/.exec(consoleTail)?.[0]?.trim();
+    return { code: 'GUEST_PANIC', message: `the guest kernel panicked${line ? `: ${line}` : ''}` };
+  }
   if (exit.signal) return { code: 'VM_EXITED', message: withTail(`the VM was killed by ${exit.signal}`) };
   if (/reboot: Power down|Power down/.test(consoleTail)) return { code: 'GUEST_POWEROFF', message: withTail('the guest powered itself off') };
   if (/reboot: Restarting system/.test(consoleTail)) return { code: 'GUEST_REBOOT', message: withTail('the guest rebooted (QEMU runs with -no-reboot, so a reboot ends the VM)') };

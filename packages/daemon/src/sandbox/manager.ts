@@ -333,7 +333,7 @@ export class SandboxManager {
       return;
     }
     if (rec.state !== 'running' && rec.state !== 'paused') return;
-    rec.error = classifyVmExit(exit, this.consoleTail(id, 1500));
+    rec.error = classifyVmExit(exit, this.consoleTail(id, 8192));
     rec.vm = null;
     this.setState(rec, 'failed');
     void this.releaseResources(id);
