@@ -57,24 +57,36 @@ export const health: OpHandler<'health'> = async (ctx) => {
   };
 };
 
-/** Sets the wall clock with `date -u -s @SECS` (GNU date and busybox both accept it). */
-async function setClock(epochMs: number): Promise<void> {
-  const attempts = [`@${(epochMs / 1000).toFixed(3)}`, `@${Math.round(epochMs / 1000)}`];
+/**
+ * Sets the wall clock with `date -u -s @SECS` (GNU date and busybox both accept it). The host's
+ * time is advanced by how long the request waited here, and a spawn is slow in a freshly
+ * restored guest under TCG (its code must be translated again), so a slow first pass is
+ * followed by a second one, whose error is bounded by its own (warm, faster) spawn.
+ */
+async function setClock(epochMs: number, receivedAt: number): Promise<void> {
   let last: unknown;
-  for (const spec of attempts) {
+  for (let pass = 0; pass < 3; pass++) {
+    const target = epochMs + (performance.now() - receivedAt);
+    const t0 = performance.now();
     try {
-      await run('date', ['-u', '-s', spec], { timeout: 5000 });
-      return;
+      await run('date', ['-u', '-s', `@${(target / 1000).toFixed(3)}`], { timeout: 5000 });
+      last = undefined;
     } catch (err) {
       last = err;
+      continue;
     }
+    if (performance.now() - t0 < 30) break;
   }
+  if (last === undefined) return;
   const stderr = String((last as { stderr?: unknown }).stderr ?? (last as Error).message).trim();
   throw new AgentError('INTERNAL', `setting the clock failed: ${stderr}`);
 }
 
 export const configure: OpHandler<'sys.configure'> = async (ctx, args) => {
+  const receivedAt = performance.now();
   const root = ctx.session.config.sysRoot;
+  // The clock first: everything after it would only add to its error.
+  if (args.timeEpochMs !== undefined) await setClock(args.timeEpochMs, receivedAt);
   if (args.entropyHex !== undefined) {
     const bytes = Buffer.from(args.entropyHex, 'hex');
     if (bytes.length > 4096) throw new AgentError('INVALID_ARGUMENT', 'entropyHex: at most 4096 bytes');
@@ -86,6 +98,5 @@ export const configure: OpHandler<'sys.configure'> = async (ctx, args) => {
     await writeFile(`${root}/proc/sys/kernel/hostname`, args.hostname);
     await writeFile(`${root}/etc/hostname`, `${args.hostname}\n`);
   }
-  if (args.timeEpochMs !== undefined) await setClock(args.timeEpochMs);
   return {};
 };
