@@ -1,0 +1,328 @@
+/**
+ * The VMM boundary on real microVMs (vmm/jail.ts, docs/hardening.md). Two sandboxes, both
+ * restored from the default template (templates work under the jail): A is the attacker, B's
+ * exec latency is the neighbour's yardstick. (A cold boot is avoided: on 2 loaded cores a cold
+ * dockerd sometimes times out starting containerd.)
+ * - each QEMU: not root, no capabilities, NoNewPrivs 1, Seccomp 2, in kiln/<id> cgroups with
+ *   the configured limits and rlimits, only allowed fds, its root is the jail;
+ * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
+ *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
+ *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
+ *   answers and B's exec latency stays within 2× its idle median;
+ * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DaemonFixture, integrationSkipReason } from './harness.js';
+
+const skip = integrationSkipReason();
+const MiB = 1024 * 1024;
+const LOG_CAP = 256 * 1024;
+const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function status(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** controller → cgroup directory of `pid` (v1 hierarchies or the v2 tree). */
+function cgroupDirs(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+    const [, ctrls, path] = line.split(':') as [string, string, string];
+    if (ctrls === '' && existsSync('/sys/fs/cgroup/cgroup.controllers')) out.v2 = join('/sys/fs/cgroup', path);
+    for (const c of ctrls.split(',')) if (['memory', 'cpu', 'pids'].includes(c)) out[c] = join('/sys/fs/cgroup', c, path);
+  }
+  return out;
+}
+
+const dirnameOf = (p: string): string => (p === '' ? '' : p.slice(0, p.lastIndexOf('/')));
+const cg = (dir: string | undefined, file: string): string => readFileSync(join(dir ?? '/nonexistent', file), 'utf8').trim();
+
+/**
+ * Unix socket inode → bound path, from QEMU's network namespace and the host's (a connection
+ * kilnd made from the host namespace is accounted there).
+ */
+function unixPaths(pid: number): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const file of [`/proc/${pid}/net/unix`, '/proc/self/net/unix']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[6]) m.set(f[6], f[7] ?? '');
+    }
+  }
+  return m;
+}
+
+describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () => {
+  const fx = new DaemonFixture('hardening');
+  let failed = false;
+  let a = '';
+  let b = '';
+  let idleMs = 0;
+
+  const sh = async (id: string, shell: string, timeoutMs = 120_000): Promise<{ out: string; code: number | null }> => {
+    let out = '';
+    let code: number | null = null;
+    const body = { shell, timeoutMs };
+    for await (const ev of fx.client.exec(id, body)) {
+      if (ev.type === 'stdout' || ev.type === 'stderr') out += Buffer.from(ev.data, 'base64').toString();
+      else if (ev.type === 'exit') code = ev.exitCode;
+      else if (ev.type === 'error') throw new Error(`${ev.error.code}: ${ev.error.message}`);
+    }
+    return { out, code };
+  };
+  const pidOf = async (id: string): Promise<number> => {
+    const v = (await fx.client.call('GET', `/v1/sandboxes/${id}`)) as { vm: { pid: number } | null };
+    assert.ok(v.vm, `${id} has a VM`);
+    return v.vm.pid;
+  };
+  /** Wall times of `true` in B over `n` samples, and their median. */
+  const latencyB = async (n = 5): Promise<{ all: number[]; median: number }> => {
+    const xs: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      const r = await sh(b, 'true');
+      assert.equal(r.code, 0);
+      xs.push(performance.now() - t0);
+    }
+    return { all: xs, median: median(xs) };
+  };
+  /**
+   * While `attack` runs in A: kilnd answers (health ≤ 2 s) and the median of B's exec latency
+   * over the attack (up to 12 samples, at least 3) stays ≤ 2× its idle median.
+   */
+  const neighbourStaysFine = async (what: string, attack: Promise<unknown>): Promise<void> => {
+    let done = false;
+    const settled = attack.finally(() => (done = true));
+    await sleep(3000);
+    const samples: number[] = [];
+    for (let round = 0; round < 4 && !done; round++) {
+      const t0 = performance.now();
+      await fx.client.call('GET', '/v1/health');
+      const healthMs = performance.now() - t0;
+      assert.ok(healthMs < 2000, `${what}: kilnd answered /v1/health in ${healthMs.toFixed(0)} ms`);
+      samples.push(...(await latencyB(3)).all);
+    }
+    const during = samples.length;
+    await settled.catch(() => undefined);
+    if (samples.length < 3) samples.push(...(await latencyB(3)).all);
+    const m = median(samples);
+    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms, idle median ${idleMs.toFixed(0)} ms\n`);
+    assert.ok(m <= 2 * idleMs, `${what}: B's median exec latency ${m.toFixed(0)} ms > 2 × idle ${idleMs.toFixed(0)} ms`);
+  };
+
+  before(async () => {
+    await fx.start({ KILN_GUEST_LOG_MAX_BYTES: String(LOG_CAP) });
+    const [sa, sb] = await Promise.all([fx.client.create({ labels: { role: 'attacker' } }), fx.client.create({ labels: { role: 'neighbour' } })]);
+    a = sa.id;
+    b = sb.id;
+    process.stderr.write(`sandboxes under test: A=${a} B=${b}\n`);
+    await latencyB(3); // warm B's exec path first
+    idleMs = (await latencyB(9)).median;
+  });
+  after(async () => {
+    await fx.close({ failed });
+  });
+  const t = (name: string, fn: () => Promise<void>) =>
+    test(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    });
+
+  t('both were restored from the template under the jail', async () => {
+    for (const id of [a, b]) {
+      const ev = (await fx.client.events(id)).map((e) => e.type);
+      assert.ok(ev.includes('vm-restored'), `${id}'s events: ${ev.join(',')}`);
+    }
+  });
+
+  t('each QEMU runs unprivileged, seccomp-confined, with no_new_privs and no capabilities', async () => {
+    for (const id of [a, b]) {
+      const st = status(await pidOf(id));
+      for (const f of ['Uid', 'Gid']) for (const v of (st[f] ?? '0').split(/\s+/)) assert.notEqual(v, '0', `${id} ${f}: ${st[f]}`);
+      assert.equal(st.Seccomp, '2', `${id} Seccomp`);
+      assert.equal(st.NoNewPrivs, '1', `${id} NoNewPrivs`);
+      for (const c of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.match(st[c] ?? '', /^0+$/, `${id} ${c}`);
+      assert.equal(st.Groups, '', `${id} supplementary groups`);
+    }
+  });
+
+  t('each QEMU is in its own cgroup with the configured limits and rlimits', async () => {
+    for (const [id, diskGiB] of [[a, 10], [b, 10]] as const) {
+      const pid = await pidOf(id);
+      const dirs = cgroupDirs(pid);
+      const expectMem = String((1024 + 384 + 128) * MiB); // guest RAM + VMM overhead + TCG tb-size
+      if (dirs.v2) {
+        assert.ok(dirs.v2.endsWith(`/kiln/${id}`), dirs.v2);
+        assert.equal(cg(dirs.v2, 'memory.max'), expectMem);
+        assert.equal(cg(dirs.v2, 'cpu.max'), '200000 100000');
+        assert.equal(cg(dirs.v2, 'pids.max'), '256');
+      } else {
+        for (const c of ['memory', 'cpu', 'pids']) assert.ok(dirs[c]?.endsWith(`/kiln/${id}`), `${c}: ${dirs[c]}`);
+        assert.equal(cg(dirs.memory, 'memory.limit_in_bytes'), expectMem);
+        assert.equal(cg(dirs.cpu, 'cpu.cfs_quota_us'), '200000');
+        assert.equal(cg(dirs.cpu, 'cpu.cfs_period_us'), '100000');
+        assert.equal(cg(dirs.pids, 'pids.max'), '256');
+      }
+      const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+      const fsize = Number(/Max file size\s+(\d+)/.exec(limits)?.[1]);
+      assert.equal(fsize, diskGiB * 1024 * MiB + 256 * MiB, `${id} RLIMIT_FSIZE`);
+      assert.match(limits, /Max open files\s+1024\s+1024/);
+    }
+  });
+
+  t('each QEMU holds only the expected file descriptors', async () => {
+    for (const id of [a, b]) {
+      const pid = await pidOf(id);
+      const runDir = join(fx.stateDir, 'sandboxes', id);
+      const sockets = unixPaths(pid);
+      const bad: string[] = [];
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const sock = /^socket:\[(\d+)\]$/.exec(target);
+        const ok =
+          target === '/dev/null' ||
+          target === '/dev/net/tun' ||
+          /^anon_inode:(\[(eventfd|signalfd|eventpoll|timerfd)\]|kvm-vm|kvm-vcpu.*)$/.test(target) ||
+          target.startsWith(`${runDir}/`) ||
+          target.startsWith(`${fx.stateDir}/images/`) ||
+          target.startsWith(`${fx.stateDir}/templates/`) ||
+          /^\/var\/lib\/kiln\/(images|templates)\//.test(target) ||
+          // a unix socket that is QEMU's own (bound in its run dir) or unnamed (socketpair, accepted)
+          (sock !== null && sockets.has(sock[1] ?? '') && ['', runDir].includes(dirnameOf(sockets.get(sock[1] ?? '') ?? '')));
+        if (!ok) bad.push(`${fd} -> ${target}${sock ? ` (${sockets.get(sock[1] ?? '') ?? 'not unix'})` : ''}`);
+      }
+      assert.deepEqual(bad, [], `${id}: unexpected fds of QEMU pid ${pid}`);
+    }
+  });
+
+  t("each QEMU's root directory is its jail: only /usr, /dev, /proc, /tmp and its own files", async () => {
+    for (const id of [a, b]) {
+      const pid = await pidOf(id);
+      const root = `/proc/${pid}/root`;
+      assert.notEqual(statSync(root).ino, statSync('/').ino, 'root differs from the host root');
+      const top = readdirSync(root).sort();
+      for (const name of top) assert.ok(['bin', 'dev', 'lib', 'lib32', 'lib64', 'libx32', 'proc', 'sbin', 'tmp', 'usr', 'var'].includes(name), `unexpected /${name} in the jail of ${id}`);
+      for (const hidden of ['etc', 'root', 'home', 'run']) assert.equal(existsSync(join(root, hidden)), false, `/${hidden} is visible to ${id}`);
+      assert.equal(existsSync(join(root, fx.stateDir, 'kiln.db')), false, 'the store is visible');
+      assert.equal(existsSync(join(root, fx.socket)), false, "kilnd's socket is visible");
+      const other = id === a ? b : a;
+      assert.equal(existsSync(join(root, fx.stateDir, 'sandboxes', other)), false, "the other sandbox's run dir is visible");
+      assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'qmp.sock')), 'its own sockets are there');
+      const dev = readdirSync(join(root, 'dev')).sort();
+      assert.deepEqual(dev.filter((n) => n !== 'net'), ['null', 'urandom', 'zero']);
+      // a sandbox with a network also gets /dev/net/tun (its TAP is owned by the VMM user)
+      if (dev.includes('net')) assert.deepEqual(readdirSync(join(root, 'dev', 'net')), ['tun']);
+      // its own PID namespace: QEMU is pid 1 there and sees no other process
+      assert.deepEqual(readdirSync(join(root, 'proc')).filter((n) => /^\d+$/.test(n)), ['1']);
+      const mode = statSync(join(fx.stateDir, 'sandboxes', id)).mode & 0o777;
+      assert.equal(mode, 0o700, 'run dir (sockets) is private to the VMM user (and root)');
+    }
+  });
+
+  t('the guest sees no host path, host socket or host Docker', async () => {
+    const r = await sh(a, [
+      `test ! -e ${fx.socket} && test ! -e ${fx.stateDir} && echo no-host-paths`,
+      "grep -Eq ' (9p|virtiofs|nfs|fuse)' /proc/mounts || echo no-shared-fs",
+      'ls /sys/bus/virtio/devices | wc -l',
+      "docker info --format '{{.Name}}'",
+    ].join('; '));
+    assert.match(r.out, /no-host-paths/);
+    assert.match(r.out, /no-shared-fs/);
+    // virtio-mmio devices: root, scratch, net, serial — nothing else
+    assert.match(r.out, /^4$/m);
+    assert.match(r.out, new RegExp(`^${a}$`, 'm'), `docker in the guest is the guest's own: ${r.out}`);
+  });
+
+  t('filling the scratch disk fails inside the guest; the host disk grows by at most its size', async () => {
+    const free0 = statfsSync(fx.stateDir);
+    const attack = sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000);
+    await neighbourStaysFine('scratch fill', attack);
+    const r = await attack;
+    assert.match(r.out, /No space left on device/);
+    const free1 = statfsSync(fx.stateDir);
+    const grewBytes = (free0.bavail - free1.bavail) * free0.bsize;
+    process.stderr.write(`scratch fill: ${r.out.trim().split('\n').slice(-3).join(' | ')}; host disk use grew by ${(grewBytes / MiB).toFixed(0)} MiB (cap 10240 MiB)\n`);
+    // the qcow2 overlay over the template's disk grows by at most the disk's virtual size
+    assert.ok(grewBytes <= 10240 * MiB + 128 * MiB, `host disk grew by ${grewBytes} bytes`);
+    await sh(a, 'rm -f /var/tmp/fill; fstrim -a 2>/dev/null; true');
+  });
+
+  t('a memory hog beyond guest RAM is killed inside the guest; QEMU stays within its cgroup', async () => {
+    const pid = await pidOf(a);
+    const dirs = cgroupDirs(pid);
+    const oomKills = (): number => Number(/oom_kill (\d+)/.exec(dirs.v2 ? cg(dirs.v2, 'memory.events') : cg(dirs.memory, 'memory.oom_control'))?.[1] ?? 0);
+    const kills0 = oomKills();
+    if (!dirs.v2) writeFileSync(join(dirs.memory ?? '', 'memory.max_usage_in_bytes'), '0'); // reset the peak (v1)
+    const attack = sh(a, 'head -c 1600M /dev/zero | tail > /dev/null; echo "hog-exit=$?"', 300_000);
+    await neighbourStaysFine('memory hog', attack);
+    const r = await attack;
+    assert.doesNotMatch(r.out, /hog-exit=0/, `the hog was not stopped: ${r.out}`);
+    const peak = Number(dirs.v2 ? cg(dirs.v2, 'memory.peak') : cg(dirs.memory, 'memory.max_usage_in_bytes'));
+    const rssKiB = Number(/(\d+)/.exec(status(pid).VmRSS ?? '')?.[1]);
+    process.stderr.write(`memory hog: ${r.out.trim().replace(/\n/g, ' ')}; QEMU RSS ${(rssKiB / 1024).toFixed(0)} MiB, cgroup peak ${(peak / MiB).toFixed(0)} MiB incl. page cache (limit 1536 MiB), host OOM kills ${oomKills() - kills0}\n`);
+    assert.ok(peak <= 1536 * MiB, `cgroup peak ${peak}`);
+    // the guest's own OOM killer ended the hog: the host never had to kill QEMU
+    assert.equal(oomKills() - kills0, 0, 'host OOM kills in the VM cgroup');
+    assert.equal((await sh(a, 'echo alive')).out.trim(), 'alive');
+  });
+
+  t('a console flood leaves the stored log within its cap', async () => {
+    const attack = sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000);
+    await neighbourStaysFine('console flood', attack);
+    await attack;
+    const dir = join(fx.stateDir, 'logs', a);
+    const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+    process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment)\n`);
+    assert.ok(bytes <= 2 * LOG_CAP + 64 * 1024, `stored ${bytes} bytes`);
+  });
+
+  t('a fork bomb hoses only its own guest', async () => {
+    // GNU timeout kills the whole process group (every bomb copy) after 30 s.
+    const attack = sh(a, "timeout -s KILL 30 sh -c 'b(){ b | b & }; b; sleep 60'; echo bomb-done", 120_000).catch(() => undefined);
+    const pid = await pidOf(a);
+    const dirs = cgroupDirs(pid);
+    await neighbourStaysFine('fork bomb', attack);
+    // A may stay up, or kilnd's heartbeat fails it (GUEST_UNRESPONSIVE) while its guest is
+    // saturated: either way only A is affected.
+    const rec = (await fx.client.call('GET', `/v1/sandboxes/${a}`)) as { state: string; error: { code: string } | null };
+    const pids = existsSync(`/proc/${pid}`) ? Number(dirs.v2 ? cg(dirs.v2, 'pids.current') : cg(dirs.pids, 'pids.current')) : 0;
+    process.stderr.write(`fork bomb: A is ${rec.state}${rec.error ? ` (${rec.error.code})` : ''}; host pids in A's cgroup ${pids}\n`);
+    assert.ok(rec.state === 'running' || rec.error?.code === 'GUEST_UNRESPONSIVE', `A: ${JSON.stringify(rec)}`);
+    assert.ok(pids <= 256);
+    assert.equal((await sh(b, 'echo ok')).out.trim(), 'ok');
+  });
+
+  t('kiln doctor reports TCG with the reason, and a fix for each gap', async () => {
+    const r = await fx.cli(['doctor', '--json', '--state-dir', fx.stateDir]);
+    const out = JSON.parse(r.stdout.toString()) as { checks: Array<{ name: string; status: string; detail: string; fix?: string }> };
+    const accel = out.checks.find((c) => c.name === 'accelerator');
+    assert.ok(accel);
+    if (!/\b(vmx|svm)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) assert.match(accel.detail, /TCG.*no vmx\/svm/);
+    for (const name of ['qemu', 'seccomp', 'cgroups', 'namespaces', 'vmm-user', 'nftables', 'disk', 'image', 'templates']) {
+      assert.ok(out.checks.some((c) => c.name === name), `doctor checks ${name}`);
+    }
+    for (const c of out.checks) if (c.status !== 'ok') assert.ok(c.fix, `${c.name} has a fix`);
+    assert.equal(out.checks.find((c) => c.name === 'seccomp')?.status, 'ok');
+  });
+
+  t('destroying removes the VM cgroups', async () => {
+    const dirs = cgroupDirs(await pidOf(b));
+    await fx.client.destroy(b);
+    await fx.client.destroy(a).catch(() => undefined);
+    for (const d of Object.values(dirs)) assert.equal(existsSync(d), false, `${d} left behind`);
+    for (const d of Object.values(dirs)) assert.equal(existsSync(d.replace(b, a)), false, `${d.replace(b, a)} left behind`);
+  });
+});
