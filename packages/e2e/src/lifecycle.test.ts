@@ -155,6 +155,8 @@ describe('lifecycle: timeouts, crashes, capacity, gc', { skip: skip ?? false }, 
 
   test('a storm of 50 creates and destroys at concurrency 4 ends clean, fds back to their start', async () => {
     try {
+      // Independent of the test before: whatever it left is removed first.
+      for (const s of await fx.client.list()) await fx.client.destroy(s.id).catch(() => undefined);
       const pid = fx.pid ?? -1;
       const fdStart = fdCount(pid);
       const ids = new Set<string>();
