@@ -127,7 +127,7 @@ describe('guest logs and monitoring on a real microVM', { skip: skip ?? false },
     assert.ok(busy?.vmm && busy.guest && idle.vmm && idle.guest, 'the load showed up in guest memory');
     process.stderr.write(`idle: cpu ${idle.vmm.cpuPercent?.toFixed(0)}% rss ${(idle.vmm.rssBytes / 2 ** 20).toFixed(0)} MiB guest ${(idle.guest.memUsedBytes / 2 ** 20).toFixed(0)} MiB; ` +
       `busy: cpu ${busy.vmm.cpuPercent?.toFixed(0)}% rss ${(busy.vmm.rssBytes / 2 ** 20).toFixed(0)} MiB guest ${(busy.guest.memUsedBytes / 2 ** 20).toFixed(0)} MiB load ${busy.guest.load1}\n`);
-    assert.ok((busy.vmm.cpuPercent ?? 0) > Math.max(80, (idle.vmm.cpuPercent ?? 0) * 2), `VMM CPU rose: ${idle.vmm.cpuPercent} → ${busy.vmm.cpuPercent}`);
+    assert.ok((busy.vmm.cpuPercent ?? 0) > Math.max(40, (idle.vmm.cpuPercent ?? 0) * 2), `VMM CPU rose: ${idle.vmm.cpuPercent} → ${busy.vmm.cpuPercent}`);
     assert.ok(busy.vmm.cpuSeconds > idle.vmm.cpuSeconds);
     assert.ok(busy.vmm.rssBytes > idle.vmm.rssBytes + 200 * 1024 * 1024, `VMM RSS rose: ${idle.vmm.rssBytes} → ${busy.vmm.rssBytes}`);
     assert.ok(busyCpuRatio > 0.8 && busyCpuRatio > idleCpuRatio, `/metrics cpu ratio ${idleCpuRatio} → ${busyCpuRatio}`);

@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { KilnError } from '../errors.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -47,6 +48,14 @@ function write(dir: string, file: string, value: string): void {
   }
 }
 
+/**
+ * All VMs together get at most the host's cores minus half a core (never less than half a
+ * core): however hard guests spin, kilnd and the host keep CPU to answer with.
+ */
+export function vmsCpuQuota(cores = cpus().length): number {
+  return Math.round(Math.max(0.5, cores - 0.5) * CPU_PERIOD_US);
+}
+
 /** Creates the VM's cgroup with its limits; returns the cgroup.procs files to join. */
 export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): string[] {
   if (mode.kind === 'none') return [];
@@ -57,6 +66,7 @@ export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): 
       mkdirSync(parent, { recursive: true });
       write(mode.root, 'cgroup.subtree_control', '+memory +cpu +pids');
       write(parent, 'cgroup.subtree_control', '+memory +cpu +pids');
+      write(parent, 'cpu.max', `${vmsCpuQuota()} ${CPU_PERIOD_US}`);
       const [dir] = cgroupDirs(mode, id) as [string];
       mkdirSync(dir, { recursive: true });
       write(dir, 'memory.max', String(limits.memoryBytes));
@@ -67,6 +77,9 @@ export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): 
     }
     const [mem, cpu, pids] = cgroupDirs(mode, id) as [string, string, string];
     for (const d of [mem, cpu, pids]) mkdirSync(d, { recursive: true });
+    const cpuParent = join(mode.cpu, CGROUP_PARENT);
+    write(cpuParent, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+    write(cpuParent, 'cpu.cfs_quota_us', String(vmsCpuQuota()));
     write(mem, 'memory.limit_in_bytes', String(limits.memoryBytes));
     write(cpu, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
     write(cpu, 'cpu.cfs_quota_us', quota);
