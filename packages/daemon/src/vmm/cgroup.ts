@@ -59,7 +59,8 @@ export function vmsCpuQuota(cores = cpus().length): number {
 /** Creates the VM's cgroup with its limits; returns the cgroup.procs files to join. */
 export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): string[] {
   if (mode.kind === 'none') return [];
-  const quota = String(Math.round(limits.vcpus * CPU_PERIOD_US));
+  // A child's quota may not exceed its parent's (cgroup v1 refuses it with EINVAL).
+  const quota = String(Math.min(Math.round(limits.vcpus * CPU_PERIOD_US), vmsCpuQuota()));
   try {
     if (mode.kind === 'v2') {
       const parent = join(mode.root, CGROUP_PARENT);
