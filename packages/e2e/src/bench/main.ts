@@ -9,7 +9,8 @@
  *   6. exec round-trip on a running sandbox
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
- * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30").
+ * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
+ * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -23,6 +24,7 @@ import { fmtMs, summarize, type Summary } from './stats.js';
 const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
 const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
+const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density').split(','));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
 
@@ -60,12 +62,14 @@ async function main(): Promise<void> {
   };
 
   // (4) host docker baseline
-  const docker = await hostDocker(log);
-  results.hostDocker = docker.note;
-  const dockerRuns: number[] = [];
-  for (let i = 0; i < TRIALS; i++) dockerRuns.push(docker.runOnce());
-  await docker.stop();
-  show('(4) host docker run --rm (tiny image)', summarize(dockerRuns));
+  if (PHASES.has('docker')) {
+    const docker = await hostDocker(log);
+    results.hostDocker = docker.note;
+    const dockerRuns: number[] = [];
+    for (let i = 0; i < TRIALS; i++) dockerRuns.push(docker.runOnce());
+    await docker.stop();
+    show('(4) host docker run --rm (tiny image)', summarize(dockerRuns));
+  }
 
   // (1) restore path, (6) exec round-trip, (3) cold boot
   const fx = new DaemonFixture('bench');
@@ -75,30 +79,32 @@ async function main(): Promise<void> {
     results.accel = info.driver;
     log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
     const restore: number[] = [];
-    for (let i = 0; i < TRIALS; i++) {
+    for (let i = 0; i < (PHASES.has('restore') ? TRIALS : 0); i++) {
       const r = await createToFirstExec(fx);
       restore.push(r.ms);
       const ev = await fx.client.events(r.id);
       if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
-      if (i === 0) results.restoreSteps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs]);
+      const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
+      if (i === 0) results.restoreSteps = steps;
+      log(`  restore ${i + 1}: ${Math.round(r.ms)} ms = ${steps.map(([n, d]) => `${String(n)} ${String(d)}`).join(', ')} (+ client, HTTP, first exec)`);
       await fx.client.destroy(r.id);
     }
-    show('(1) create → first exec, restore (empty pool)', summarize(restore));
+    if (restore.length) show('(1) create → first exec, restore (empty pool)', summarize(restore));
 
     const keep = (await fx.client.create({})).id;
     const rtt: number[] = [];
-    for (let i = 0; i < EXECS; i++) {
+    for (let i = 0; i < (PHASES.has('restore') ? EXECS : 0); i++) {
       const t0 = performance.now();
       await execTrue(fx, keep);
       rtt.push(performance.now() - t0);
     }
-    show('(6) exec round-trip (true)', summarize(rtt));
+    if (rtt.length) show('(6) exec round-trip (true)', summarize(rtt));
     await fx.client.destroy(keep);
 
     const cold: number[] = [];
     const toAgent: number[] = [];
     const toDocker: number[] = [];
-    for (let i = 0; i < TRIALS; i++) {
+    for (let i = 0; i < (PHASES.has('cold') ? TRIALS : 0); i++) {
       const r = await createToFirstExec(fx, { memoryMiB: 1024, vcpus: 2, diskGiB: 11 }); // no template for 11 GiB: cold boot
       cold.push(r.ms);
       const ev = await fx.client.events(r.id);
@@ -107,27 +113,31 @@ async function main(): Promise<void> {
       toDocker.push(step('start-vm') + step('agent-connect') + step('personalize') + step('docker-ready'));
       await fx.client.destroy(r.id);
     }
-    show('(3) create → first exec, cold boot', summarize(cold));
-    show('    cold: QEMU start → agent answers', summarize(toAgent));
-    show('    cold: QEMU start → dockerd answers', summarize(toDocker));
+    if (cold.length) {
+      show('(3) create → first exec, cold boot', summarize(cold));
+      show('    cold: QEMU start → agent answers', summarize(toAgent));
+      show('    cold: QEMU start → dockerd answers', summarize(toDocker));
+    }
   } finally {
     await fx.close();
   }
 
   // (2) warm pool
-  const fxp = new DaemonFixture('bench-pool');
-  await fxp.start({ KILN_POOL_SIZE: '2' });
-  try {
-    const pooled: number[] = [];
-    for (let i = 0; i < TRIALS; i++) {
-      await waitPoolFull(fxp);
-      const r = await createToFirstExec(fxp);
-      pooled.push(r.ms);
-      await fxp.client.destroy(r.id);
+  if (PHASES.has('pool')) {
+    const fxp = new DaemonFixture('bench-pool');
+    await fxp.start({ KILN_POOL_SIZE: '2' });
+    try {
+      const pooled: number[] = [];
+      for (let i = 0; i < TRIALS; i++) {
+        await waitPoolFull(fxp);
+        const r = await createToFirstExec(fxp);
+        pooled.push(r.ms);
+        await fxp.client.destroy(r.id);
+      }
+      show('(2) create → first exec, warm pool', summarize(pooled));
+    } finally {
+      await fxp.close();
     }
-    show('(2) create → first exec, warm pool', summarize(pooled));
-  } finally {
-    await fxp.close();
   }
 
   // (5) density: PSS per idle docker-ready sandbox
@@ -135,6 +145,7 @@ async function main(): Promise<void> {
   const fxd = new DaemonFixture('bench-density');
   await fxd.start();
   try {
+    if (!PHASES.has('density')) DENSITY.length = 0;
     const ids: string[] = [];
     for (const n of DENSITY) {
       while (ids.length < n) ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
