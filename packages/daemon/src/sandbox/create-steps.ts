@@ -84,10 +84,30 @@ function vmSpec(ctx: CreateCtx): VmSpec {
   };
 }
 
+/**
+ * The launch chain (cgroup, prlimit, netns, unshare, pivot_root, setpriv) very rarely fails
+ * before QEMU runs (seen once: `unshare: sigprocmask unblock failed`); such a launch left no
+ * VM behind, so it is retried once with fresh sockets.
+ */
+async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHandle> {
+  const t = ctx.template;
+  const once = () => (t ? h.driver.restore(spec, { ignoreShared: t.sharedMemory }) : h.driver.start(spec));
+  try {
+    return await once();
+  } catch (err) {
+    const e = toKilnError(err);
+    if (!/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
+    h.warn(ctx.rec.id, 'the VMM launcher failed before QEMU ran; retrying once', err);
+    h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { reason: e.message.slice(0, 300) });
+    for (const f of ['qmp.sock', 'agent.sock', 'console.sock', 'logs.sock']) await rm(`${ctx.runDir}/${f}`, { force: true });
+    return await once();
+  }
+}
+
 async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
   const spec = vmSpec(ctx);
   const t = ctx.template;
-  const vm = t ? await h.driver.restore(spec, { ignoreShared: t.sharedMemory }) : await h.driver.start(spec);
+  const vm = await launch(h, ctx, spec);
   ctx.vm = vm;
   ctx.rec.vm = vm;
   ctx.rec.updatedAt = Date.now();
