@@ -101,17 +101,7 @@ export class KilnClient {
   /** Starts an exec; yields its NDJSON events as they arrive. */
   async *exec(id: string, body: Record<string, unknown>): AsyncGenerator<ExecEvent> {
     const res = await this.check(await this.raw({ method: 'POST', path: `/v1/sandboxes/${encodeURIComponent(id)}/exec`, json: body }));
-    let buf = '';
-    res.setEncoding('utf8');
-    for await (const chunk of res) {
-      buf += chunk as string;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.trim()) yield JSON.parse(line) as ExecEvent;
-      }
-    }
+    for await (const line of lines(res)) if (line.trim()) yield JSON.parse(line) as ExecEvent;
   }
 
   async sendStdin(id: string, execId: string, body: Readable): Promise<void> {
@@ -141,6 +131,24 @@ export class KilnClient {
   async logs(id: string): Promise<IncomingMessage> {
     return this.check(await this.raw({ method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}/logs` }));
   }
+}
+
+/**
+ * The lines of a streamed response (NDJSON, logs) as they arrive, without their newline.
+ * An unterminated last line is yielded only with `partialTail`.
+ */
+export async function* lines(res: IncomingMessage, opts: { partialTail?: boolean } = {}): AsyncGenerator<string> {
+  res.setEncoding('utf8');
+  let buf = '';
+  for await (const chunk of res) {
+    buf += chunk as string;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      yield buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+    }
+  }
+  if (opts.partialTail && buf) yield buf;
 }
 
 async function readAll(res: IncomingMessage): Promise<string> {

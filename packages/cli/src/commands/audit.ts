@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
 import { fail, printJson } from '../output.js';
+import { lines } from '../client.js';
 import { clientFrom } from './sandbox.js';
 
 interface AuditRecord {
@@ -76,17 +77,7 @@ export function registerAuditCommands(program: Command): void {
         if (o.follow) {
           q.set('follow', 'true');
           const res = await client.check(await client.raw({ method: 'GET', path: `/v1/audit?${q}` }));
-          res.setEncoding('utf8');
-          let buf = '';
-          for await (const chunk of res) {
-            buf += chunk as string;
-            let nl: number;
-            while ((nl = buf.indexOf('\n')) >= 0) {
-              const line = buf.slice(0, nl);
-              buf = buf.slice(nl + 1);
-              if (line.trim()) print(JSON.parse(line) as AuditRecord);
-            }
-          }
+          for await (const line of lines(res)) if (line.trim()) print(JSON.parse(line) as AuditRecord);
           return;
         }
         let after = 0;

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../duration.js';
 import { fail, printJson } from '../output.js';
+import { lines } from '../client.js';
 import { clientFrom } from './sandbox.js';
 
 interface EventView {
@@ -38,17 +39,9 @@ export function registerLifecycleCommands(program: Command): void {
         }
         q.set('follow', 'true');
         const res = await client.check(await client.raw({ method: 'GET', path: `/v1/events?${q.toString()}` }));
-        res.setEncoding('utf8');
-        let buf = '';
-        for await (const chunk of res) {
-          buf += chunk as string;
-          let nl: number;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            const text = buf.slice(0, nl);
-            buf = buf.slice(nl + 1);
-            if (!text.trim()) continue;
-            process.stdout.write(o.json ? `${text}\n` : line(JSON.parse(text) as EventView, !id));
-          }
+        for await (const text of lines(res)) {
+          if (!text.trim()) continue;
+          process.stdout.write(o.json ? `${text}\n` : line(JSON.parse(text) as EventView, !id));
         }
       } catch (err) {
         fail(err);

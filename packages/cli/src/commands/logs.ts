@@ -1,6 +1,7 @@
 /** kiln logs ID [--follow] [--service console|dockerd|agent] [--tail N] [--timestamps] */
 import type { Command } from 'commander';
 import { fail } from '../output.js';
+import { lines } from '../client.js';
 import { clientFrom } from './sandbox.js';
 
 const SERVICES = ['console', 'dockerd', 'agent'];
@@ -34,19 +35,7 @@ export function registerLogsCommand(program: Command): void {
         const client = clientFrom(cmd);
         const res = await client.check(await client.raw({ method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}/logs?${q}` }));
         process.stdout.on('error', () => process.exit(0)); // reader went away (| head)
-        res.setEncoding('utf8');
-        let buf = '';
-        for await (const chunk of res) {
-          buf += chunk as string;
-          let nl: number;
-          let out = '';
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            out += formatLogLine(buf.slice(0, nl), o) + '\n';
-            buf = buf.slice(nl + 1);
-          }
-          if (out) process.stdout.write(out);
-        }
-        if (buf) process.stdout.write(formatLogLine(buf, o) + '\n');
+        for await (const text of lines(res, { partialTail: true })) process.stdout.write(formatLogLine(text, o) + '\n');
       } catch (err) {
         fail(err);
       }
