@@ -5,7 +5,7 @@
  * chain goes on); `kiln audit verify` passes, and editing one byte, deleting a record or
  * swapping two makes it fail naming the record. One VM for the file.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -29,7 +29,6 @@ interface Rec {
 
 describe('audit log on a real microVM', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('audit');
-  let failed = false;
   let id = '';
   const auditDir = () => join(fx.stateDir, 'audit');
 
@@ -49,17 +48,9 @@ describe('audit log on a real microVM', { skip: skip ?? false }, () => {
     await fx.start();
   });
   after(async () => {
-    await fx.close({ failed });
+    await fx.close();
   });
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   t('a scripted session (with kilnd SIGKILLed right after an exec) leaves exactly its records, in order', async () => {
     // a follower sees the records as they become durable (until kilnd is killed)

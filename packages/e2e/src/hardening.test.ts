@@ -11,7 +11,7 @@
  *   answers and B's exec latency stays within 2× its idle median;
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,7 +71,6 @@ function unixPaths(pid: number): Map<string, string> {
 
 describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('hardening');
-  let failed = false;
   let a = '';
   let b = '';
   let idleMs = 0;
@@ -140,17 +139,9 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     idleMs = (await latencyB(9)).median;
   });
   after(async () => {
-    await fx.close({ failed });
+    await fx.close();
   });
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   t('both were restored from the template under the jail', async () => {
     for (const id of [a, b]) {

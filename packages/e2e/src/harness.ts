@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { test } from 'node:test';
 import { KilnClient } from '@kiln/cli';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
@@ -32,6 +33,7 @@ export class DaemonFixture {
   readonly logPath: string;
   readonly client: KilnClient;
   private proc: ChildProcess | null = null;
+  private anyTestFailed = false;
 
   constructor(readonly name: string) {
     this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
@@ -152,9 +154,21 @@ export class DaemonFixture {
     return pids;
   }
 
+  /** A test whose failure makes close() print the daemon log and every sandbox's console. */
+  test(name: string, fn: () => Promise<void>): Promise<void> {
+    return test(name, async () => {
+      try {
+        await fn();
+      } catch (e) {
+        this.anyTestFailed = true;
+        throw e;
+      }
+    });
+  }
+
   /** Destroys every sandbox, stops the daemon, kills stray VMMs, removes the state dir. */
   async close(opts: { failed?: boolean } = {}): Promise<void> {
-    if (opts.failed) this.dumpDiagnostics();
+    if (opts.failed ?? this.anyTestFailed) this.dumpDiagnostics();
     try {
       if (this.proc && this.proc.exitCode === null) {
         for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);

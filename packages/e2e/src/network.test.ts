@@ -4,7 +4,7 @@
  * (netlab.ts); no packet leaves the machine. Two sandboxes: A (default preset) and B (locked,
  * allow-list only); a third is created only to be killed during its creation.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
@@ -47,7 +47,6 @@ function hostAddress(): string {
 describe('sandbox network and egress policy', { skip: integrationSkipReason() ?? false, timeout: 900_000 }, () => {
   const lab = new NetLab();
   const fx = new DaemonFixture('network');
-  let failed = false;
   let a = '';
   let b = '';
   let hostServer: Server;
@@ -82,20 +81,12 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
   });
 
   after(async () => {
-    await fx.close({ failed });
+    await fx.close();
     await lab.stop();
     hostServer.close();
   });
 
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   t('the guest gets its address at run time, resolves through its resolver and reaches 80 and 443', async () => {
     const n = await net(a);

@@ -5,7 +5,7 @@
  * falling back after (guest memory in use falls back too); a guest flooding its console
  * cannot grow the stored log past the cap, and the dropped bytes are counted. One VM.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -24,7 +24,6 @@ interface Sample {
 
 describe('guest logs and monitoring on a real microVM', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('observe');
-  let failed = false;
   let id = '';
 
   const sh = async (shell: string): Promise<{ out: string; code: number | null }> => {
@@ -62,17 +61,9 @@ describe('guest logs and monitoring on a real microVM', { skip: skip ?? false },
     process.stderr.write(`sandbox under test: ${id}\n`);
   });
   after(async () => {
-    await fx.close({ failed });
+    await fx.close();
   });
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   t('kiln logs shows dockerd lines from inside the guest, the console, and follows new lines', async () => {
     const deadline = Date.now() + 30_000;

@@ -3,7 +3,7 @@
  * big output, binary files both ways, Docker inside the guest, the CLI, and a clean rm.
  * One sandbox is shared by the tests of this file (a TCG boot costs tens of seconds).
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -26,7 +26,6 @@ interface Collected {
 describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('sandbox');
   let id = '';
-  let failed = false;
 
   const run = async (body: Record<string, unknown>): Promise<Collected> => {
     const out: Buffer[] = [];
@@ -54,18 +53,10 @@ describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
   });
 
   after(async () => {
-    await fx.close({ failed });
+    await fx.close();
   });
 
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   t('exit codes come back right', async () => {
     assert.equal((await run({ argv: ['true'] })).exit?.exitCode, 0);

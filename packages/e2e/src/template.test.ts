@@ -3,7 +3,7 @@
  * unique and current (clock, RNG, hostname, machine id), are isolated from each other and
  * from the template; pause/resume keeps processes and files; a snapshot forks a sandbox.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
@@ -12,7 +12,6 @@ const skip = integrationSkipReason();
 
 describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('template');
-  let failed = false;
   let a = '';
   let b = '';
 
@@ -27,21 +26,13 @@ describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, ()
     return { out, code };
   };
 
-  const t = (name: string, fn: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await fn();
-      } catch (e) {
-        failed = true;
-        throw e;
-      }
-    });
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
   before(async () => {
     await fx.start();
     [a, b] = (await Promise.all([fx.client.create({}), fx.client.create({})])).map((s) => s.id) as [string, string];
   });
-  after(async () => fx.close({ failed }));
+  after(async () => fx.close());
 
   t('both sandboxes were restored from the template, not booted', async () => {
     for (const id of [a, b]) {
