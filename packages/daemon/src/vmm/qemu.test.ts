@@ -41,3 +41,16 @@ test('QEMU args: guest output goes only to sockets kilnd reads (no QEMU-written 
   assert.ok(s.includes('virtserialport,chardev=logs,name=org.kiln.logs'));
   assert.equal(a[a.indexOf('-serial') + 1], 'chardev:con');
 });
+
+test('QEMU args: a balloon with free page reporting; a template guest is told to leave it off', () => {
+  const plain = buildQemuArgs(spec, 'tcg', { tcgTbSizeMiB: 128, tscKhz: null });
+  assert.ok(plain.includes('virtio-balloon-device,free-page-reporting=on'));
+  assert.ok(!plain[plain.indexOf('-append') + 1]?.includes('kiln.page_reporting=off'));
+  const template = buildQemuArgs({ ...spec, memory: { file: '/t/mem', mode: 'template' } }, 'tcg', { tcgTbSizeMiB: 128, tscKhz: null });
+  assert.ok(template[template.indexOf('-append') + 1]?.includes('kiln.page_reporting=off'));
+  const clone = buildQemuArgs({ ...spec, memory: { file: '/t/mem', mode: 'clone' } }, 'tcg', { tcgTbSizeMiB: 128, tscKhz: null });
+  assert.ok(clone.includes('virtio-balloon-device,free-page-reporting=on'), 'a clone has the same device set as its template');
+  // the device list, not the kernel arguments, makes the layout: templates and clones match
+  const devices = (a: string[]) => a.filter((_, i) => a[i - 1] === '-device');
+  assert.deepEqual(devices(template), devices(clone));
+});

@@ -44,6 +44,12 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     // Without a calibrated TSC the guest may hang calibrating against the PIT under TCG.
     kernelArgs.push(`tsc_early_khz=${opts.tscKhz}`, 'tsc=reliable', `lpj=${Math.round((opts.tscKhz * 1000) / 250)}`);
   }
+  if (spec.memory?.mode === 'template') {
+    // The guest leaves free page reporting off (guest-init): its clones map this RAM file
+    // read-only, and QEMU 10 refuses to discard RAM of a read-only file ("Discarding RAM with
+    // readonly files is not supported", one log line per report); a clone inherits the off.
+    kernelArgs.push('kiln.page_reporting=off');
+  }
   const accelArgs =
     accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`];
   // Guest RAM is always a named backend ("mem"), so every VM of a shape has the same RAM
@@ -76,6 +82,11 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtio-blk-device,drive=scratch,serial=kiln-scratch',
     ...(spec.net ? ['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`] : []),
     '-device', `virtio-net-device,id=nic0,mac=${spec.net?.mac ?? NO_PEER_MAC}${spec.net ? ',netdev=net0' : ''}`,
+    // Free page reporting: the guest hands RAM it freed back (2 MiB+ blocks, ~2 s after the
+    // free) and QEMU drops it (madvise DONTNEED), so the VMM's RSS falls after a guest load.
+    // Works where guest RAM is anonymous (cold boots, forks restored from a state file);
+    // template guests leave it off (see above).
+    '-device', 'virtio-balloon-device,free-page-reporting=on',
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=org.kiln.agent',
