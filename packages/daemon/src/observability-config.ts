@@ -5,7 +5,7 @@ export interface ObservabilityConfig {
   auditMaxFileBytes: number;
   /** Audit: remove closed chain files whose newest record is older than this; 0 keeps all. Default 0. */
   auditRetentionMs: number;
-  /** Audit: also record GETs of kilnd's own metadata (list, inspect, events, logs, stats…). Default false (polling clients and scrapers would flood the log); KILN_AUDIT_METADATA_READS=1 records them. */
+  /** Audit: record GETs of kilnd's own metadata too (health, list, inspect, events, logs, stats, metrics, audit…), so every API call has a record. Default true; KILN_AUDIT_METADATA_READS=0 leaves them out (for heavy polling or scraping). */
   auditMetadataReads: boolean;
   /** Guest logs stored per sandbox (all services), newest kept. Default 16 MiB. */
   guestLogMaxBytes: number;
@@ -24,7 +24,7 @@ const envNumber = (name: string, dflt: number): number => {
 export const DEFAULT_OBSERVABILITY_CONFIG: Omit<ObservabilityConfig, 'stateDir'> = {
   auditMaxFileBytes: envNumber('KILN_AUDIT_MAX_FILE_BYTES', 64 * 1024 * 1024),
   auditRetentionMs: envNumber('KILN_AUDIT_RETENTION_MS', 0),
-  auditMetadataReads: process.env.KILN_AUDIT_METADATA_READS === '1',
+  auditMetadataReads: process.env.KILN_AUDIT_METADATA_READS !== '0',
   guestLogMaxBytes: envNumber('KILN_GUEST_LOG_MAX_BYTES', 16 * 1024 * 1024),
   guestLogRetentionMs: envNumber('KILN_GUEST_LOG_RETENTION_MS', 7 * 24 * 3600 * 1000),
   statsIntervalMs: envNumber('KILN_STATS_INTERVAL_MS', 2000),

@@ -2,14 +2,15 @@
  * The audit log on a real microVM and a real kilnd: a scripted session (create, three execs,
  * an upload, destroy) leaves exactly its records, in order, with the right fields; a SIGKILL
  * of kilnd right after an exec returns loses no record (kilnd restarts, re-adopts the VM, the
- * chain goes on); `kiln audit verify` passes, and editing one byte, deleting a record or
- * swapping two makes it fail naming the record. One VM for the file.
+ * chain goes on); every API call is recorded (kilnd's metadata reads too); `kiln audit verify`
+ * passes on the live log, and editing one byte, deleting a record or swapping two makes it fail
+ * naming the record. One VM for the file.
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -115,6 +116,12 @@ describe('audit log on a real microVM', { skip: skip ?? false }, () => {
     assert.ok(restartAt > 0, 'the restart is in the chain');
     assert.equal(all[restartAt - 1]?.type, 'exec', 'the last record before the SIGKILL is the third exec');
     assert.equal(all[restartAt]?.data.recoveredTornBytes, undefined, 'nothing half-written');
+    // every API call has a record, reads of kilnd's own metadata included (they carry no
+    // sandbox id, so the session's records above are exactly its own): the follower's call
+    // and the fixture's health polls at each start
+    const calls = all.filter((x) => x.type === 'api').map((x) => `${String(x.data.method)} ${String(x.data.route)}`);
+    assert.ok(calls.includes('GET /v1/audit'), 'the --follow call is recorded');
+    assert.ok(calls.filter((c) => c === 'GET /v1/health').length >= 2, 'the health polls of both starts are recorded');
   });
 
   t('kiln audit verify passes; an edited byte, a deleted record and two swapped records are each detected and named', async () => {
@@ -154,16 +161,30 @@ describe('audit log on a real microVM', { skip: skip ?? false }, () => {
     b = await verifyDir(tamper((ls) => ls.map((l, i) => (i === k ? (ls[k + 1] as string) : i === k + 1 ? (ls[k] as string) : l))));
     assert.deepEqual([b.seq, b.reason], [seqOf(k), 'reordered']);
 
-    // the live log, verified by kilnd: one byte changed in place is named, and fixing it heals
-    const buf = Buffer.from(original);
+    // The live log, verified by kilnd while it keeps appending (every call is recorded, each
+    // verify's own included): one byte changed in place is named, and changing it back heals.
+    // The byte is written in place, never the whole file: a rewrite from an earlier copy would
+    // delete the records appended since, which verify rightly reports as removed.
     const at = original.indexOf('"argv":["uname"') + 10;
-    buf[at] = 'U'.charCodeAt(0);
-    writeFileSync(live, buf);
+    const poke = (byte: number) => {
+      const fd = openSync(live, 'r+');
+      try {
+        writeSync(fd, Buffer.from([byte]), 0, 1, at);
+      } finally {
+        closeSync(fd);
+      }
+    };
+    poke('U'.charCodeAt(0));
     const bad = await fx.cli(['audit', 'verify']);
     assert.equal(bad.code, 1);
     const uname = lines.findIndex((l) => l.includes('"argv":["uname"'));
     assert.match(bad.stdout.toString(), new RegExp(`^BROKEN at seq ${seqOf(uname)} \\(edited`));
-    writeFileSync(live, original);
-    assert.equal((await fx.cli(['audit', 'verify'])).code, 0);
+    poke(original[at] as number);
+    const healed = await fx.cli(['audit', 'verify', '--json']);
+    assert.equal(healed.code, 0, healed.stdout.toString());
+    const verifies = readFileSync(live, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Rec)
+      .filter((x) => x.type === 'api' && x.data.route === '/v1/audit/verify');
+    assert.equal(verifies.length, 3, 'each verify call is in the chain (ok, broken, healed)');
+    assert.ok((JSON.parse(healed.stdout.toString()) as { head: { seq: number } }).head.seq >= (verifies[1]?.seq ?? Infinity), 'the healed verify covered the record of the failed one');
   });
 });

@@ -19,6 +19,7 @@ import { SandboxManager } from '../sandbox/manager.js';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 import { Store } from '../store/store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from '../testing/fakes.js';
+import { isAudited } from './api-hook.js';
 import { queryAudit } from './query.js';
 import type { AuditRecord } from './record.js';
 import { verifyChain } from './verify.js';
@@ -68,7 +69,7 @@ test('API audit: a scripted session leaves exactly its records, in order, with c
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-audit-api-'));
   const logger = pino({ level: 'silent' });
   const store = new Store(join(stateDir, 'kiln.db'));
-  const obs = await Observability.start({ stateDir, ...DEFAULT_OBSERVABILITY_CONFIG, statsIntervalMs: 60_000 }, logger);
+  const obs = await Observability.start({ stateDir, ...DEFAULT_OBSERVABILITY_CONFIG, auditMetadataReads: true, statsIntervalMs: 60_000 }, logger);
   const manager = new SandboxManager({
     stateDir,
     store,
@@ -98,7 +99,7 @@ test('API audit: a scripted session leaves exactly its records, in order, with c
     const payload = Buffer.from('hello audit\n');
     const up = await call(sock, 'PUT', `/v1/sandboxes/${id}/files?path=/root/a.txt`, payload, 'application/octet-stream');
     assert.equal(up.status, 200, up.body);
-    // metadata reads are not recorded; a refused call is
+    // metadata reads are recorded too (every API call), and so is a refused call
     assert.equal((await call(sock, 'GET', `/v1/sandboxes/${id}`)).status, 200);
     assert.equal((await call(sock, 'POST', `/v1/sandboxes/${id}/exec`, JSON.stringify({ argv: [] }))).status, 400);
     const del = await call(sock, 'DELETE', `/v1/sandboxes/${id}`);
@@ -119,6 +120,7 @@ test('API audit: a scripted session leaves exactly its records, in order, with c
       'exec',
       'file',
       'api:PUT /v1/sandboxes/:id/files 200',
+      'api:GET /v1/sandboxes/:id 200',
       'api:POST /v1/sandboxes/:id/exec 400',
       'lifecycle:running>stopping',
       'lifecycle:stopping>destroyed',
@@ -174,4 +176,16 @@ test('API audit: a scripted session leaves exactly its records, in order, with c
     store.close();
     await rm(stateDir, { recursive: true, force: true });
   }
+});
+
+test('API audit: every call is recorded by default; the opt-out leaves only kilnd metadata reads out', () => {
+  for (const [method, route] of [['GET', '/v1/health'], ['GET', '/v1/sandboxes/:id'], ['GET', '/v1/audit/verify'], ['GET', '/metrics'], ['POST', '/v1/sandboxes'], ['GET', '/v1/sandboxes/:id/files']] as const) {
+    assert.equal(isAudited(method, route, {}), true, `${method} ${route} by default`);
+    assert.equal(isAudited(method, route, { recordMetadataReads: true }), true);
+  }
+  assert.equal(isAudited('GET', '/v1/sandboxes/:id', { recordMetadataReads: false }), false);
+  assert.equal(isAudited('GET', '/v1/audit/verify', { recordMetadataReads: false }), false);
+  assert.equal(isAudited('GET', '/v1/sandboxes/:id/files', { recordMetadataReads: false }), true, 'a read from a guest is always recorded');
+  assert.equal(isAudited('DELETE', '/v1/sandboxes/:id', { recordMetadataReads: false }), true);
+  assert.equal(DEFAULT_OBSERVABILITY_CONFIG.auditMetadataReads, process.env.KILN_AUDIT_METADATA_READS !== '0');
 });

@@ -8,10 +8,10 @@
  *  - onSend: appends the `api` record (method, route, path, status, error code, duration,
  *    sandbox) and waits until it is durable, so no call returns before its record is on disk.
  *
- * Recorded: every call, except GETs that read only kilnd's own metadata (health, info,
- * list/inspect, events, logs, stats, metrics, the audit log itself, openapi) unless
- * `recordMetadataReads` is on — polling clients and scrapers would otherwise flood the log.
- * GETs that read from a guest (files: download, stat, list) are always recorded. A successful
+ * Recorded: every call by default, including GETs that read only kilnd's own metadata
+ * (health, info, list/inspect, events, logs, stats, metrics, the audit log itself, openapi);
+ * `recordMetadataReads: false` leaves those out (for heavy polling or scraping). GETs that
+ * read from a guest (files: download, stat, list) are always recorded. A successful
  * change of a sandbox's policy (PUT/POST …/policy) also gets a `policy` record holding the
  * policy asked for. Route log lines are bound to the sandbox id.
  */
@@ -26,7 +26,7 @@ import type { AuditActor } from './record.js';
 
 export interface ApiAuditOptions {
   audit: AuditLog;
-  /** Also record GETs of kilnd's own metadata. Default false. */
+  /** Record GETs of kilnd's own metadata too (every API call then has a record). Default true. */
   recordMetadataReads?: boolean;
 }
 
@@ -39,6 +39,10 @@ export function isMetadataRead(method: string, route: string | undefined): boole
   if (method !== 'GET' && method !== 'HEAD') return false;
   return !(route ?? '').startsWith('/v1/sandboxes/:id/files');
 }
+
+/** Does this call get an `api` record? */
+export const isAudited = (method: string, route: string | undefined, o: Pick<ApiAuditOptions, 'recordMetadataReads'>): boolean =>
+  (o.recordMetadataReads ?? true) || !isMetadataRead(method, route);
 
 export const actorOf = (peer: PeerCredentials | null): AuditActor =>
   peer ? { kind: 'unix', uid: peer.uid, gid: peer.gid, pid: peer.pid } : { kind: 'unix', uid: null, gid: null, pid: null };
@@ -75,7 +79,7 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
     p.catch(() => undefined);
     peers.set(sock, p);
   });
-  const recordsCall = (req: FastifyRequest) => o.recordMetadataReads || !isMetadataRead(req.method, req.routeOptions.url);
+  const recordsCall = (req: FastifyRequest) => isAudited(req.method, req.routeOptions.url, o);
 
   app.addHook('onRequest', (req: Req, reply, done) => {
     void reply.header('x-request-id', req.id);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AuditLog } from './log.js';
 import { listChainFiles } from './files.js';
 import { recordLine, seal, type AuditRecord } from './record.js';
-import { verifyChain } from './verify.js';
+import { snapshotFiles, verifyChain, verifySnapshot } from './verify.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'kiln-audit-'));
 
@@ -230,6 +230,53 @@ test('audit: a failed write stops the log (fail closed)', async () => {
     assert.equal(log.healthy, false);
     await assert.rejects(log.append({ type: 'api', data: {} }), { code: 'AUDIT_UNAVAILABLE' });
     assert.throws(() => log.assertWritable(), { code: 'AUDIT_UNAVAILABLE' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('audit: verify of a live log checks the prefix durable when it began; what is appended after is the next verify\'s', async () => {
+  const { dir, log } = await filled(3);
+  try {
+    const head = log.head;
+    // appended after the head was taken: two records and a line still being written
+    await log.append({ type: 'exec', data: { argv: ['later'], exitCode: 0 } });
+    await log.append({ type: 'exec', data: { argv: ['later2'], exitCode: 0 } });
+    const path = fileOf(dir);
+    appendFileSync(path, '{"seq":7,"time":"2026-');
+    const r = verifyChain(dir, { expectHead: head, allowTornTail: true });
+    assert.equal(r.ok, true, JSON.stringify(r.broken));
+    assert.equal(r.records, head.seq, 'exactly the records up to the head');
+    assert.deepEqual(r.head, head);
+    // without a head (kiln audit verify --dir): everything complete is checked, the partial line is not yet there
+    const all = verifyChain(dir, { allowTornTail: true });
+    assert.equal(all.ok, true, JSON.stringify(all.broken));
+    assert.equal(all.records, head.seq + 2);
+    // a record past the first head edited: the next verify (against the newer head) names it
+    const lines = linesOf(path);
+    writeLines(path, lines.map((l, i) => (i === lines.length - 1 ? l.replace('later2', 'LATER2') : l)));
+    assert.equal(verifyChain(dir, { expectHead: head }).ok, true);
+    const next = verifyChain(dir, { expectHead: log.head });
+    assert.deepEqual([next.broken?.seq, next.broken?.reason], [log.head.seq, 'edited']);
+  } finally {
+    await log.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('audit: verify reads each file only up to its size when it began (bytes written meanwhile are not read)', async () => {
+  const { dir, log } = await filled(2);
+  await log.close();
+  try {
+    const snap = snapshotFiles(dir);
+    // after the snapshot the file grows by a line that is no record at all
+    appendFileSync(fileOf(dir), 'not a record\n');
+    const r = verifySnapshot(snap);
+    assert.equal(r.ok, true, JSON.stringify(r.broken));
+    assert.equal(r.records, 3);
+    // a verify that starts now reads it and names it
+    const now = verifyChain(dir);
+    assert.deepEqual([now.broken?.seq, now.broken?.reason], [4, 'malformed']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

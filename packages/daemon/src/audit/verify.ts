@@ -14,8 +14,14 @@
  *   head-mismatch — the record at the expected head seq is not the one kilnd wrote.
  * Reading is one file at a time; the rest of the chain is re-read only to tell a deletion
  * from a reordering once something is already wrong.
+ *
+ * A live log grows while it is verified (every API call appends a record, verify's own call
+ * included). Verify checks a consistent prefix: the files and their sizes as they were when
+ * it started (bytes appended later are not read; a last line still being written is not yet
+ * present, with `allowTornTail`), and with `expectHead` it stops at that record — records
+ * after the head kilnd knew to be durable belong to the next verify.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { canonicalJson } from './canonical.js';
 import { listChainFiles, splitLines, type ChainFile } from './files.js';
 import { GENESIS_HASH, recordHash, type AuditRecord } from './record.js';
@@ -54,6 +60,41 @@ export interface VerifyOptions {
   allowTornTail?: boolean;
 }
 
+/** A chain file with its size when the verification started: only those bytes are read. */
+export interface SnapFile extends ChainFile {
+  bytes: number;
+}
+
+/** The chain files and their sizes now; a file removed meanwhile (retention) is left out. */
+export function snapshotFiles(dir: string): SnapFile[] {
+  const out: SnapFile[] = [];
+  for (const f of listChainFiles(dir)) {
+    try {
+      out.push({ ...f, bytes: statSync(f.path).size });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return out;
+}
+
+/** The first `file.bytes` bytes of a file (appends made after the snapshot are not read). */
+function readPrefix(file: SnapFile): string {
+  const buf = Buffer.alloc(file.bytes);
+  const fd = openSync(file.path, 'r');
+  try {
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, got);
+      if (n === 0) break; // shrunk since the snapshot: what is there is what gets checked
+      got += n;
+    }
+    return buf.subarray(0, got).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function parseRecord(line: string): AuditRecord | null {
   let v: unknown;
   try {
@@ -73,11 +114,11 @@ function parseRecord(line: string): AuditRecord | null {
 export const parseAuditLine = parseRecord;
 
 /** Is there a record with `seq` at or after (fileIdx, lineIdx)? */
-function findLater(files: ChainFile[], fileIdx: number, lineIdx: number, seq: number): boolean {
+function findLater(files: SnapFile[], fileIdx: number, lineIdx: number, seq: number): boolean {
   for (let f = fileIdx; f < files.length; f++) {
     const file = files[f];
     if (!file) continue;
-    const { lines } = splitLines(readFileSync(file.path, 'utf8'));
+    const { lines } = splitLines(readPrefix(file));
     for (let i = f === fileIdx ? lineIdx : 0; i < lines.length; i++) {
       const r = parseRecord(lines[i] ?? '');
       if (r?.seq === seq) return true;
@@ -87,7 +128,18 @@ function findLater(files: ChainFile[], fileIdx: number, lineIdx: number, seq: nu
 }
 
 export function verifyChain(dir: string, opts: VerifyOptions = {}): VerifyResult {
-  const files = listChainFiles(dir);
+  try {
+    return verifySnapshot(snapshotFiles(dir), opts);
+  } catch (err) {
+    // A file went away between the snapshot and its read (retention removed it): start over once.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return verifySnapshot(snapshotFiles(dir), opts);
+  }
+}
+
+/** Verifies the chain as `files` describes it (snapshotFiles): each file up to its size then. */
+export function verifySnapshot(files: SnapFile[], opts: VerifyOptions = {}): VerifyResult {
+  const stopAt = opts.expectHead && opts.expectHead.seq > 0 ? opts.expectHead.seq : null;
   const res: VerifyResult = { ok: false, files: files.length, records: 0, firstSeq: null, head: null, broken: null };
   const broken = (b: BrokenLink): VerifyResult => ({ ...res, ok: false, broken: b });
   let expected: number | null = null;
@@ -96,9 +148,9 @@ export function verifyChain(dir: string, opts: VerifyOptions = {}): VerifyResult
   let headHashSeen: string | null = null;
   const prunes: Array<{ lastSeq: number; lastHash: string }> = [];
 
-  for (let f = 0; f < files.length; f++) {
-    const file = files[f] as ChainFile;
-    const { lines, torn } = splitLines(readFileSync(file.path, 'utf8'));
+  walking: for (let f = 0; f < files.length; f++) {
+    const file = files[f] as SnapFile;
+    const { lines, torn } = splitLines(readPrefix(file));
     const isNewest = f === files.length - 1;
     if (torn && !(opts.allowTornTail && isNewest)) {
       return broken({ seq: expected ?? file.firstSeq, file: file.name, line: lines.length + 1, reason: 'malformed', message: 'unterminated record at the end of the file' });
@@ -138,6 +190,7 @@ export function verifyChain(dir: string, opts: VerifyOptions = {}): VerifyResult
       prev = rec.hash;
       res.records++;
       res.head = { seq: rec.seq, hash: rec.hash };
+      if (rec.seq === stopAt) break walking; // later records were appended after verify began
     }
   }
   res.firstSeq = first?.seq ?? null;
