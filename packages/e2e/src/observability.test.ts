@@ -130,7 +130,8 @@ describe('guest logs and monitoring on a real microVM', { skip: skip ?? false },
     // returned them: the host had to back (nearly) all of them.
     const rise = 0.75 * LOAD_MIB * MiB;
     assert.ok(busy.vmm.rssBytes > idle.vmm.rssBytes + rise, `VMM RSS rose by ≥ ${mib(rise)} MiB: ${mib(idle.vmm.rssBytes)} → ${mib(busy.vmm.rssBytes)} MiB`);
-    assert.ok(busyCpuRatio > 0.8 && busyCpuRatio > idleCpuRatio, `/metrics cpu ratio ${idleCpuRatio} → ${busyCpuRatio}`);
+    // the same bound as the CPU % above (a ratio of 1 = one core; the 2 cores are shared with other VMs)
+    assert.ok(busyCpuRatio > Math.max(0.4, idleCpuRatio * 2), `/metrics cpu ratio ${idleCpuRatio} → ${busyCpuRatio}`);
     assert.ok(busyRss > idle.vmm.rssBytes + rise, `/metrics rss ${mib(busyRss)} MiB`);
     assert.equal((await load).code, 0);
     // The guest reports freed 2 MiB+ blocks about 2 s after the free; QEMU drops them. Wait
