@@ -28,6 +28,8 @@ echo "==> installing QEMU (bookworm-backports) and host tools"
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq --no-install-recommends \
   debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
+# gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl).
+apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 
 # The jailed VMM (docs/hardening.md): QEMU runs as this unprivileged system user (kilnd also
 # creates it at start when missing); unshare, setpriv, prlimit and pivot_root come from util-linux.

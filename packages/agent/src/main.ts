@@ -2,13 +2,15 @@
 //   kiln-agent                       find the virtio-serial port named org.kiln.agent and serve it
 //   kiln-agent --port /dev/vport1p1  serve this port
 //   kiln-agent --listen-unix PATH    serve a unix socket (tests)
-// Options: --docker-socket PATH (default /run/docker.sock), --sys-root DIR (tests), --debug.
+// Options: --docker-socket PATH (default /run/docker.sock), --sys-root DIR (tests), --debug,
+//          --guestctl PATH (the resident helper; default /opt/kiln/bin/kiln-guestctl).
 import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { errorFields, log, setDebug } from './log.js';
 import type { AgentConfig } from './ops/index.js';
 import { killAllExecs } from './ops/exec.js';
 import { findPort, servePort } from './serve-port.js';
+import { guestCtl, servePortHelper } from './guestctl.js';
 import { serveUnix } from './serve-unix.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -19,6 +21,7 @@ async function main(): Promise<void> {
       'listen-unix': { type: 'string' },
       'docker-socket': { type: 'string', default: '/run/docker.sock' },
       'sys-root': { type: 'string', default: '' },
+      guestctl: { type: 'string', default: '/opt/kiln/bin/kiln-guestctl' },
       debug: { type: 'boolean', default: false },
     },
     strict: true,
@@ -28,7 +31,10 @@ async function main(): Promise<void> {
     agentVersion: AGENT_VERSION,
     dockerSocket: values['docker-socket'] as string,
     sysRoot: values['sys-root'] as string,
+    guestCtlPath: values.guestctl as string,
   };
+  // Running before the template's snapshot is taken, so every clone has it already.
+  guestCtl(config)?.start();
   // The agent must outlive anything a request does; log and carry on.
   process.on('uncaughtException', (err) => log('error', 'uncaught exception', errorFields(err)));
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', errorFields(err)));
@@ -44,6 +50,7 @@ async function main(): Promise<void> {
 
   log('info', 'starting', { version: AGENT_VERSION, pid: process.pid, node: process.version });
   if (values['listen-unix']) return serveUnix(values['listen-unix'], config);
+  await servePortHelper(config);
   const port = values.port ?? (await findPort());
   log('info', 'serving port', { port });
   await servePort(port, config);

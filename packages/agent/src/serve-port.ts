@@ -19,15 +19,22 @@ const readP = promisify(read);
 const writeP = promisify(write);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The device path of the virtio port named `name`, or null if there is none (now). */
+export async function findPortOnce(name: string, sysDir = '/sys/class/virtio-ports'): Promise<string | null> {
+  const dirs = await promisify(readdir)(sysDir).catch(() => [] as string[]);
+  for (const dir of dirs) {
+    const portName = await promisify(readFile)(`${sysDir}/${dir}/name`, 'utf8').catch(() => '');
+    if (portName.trim() === name) return `/dev/${dir}`;
+  }
+  return null;
+}
+
 /** Waits until a virtio port named `name` shows up and returns its device path. */
 export async function findPort(name = PORT_NAME, sysDir = '/sys/class/virtio-ports'): Promise<string> {
   let logged = false;
   for (;;) {
-    const dirs = await promisify(readdir)(sysDir).catch(() => [] as string[]);
-    for (const dir of dirs) {
-      const portName = await promisify(readFile)(`${sysDir}/${dir}/name`, 'utf8').catch(() => '');
-      if (portName.trim() === name) return `/dev/${dir}`;
-    }
+    const found = await findPortOnce(name, sysDir);
+    if (found) return found;
     if (!logged) log('info', 'waiting for the virtio-serial port', { name });
     logged = true;
     await sleep(DISCOVER_POLL_MS);

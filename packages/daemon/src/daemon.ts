@@ -11,7 +11,8 @@ import { buildApi } from './api/server.js';
 import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
-import { createScratchDisk, findImage } from './image/index.js';
+import { createScratchDisk } from './image/index.js';
+import { ImageResolver } from './image/resolver.js';
 import { NetworkService } from './network/service.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { Store } from './store/store.js';
@@ -44,11 +45,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const caps = driver.capabilities();
   logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
 
-  let imageCache: Awaited<ReturnType<typeof findImage>> = null;
-  const resolveImage = async () => {
-    imageCache = await findImage(config.stateDir);
-    return imageCache;
-  };
+  const images = new ImageResolver(config.stateDir);
+  const resolveImage = () => images.resolve();
 
   const connectAgent: ConnectAgent = (path, o) => AgentClient.connect(path, o);
   const templates = new TemplateService({
@@ -114,7 +112,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
-      image: imageCache ? { hash: imageCache.hash, kernelVersion: imageCache.kernelVersion } : null,
+      image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
     }),

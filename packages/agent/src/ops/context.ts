@@ -9,6 +9,8 @@ export interface AgentConfig {
   dockerSocket: string;
   /** Prefix for the files sys.configure writes (tests point it at a temp dir); default "". */
   sysRoot: string;
+  /** The resident helper binary (kiln-guestctl); "" or missing = spawn `date`/`ip` instead. */
+  guestCtlPath: string;
 }
 
 /** A running exec: its process group once spawned, and signals that arrived before that. */

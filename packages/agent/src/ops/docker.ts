@@ -21,12 +21,12 @@ export function pingDocker(socketPath: string, timeoutMs: number): Promise<boole
 
 export const dockerReady: OpHandler<'docker.ready'> = async (ctx, { timeoutMs }) => {
   const socket = ctx.session.config.dockerSocket;
-  const started = Date.now();
+  const started = performance.now();
   for (;;) {
-    const remaining = timeoutMs - (Date.now() - started);
-    if (await pingDocker(socket, Math.max(50, Math.min(1000, remaining)))) return { waitedMs: Date.now() - started };
+    const remaining = timeoutMs - (performance.now() - started);
+    if (await pingDocker(socket, Math.max(50, Math.min(1000, remaining)))) return { waitedMs: Math.round(performance.now() - started) };
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    const left = timeoutMs - (Date.now() - started);
+    const left = timeoutMs - (performance.now() - started);
     if (left <= 0) throw new AgentError('TIMEOUT', `dockerd did not answer on ${socket} within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, left)));
   }

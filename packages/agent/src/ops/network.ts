@@ -4,7 +4,8 @@
 import { execFile } from 'node:child_process';
 import { readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AgentError } from '@kiln/protocol';
+import { AgentError, type OpArgs } from '@kiln/protocol';
+import { guestCtl, type GuestCtl } from '../guestctl.js';
 import type { OpHandler } from './context.js';
 
 const run = promisify(execFile);
@@ -32,6 +33,34 @@ async function sysctl(root: string, key: string, value: string): Promise<void> {
   await writeFile(`${root}/proc/sys/${key.replace(/\./g, '/')}`, value).catch(() => undefined);
 }
 
+type NetArgs = OpArgs<'sys.network'>;
+
+/** With `ip`: one process spawn per change (the fallback when the helper is missing). */
+async function configureWithIp(nic: string, args: NetArgs): Promise<void> {
+  await ip(['link', 'set', 'dev', nic, 'down']);
+  await ip(['link', 'set', 'dev', nic, 'address', args.mac]);
+  if (args.mtu !== undefined) await ip(['link', 'set', 'dev', nic, 'mtu', String(args.mtu)]);
+  await ip(['addr', 'flush', 'dev', nic]);
+  await ip(['addr', 'add', args.address, 'dev', nic]);
+  await ip(['link', 'set', 'dev', nic, 'up']);
+  await ip(['neigh', 'flush', 'dev', nic]).catch(() => undefined);
+  if (args.gateway) await ip(['route', 'replace', 'default', 'via', args.gateway, 'dev', nic]);
+}
+
+/**
+ * With the resident helper: ioctls, no spawns. Taking the link down flushes its neighbours; the
+ * address replaces the primary one (a clone's NIC carries at most the one it was snapshotted with).
+ */
+async function configureWithHelper(ctl: GuestCtl, nic: string, args: NetArgs): Promise<void> {
+  const [addr, prefix = '32'] = args.address.split('/');
+  await ctl.call(`link ${nic} down`);
+  await ctl.call(`mac ${nic} ${args.mac}`);
+  if (args.mtu !== undefined) await ctl.call(`mtu ${nic} ${args.mtu}`);
+  await ctl.call(`addr ${nic} ${addr} ${prefix}`);
+  await ctl.call(`link ${nic} up`);
+  if (args.gateway) await ctl.call(`route-default ${args.gateway} ${nic}`);
+}
+
 export const network: OpHandler<'sys.network'> = async (ctx, args) => {
   const t0 = performance.now();
   const root = ctx.session.config.sysRoot;
@@ -46,14 +75,9 @@ export const network: OpHandler<'sys.network'> = async (ctx, args) => {
     await sysctl(root, `net.ipv6.conf.${k}.accept_ra`, '0');
     await sysctl(root, `net.ipv6.conf.${k}.disable_ipv6`, '1');
   }
-  await ip(['link', 'set', 'dev', nic, 'down']);
-  await ip(['link', 'set', 'dev', nic, 'address', args.mac]);
-  if (args.mtu !== undefined) await ip(['link', 'set', 'dev', nic, 'mtu', String(args.mtu)]);
-  await ip(['addr', 'flush', 'dev', nic]);
-  await ip(['addr', 'add', args.address, 'dev', nic]);
-  await ip(['link', 'set', 'dev', nic, 'up']);
-  await ip(['neigh', 'flush', 'dev', nic]).catch(() => undefined);
-  if (args.gateway) await ip(['route', 'replace', 'default', 'via', args.gateway, 'dev', nic]);
+  const ctl = guestCtl(ctx.session.config);
+  if (ctl) await configureWithHelper(ctl, nic, args);
+  else await configureWithIp(nic, args);
   const resolv = `${root}/etc/resolv.conf`;
   await rm(resolv, { force: true }); // may be a symlink into a read-only place
   await writeFile(resolv, [...args.dns.map((d) => `nameserver ${d}`), 'options timeout:2 attempts:3', ''].join('\n'));

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { AgentError, PROTOCOL_VERSION } from '@kiln/protocol';
 import type { OpHandler } from './context.js';
 import { pingDocker } from './docker.js';
+import { guestCtl, type GuestCtl } from '../guestctl.js';
 
 const run = promisify(execFile);
 const fallbackBootId = randomUUID();
@@ -58,26 +59,32 @@ export const health: OpHandler<'health'> = async (ctx) => {
 };
 
 /**
- * Sets the wall clock with `date -u -s @SECS` (GNU date and busybox both accept it). The host's
- * time is advanced by how long the request waited here, and a spawn is slow in a freshly
- * restored guest under TCG (its code must be translated again), so a slow first pass is
- * followed by a second one, whose error is bounded by its own (warm, faster) spawn.
+ * Sets the wall clock to the host's time, advanced by how long the request waited here. The
+ * first call after a snapshot restore is slow (TCG translates the code it runs anew), so a slow
+ * pass is followed by another, whose error is bounded by its own (warm, faster) round trip.
+ * With the resident helper a pass is one clock_settime; without it, a `date -u -s @SECS` spawn.
  */
-async function setClock(epochMs: number, receivedAt: number): Promise<void> {
+async function setClock(ctl: GuestCtl | null, epochMs: number, receivedAt: number): Promise<void> {
   let last: unknown;
   for (let pass = 0; pass < 3; pass++) {
     const target = epochMs + (performance.now() - receivedAt);
     const t0 = performance.now();
     try {
-      await run('date', ['-u', '-s', `@${(target / 1000).toFixed(3)}`], { timeout: 5000 });
+      if (ctl) {
+        const ns = BigInt(Math.round(target * 1e6));
+        await ctl.call(`clock ${ns / 1_000_000_000n} ${ns % 1_000_000_000n}`);
+      } else {
+        await run('date', ['-u', '-s', `@${(target / 1000).toFixed(3)}`], { timeout: 5000 });
+      }
       last = undefined;
     } catch (err) {
       last = err;
       continue;
     }
-    if (performance.now() - t0 < 30) break;
+    if (performance.now() - t0 < (ctl ? 5 : 30)) break;
   }
   if (last === undefined) return;
+  if (last instanceof AgentError) throw last;
   const stderr = String((last as { stderr?: unknown }).stderr ?? (last as Error).message).trim();
   throw new AgentError('INTERNAL', `setting the clock failed: ${stderr}`);
 }
@@ -86,12 +93,14 @@ export const configure: OpHandler<'sys.configure'> = async (ctx, args) => {
   const receivedAt = performance.now();
   const root = ctx.session.config.sysRoot;
   // The clock first: everything after it would only add to its error.
-  if (args.timeEpochMs !== undefined) await setClock(args.timeEpochMs, receivedAt);
+  const ctl = guestCtl(ctx.session.config);
+  if (args.timeEpochMs !== undefined) await setClock(ctl, args.timeEpochMs, receivedAt);
   if (args.entropyHex !== undefined) {
     const bytes = Buffer.from(args.entropyHex, 'hex');
     if (bytes.length > 4096) throw new AgentError('INVALID_ARGUMENT', 'entropyHex: at most 4096 bytes');
-    // Mixed into the pool; crediting entropy needs the RNDADDENTROPY ioctl, which Node lacks.
-    await appendFile(`${root}/dev/urandom`, bytes);
+    // The helper mixes it in and credits it (RNDADDENTROPY); a plain write only mixes it in.
+    if (ctl && bytes.length > 0) await ctl.call(`entropy ${bytes.toString('hex')}`);
+    else await appendFile(`${root}/dev/urandom`, bytes);
   }
   if (args.machineId !== undefined) await writeFile(`${root}/etc/machine-id`, `${args.machineId}\n`);
   if (args.hostname !== undefined) {

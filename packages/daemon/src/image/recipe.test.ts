@@ -15,8 +15,9 @@ describe('recipe hash', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kiln-recipe-'));
     await writeFile(join(dir, 'agent.cjs'), 'console.log("agent v1")\n');
+    await writeFile(join(dir, 'guestctl'), 'helper v1');
     await cp(DEFAULT_GUEST_DIR, join(dir, 'guest'), { recursive: true });
-    opts = { agentBundle: join(dir, 'agent.cjs'), guestDir: join(dir, 'guest'), kernel };
+    opts = { agentBundle: join(dir, 'agent.cjs'), guestCtl: join(dir, 'guestctl'), guestDir: join(dir, 'guest'), kernel };
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
@@ -30,6 +31,12 @@ describe('recipe hash', () => {
   it('changes with the agent bundle bytes', async () => {
     const before = await recipeHash(opts);
     await writeFile(join(dir, 'agent.cjs'), 'console.log("agent v2")\n');
+    assert.notEqual(await recipeHash(opts), before);
+  });
+
+  it('changes with the guest helper binary', async () => {
+    const before = await recipeHash(opts);
+    await writeFile(join(dir, 'guestctl'), 'helper v2');
     assert.notEqual(await recipeHash(opts), before);
   });
 

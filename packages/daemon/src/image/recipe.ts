@@ -29,10 +29,14 @@ export const IMAGE_CMDLINE = 'rdinit=/init panic=-1 quiet';
 export const DEFAULT_GUEST_DIR = fileURLToPath(new URL('../../guest/', import.meta.url));
 /** packages/agent/dist/kiln-agent.cjs, built by `npm run build` */
 export const DEFAULT_AGENT_BUNDLE = fileURLToPath(new URL('../../../agent/dist/kiln-agent.cjs', import.meta.url));
+/** The agent's resident helper (a static binary built by `npm run build`), /opt/kiln/bin/kiln-guestctl. */
+export const DEFAULT_GUESTCTL = fileURLToPath(new URL('../../../agent/dist/kiln-guestctl', import.meta.url));
 
 export interface RecipeOptions {
   /** agent bundle to put at /opt/kiln/agent/kiln-agent.cjs (default DEFAULT_AGENT_BUNDLE) */
   agentBundle?: string;
+  /** the agent's helper binary for /opt/kiln/bin/kiln-guestctl (default DEFAULT_GUESTCTL) */
+  guestCtl?: string;
   /** directory of guest scripts (default DEFAULT_GUEST_DIR) */
   guestDir?: string;
   /** kernel package (default: what KERNEL_META_PACKAGE resolves to through apt-cache) */
@@ -55,6 +59,7 @@ export interface Recipe {
   initramfsModules: string[];
   cmdline: string;
   agentBundle: { path: string; sha256: string };
+  guestCtl: { path: string; sha256: string };
   guest: { dir: string; files: Record<string, string> };
   node: { path: string; version: string };
   busybox: { path: string; sha256: string };
@@ -101,6 +106,11 @@ export async function resolveRecipe(opts: RecipeOptions = {}): Promise<Recipe> {
   const guestDir = opts.guestDir ?? DEFAULT_GUEST_DIR;
   const busyboxPath = opts.busybox ?? findTool('busybox', toolSearchPath()) ?? '/bin/busybox';
   const nodePath = opts.nodeBinary ?? process.execPath;
+  const guestCtlPath = opts.guestCtl ?? DEFAULT_GUESTCTL;
+  const guestCtlSha = await sha256File(guestCtlPath).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new AgentBundleMissingError(guestCtlPath);
+    throw err;
+  });
   const [kernel, guestFiles, busyboxSha, nodeVer] = await Promise.all([
     opts.kernel ?? resolveKernelPackage(KERNEL_META_PACKAGE),
     hashGuestDir(guestDir),
@@ -115,6 +125,7 @@ export async function resolveRecipe(opts: RecipeOptions = {}): Promise<Recipe> {
     initramfsModules: [...INITRAMFS_MODULES],
     cmdline: IMAGE_CMDLINE,
     agentBundle: { path: agentPath, sha256: agentSha },
+    guestCtl: { path: guestCtlPath, sha256: guestCtlSha },
     guest: { dir: guestDir, files: guestFiles },
     node: { path: nodePath, version: nodeVer },
     busybox: { path: busyboxPath, sha256: busyboxSha },
@@ -132,6 +143,7 @@ export function imageHash(r: Recipe): string {
   const input = {
     base: baseKey(r),
     agent: r.agentBundle.sha256,
+    guestCtl: r.guestCtl.sha256,
     guest: r.guest.files,
     node: r.node.version,
     busybox: r.busybox.sha256,

@@ -64,6 +64,7 @@ export async function buildBaseRootfs(b: BaseRootfsInput, step: (s: string, deta
 export interface KilnFilesInput {
   dir: string;
   agentBundle: string;
+  guestCtl: string;
   nodeBinary: string;
   busybox: string;
   guestDir: string;
@@ -80,6 +81,8 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
   await copyFile(k.agentBundle, join(opt, 'agent/kiln-agent.cjs'));
   await copyFile(k.nodeBinary, join(opt, 'bin/node'));
   await chmod(join(opt, 'bin/node'), 0o755);
+  await copyFile(k.guestCtl, join(opt, 'bin/kiln-guestctl'));
+  await chmod(join(opt, 'bin/kiln-guestctl'), 0o755);
   await copyFile(k.busybox, join(opt, 'bin/busybox'));
   await chmod(join(opt, 'bin/busybox'), 0o755);
   await copyFile(join(k.guestDir, 'guest-init'), join(opt, 'guest-init'));

@@ -9,6 +9,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { KilnError, toKilnError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { applyGuestNetwork } from '../network/guest.js';
+import { startGuestCtlSession, type GuestCtlSession } from './guest-ctl.js';
 import type { NetworkService, SandboxNetwork } from '../network/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
@@ -27,6 +28,8 @@ export interface CreateCtx {
   agent: GuestAgent | null;
   /** The sandbox's network (null when kilnd runs without networking). */
   net?: SandboxNetwork | null;
+  /** Personalization and dockerd's ping through the guestctl port, started as early as the guest can take them. */
+  guestCtl?: GuestCtlSession | null;
 }
 
 /** Where templates come from; absent = always cold boot. */
@@ -174,15 +177,15 @@ function networkStep(network: NetworkService): Step<CreateCtx> {
   };
 }
 
-/** The guest's MAC, address, route and resolver, through the agent (a restored NIC has the template's). */
-const guestNetworkStep: Step<CreateCtx> = {
-  name: 'guest-network',
-  run: async (ctx) => {
-    if (!ctx.net) return;
-    if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-    await applyGuestNetwork(ctx.agent, ctx.net.guest);
-  },
-};
+/**
+ * Starts personalizing through the VM's guestctl port (guest-ctl.ts), then dockerd's ping;
+ * null where the VM has none. A restored guest takes it at once, side by side with the agent's hello.
+ */
+function startGuestCtl(h: StepHost, ctx: CreateCtx): GuestCtlSession | null {
+  const path = ctx.vm?.paths.guestctlSocket;
+  if (!path) return null;
+  return startGuestCtlSession(path, { hostname: ctx.rec.id, net: ctx.net?.guest ?? null, timeoutMs: 10_000, dockerTimeoutMs: h.dockerReadyTimeoutMs });
+}
 
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
   return [
@@ -237,7 +240,10 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
     },
     {
       name: 'agent-connect',
-      run: async (ctx, signal) => connect(h, ctx, signal),
+      run: async (ctx, signal) => {
+        if (ctx.template) ctx.guestCtl = startGuestCtl(h, ctx);
+        await connect(h, ctx, signal);
+      },
       undo: async (ctx) => {
         ctx.agent?.close();
         ctx.agent = null;
@@ -245,17 +251,41 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
     },
     {
       name: 'personalize',
+      // Identity and network (the guest's MAC, address, route and resolver: a restored NIC has
+      // the template's) through the guestctl port, started with the agent's hello on a restore;
+      // through the agent if that fails.
       run: async (ctx) => {
-        if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-        await personalize(ctx.agent, ctx.rec.id);
+        const agent = ctx.agent;
+        if (!agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
+        const t0 = performance.now();
+        ctx.guestCtl ??= startGuestCtl(h, ctx);
+        try {
+          if (!ctx.guestCtl) throw new KilnError('PERSONALIZE_FAILED', 'the VM has no guestctl port');
+          const r = await ctx.guestCtl.personalized;
+          h.store.addEvent(ctx.rec.id, 'personalized', { via: 'guestctl', ms: Math.round(performance.now() - t0), ...r });
+        } catch (err) {
+          // The agent can do the same (slower: its Node code and `ip`/`date` spawns run in the guest).
+          ctx.guestCtl = null;
+          h.store.addEvent(ctx.rec.id, 'personalize-fallback', { reason: toKilnError(err).message });
+          await Promise.all([personalize(agent, ctx.rec.id), ctx.net ? applyGuestNetwork(agent, ctx.net.guest) : undefined]);
+          h.store.addEvent(ctx.rec.id, 'personalized', { via: 'agent', ms: Math.round(performance.now() - t0) });
+        }
       },
     },
-    ...(h.network ? [guestNetworkStep] : []),
     {
       name: 'docker-ready',
       run: async (ctx) => {
         if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-        const r = await ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
+        // A restored guest's dockerd already runs: its ping was sent with the personalization.
+        let r: { waitedMs: number };
+        try {
+          r = await (ctx.guestCtl?.dockerReady ?? ctx.agent.dockerReady(h.dockerReadyTimeoutMs));
+        } catch (err) {
+          // dockerd itself not answering fails the create; a broken channel falls back to the agent.
+          if (!ctx.guestCtl || toKilnError(err).code === 'GUEST_CTL_ERROR') throw err;
+          h.store.addEvent(ctx.rec.id, 'docker-ready-fallback', { reason: toKilnError(err).message });
+          r = await ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
+        }
         h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
       },
     },

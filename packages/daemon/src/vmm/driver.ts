@@ -41,6 +41,8 @@ export interface VmSpec {
 export interface VmPaths {
   qmpSocket: string;
   agentSocket: string;
+  /** virtio-serial port org.kiln.guestctl: the guest's resident helper (personalization). */
+  guestctlSocket?: string;
   /** The serial console (QEMU socket server; kilnd reads and stores it, capped). */
   consoleSocket: string;
   /** virtio-serial port org.kiln.logs: the guest's service logs, `<service> <line>`. */
@@ -101,6 +103,7 @@ export function vmPaths(runDir: string): VmPaths {
   return {
     qmpSocket: `${runDir}/qmp.sock`,
     agentSocket: `${runDir}/agent.sock`,
+    guestctlSocket: `${runDir}/guestctl.sock`,
     consoleSocket: `${runDir}/console.sock`,
     logsSocket: `${runDir}/logs.sock`,
     vmmLog: `${runDir}/vmm.log`,

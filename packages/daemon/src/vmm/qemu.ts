@@ -90,6 +90,8 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtio-serial-device',
     '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
     '-device', 'virtserialport,chardev=agent,name=org.kiln.agent',
+    '-chardev', `socket,id=ctl,path=${p.guestctlSocket},server=on,wait=off`,
+    '-device', 'virtserialport,chardev=ctl,name=org.kiln.guestctl',
     // Guest output reaches the host only through kilnd (never a QEMU-written file, which a
     // guest could grow without bound): console and service logs are socket servers that kilnd
     // reads; while nobody is connected QEMU discards console output and the guest's log
