@@ -26,6 +26,10 @@
  *   nic WAIT_MS                    the virtio-net NIC's name ("ok eth0"), waiting for it to appear
  *   docker-ping SOCKET WAIT_MS     waits until dockerd answers GET /_ping on SOCKET with 200;
  *                                  "ok WAITED_MS"
+ *   warm PATH                      runs PATH (no arguments, stdio /dev/null) and waits: after a
+ *                                  restore this makes TCG translate the kernel's fork/exec and
+ *                                  the dynamic loader's code once, off the agent's critical path;
+ *                                  "ok MS"
  *   ping                           liveness
  * Replies: "ok", "ok VALUE" or "err ERRNO MESSAGE". On stdin it exits at EOF; on the port it
  * waits (SIGIO, or a 5 s poll) for the host to connect again.
@@ -44,6 +48,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -373,6 +378,33 @@ static int do_docker_ping(const char *path, const char *wait_ms) {
   return -1;
 }
 
+static int do_warm(const char *path) {
+  if (!path || path[0] != '/') return bad("usage: warm /ABSOLUTE/PATH");
+  long start = now_ms();
+  pid_t pid = fork();
+  if (pid < 0) return fail(errno, "fork");
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    execl(path, path, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return fail(errno, "waitpid");
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    snprintf(reply, sizeof(reply), "err %d %s did not exit 0", ECHILD, path);
+    return -1;
+  }
+  snprintf(reply, sizeof(reply), "ok %ld", now_ms() - start);
+  return 0;
+}
+
 #define MAX_ARGS 6
 
 static int dispatch(char *line) {
@@ -393,6 +425,7 @@ static int dispatch(char *line) {
   if (!strcmp(cmd, "resolv")) return do_resolv(argv + 1, argc - 1);
   if (!strcmp(cmd, "nic")) return do_nic(a);
   if (!strcmp(cmd, "docker-ping")) return do_docker_ping(a, b);
+  if (!strcmp(cmd, "warm")) return do_warm(a);
   if (!strcmp(cmd, "route-default")) {
     const char *dev = ifname_arg(b);
     return dev ? do_route_default(a, (char *)dev) : fail(ENODEV, "no virtio-net interface");

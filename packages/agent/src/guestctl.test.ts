@@ -72,6 +72,12 @@ describe('kiln-guestctl', { skip: existsSync(BINARY) ? false : `${BINARY} not bu
     }
   });
 
+  it('warm runs a program and waits for it; a failing one is an error', async () => {
+    assert.match(await ctl.callValue('warm /bin/true'), /^\d+$/);
+    await assert.rejects(ctl.call('warm /bin/false'), /warm: \/bin\/false did not exit 0/);
+    await assert.rejects(ctl.call('warm true'), /usage: warm \/ABSOLUTE\/PATH/);
+  });
+
   it('is restarted after it dies', async () => {
     ctl.stop();
     await ctl.call('ping');

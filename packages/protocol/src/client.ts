@@ -31,6 +31,8 @@ export interface ConnectOptions extends AgentClientOptions {
   signal?: AbortSignal;
   /** How often `hello` is re-sent until one is answered. Default 500 ms. */
   helloIntervalMs?: number;
+  /** Called once the socket is open, before the first hello is answered. */
+  onSocketOpen?: () => void;
 }
 
 export interface ExecHandlers {
@@ -105,6 +107,7 @@ export class AgentClient extends RpcChannel {
         continue;
       }
       const client = new AgentClient(socket, opts);
+      opts.onSocketOpen?.();
       try {
         await client.handshake(deadline, opts.helloIntervalMs ?? 500, signal);
         return client as AgentClient & { agentInfo: HelloResult };

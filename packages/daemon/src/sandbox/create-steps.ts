@@ -30,6 +30,10 @@ export interface CreateCtx {
   net?: SandboxNetwork | null;
   /** Personalization and dockerd's ping through the guestctl port, started as early as the guest can take them. */
   guestCtl?: GuestCtlSession | null;
+  /** The agent's connection, opened before a restored VM resumes (awaited by agent-connect). */
+  agentConnecting?: Promise<GuestAgent> | null;
+  /** Aborts that early connection (a failed launch that is retried, a cancelled create). */
+  channelAbort?: AbortController;
 }
 
 /** Where templates come from; absent = always cold boot. */
@@ -94,7 +98,7 @@ function vmSpec(ctx: CreateCtx): VmSpec {
  */
 async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHandle> {
   const t = ctx.template;
-  const once = () => (t ? h.driver.restore(spec, { ignoreShared: t.sharedMemory }) : h.driver.start(spec));
+  const once = () => (t ? h.driver.restore(spec, { ignoreShared: t.sharedMemory, beforeResume: (vm) => openChannels(h, ctx, vm) }) : h.driver.start(spec));
   try {
     return await once();
   } catch (err) {
@@ -102,9 +106,37 @@ async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHand
     if (!/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
     h.warn(ctx.rec.id, 'the VMM launcher failed before QEMU ran; retrying once', err);
     h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { reason: e.message.slice(0, 300) });
+    ctx.channelAbort?.abort(err); // it must not connect to the next VM's sockets
     for (const f of ['qmp.sock', 'agent.sock', 'console.sock', 'logs.sock']) await rm(`${ctx.runDir}/${f}`, { force: true });
     return await once();
   }
+}
+
+/** How long a restore waits for kilnd's channels to open before letting the vCPUs run anyway. */
+const CHANNEL_OPEN_WAIT_MS = 2000;
+
+/**
+ * Before a restored VM runs: connect the agent's and the guestctl port's sockets. The template
+ * was snapshotted with the agent connected (blocked in a read); a host connected before the
+ * vCPUs run is seen as never having left, so the agent reads the first hello at once instead
+ * of seeing a disconnect, reopening its port and missing requests. Personalizing starts here too.
+ */
+async function openChannels(h: StepHost, ctx: CreateCtx, vm: VmHandle): Promise<void> {
+  let opened!: () => void;
+  const agentOpen = new Promise<void>((resolve) => (opened = resolve));
+  const ac = new AbortController();
+  ctx.channelAbort = ac;
+  // One hello is enough: the agent reads it once the vCPUs run (a resent one would queue
+  // behind it in a guest that is still slow, and delay the first real request).
+  ctx.agentConnecting = h.connectAgent(vm.paths.agentSocket, { timeoutMs: 30_000, signal: ac.signal, helloIntervalMs: 5000, onSocketOpen: opened });
+  ctx.agentConnecting.catch(() => undefined); // awaited by agent-connect
+  ctx.guestCtl = startGuestCtl(h, ctx, vm);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all([agentOpen, ctx.guestCtl?.connected.catch(() => undefined)]),
+    new Promise((resolve) => (timer = setTimeout(resolve, CHANNEL_OPEN_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
 }
 
 async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
@@ -134,7 +166,10 @@ async function connect(h: StepHost, ctx: CreateCtx, signal: AbortSignal): Promis
     if (!ctx.vm) throw new KilnError('VM_NOT_STARTED', 'no VM to connect to');
     try {
       const timeoutMs = ctx.template ? 30_000 : h.bootTimeoutMs;
-      ctx.agent = await h.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal, helloIntervalMs: ctx.template ? 20 : 250 });
+      const early = ctx.agentConnecting;
+      ctx.agentConnecting = null;
+      if (early) signal.addEventListener('abort', () => ctx.channelAbort?.abort(signal.reason), { once: true });
+      ctx.agent = await (early ?? h.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal, helloIntervalMs: ctx.template ? 20 : 250 }));
       h.attachAgent(ctx.rec.id, ctx.agent);
       h.store.addEvent(ctx.rec.id, 'agent-connected', { attempt });
       return;
@@ -181,10 +216,10 @@ function networkStep(network: NetworkService): Step<CreateCtx> {
  * Starts personalizing through the VM's guestctl port (guest-ctl.ts), then dockerd's ping;
  * null where the VM has none. A restored guest takes it at once, side by side with the agent's hello.
  */
-function startGuestCtl(h: StepHost, ctx: CreateCtx): GuestCtlSession | null {
-  const path = ctx.vm?.paths.guestctlSocket;
+function startGuestCtl(h: StepHost, ctx: CreateCtx, vm = ctx.vm): GuestCtlSession | null {
+  const path = vm?.paths.guestctlSocket;
   if (!path) return null;
-  return startGuestCtlSession(path, { hostname: ctx.rec.id, net: ctx.net?.guest ?? null, timeoutMs: 10_000, dockerTimeoutMs: h.dockerReadyTimeoutMs });
+  return startGuestCtlSession(path, { hostname: ctx.rec.id, net: ctx.net?.guest ?? null, timeoutMs: 10_000, dockerTimeoutMs: h.dockerReadyTimeoutMs, warm: ctx.template !== null });
 }
 
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
@@ -240,10 +275,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
     },
     {
       name: 'agent-connect',
-      run: async (ctx, signal) => {
-        if (ctx.template) ctx.guestCtl = startGuestCtl(h, ctx);
-        await connect(h, ctx, signal);
-      },
+      run: async (ctx, signal) => connect(h, ctx, signal),
       undo: async (ctx) => {
         ctx.agent?.close();
         ctx.agent = null;

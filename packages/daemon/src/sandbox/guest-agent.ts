@@ -9,7 +9,7 @@ export type GuestAgent = Pick<
   'health' | 'dockerReady' | 'exec' | 'writeFile' | 'readFile' | 'stat' | 'list' | 'mkdir' | 'remove' | 'configure' | 'network' | 'close' | 'once'
 >;
 
-export type ConnectAgent = (socketPath: string, opts: { timeoutMs: number; signal?: AbortSignal; helloIntervalMs?: number }) => Promise<GuestAgent>;
+export type ConnectAgent = (socketPath: string, opts: { timeoutMs: number; signal?: AbortSignal; helloIntervalMs?: number; onSocketOpen?: () => void }) => Promise<GuestAgent>;
 
 /** The guest image files a VM boots from (see image/). */
 export interface GuestImage {

@@ -93,10 +93,15 @@ export interface PersonalizeResult {
   nic: string | null;
 }
 
+/** What the helper runs to warm the exec path of a restored guest. */
+const WARM_COMMAND = '/bin/true';
+
 /** dockerd's API socket in the guest (the image's default). */
 export const GUEST_DOCKER_SOCKET = '/run/docker.sock';
 
 export interface GuestCtlSession {
+  /** The channel's socket is open (requests may still wait for the guest). */
+  connected: Promise<void>;
   /** The guest made unique and current. */
   personalized: Promise<PersonalizeResult>;
   /** dockerd answered its ping (asked right after personalizing, on the same channel). */
@@ -111,7 +116,7 @@ export interface GuestCtlSession {
  */
 export function startGuestCtlSession(
   path: string,
-  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerTimeoutMs: number },
+  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerTimeoutMs: number; warm?: boolean },
 ): GuestCtlSession {
   const channel = GuestCtlChannel.connect(path, o.timeoutMs);
   const personalized = channel.then((ch) => personalize(ch, o));
@@ -119,12 +124,18 @@ export function startGuestCtlSession(
     .then(() => channel)
     .then((ch) => ch.send([`docker-ping ${GUEST_DOCKER_SOCKET} ${o.dockerTimeoutMs}`], o.dockerTimeoutMs + o.timeoutMs))
     .then(([waited]) => ({ waitedMs: Number(waited) }));
-  void dockerReady.then(
+  // Then, with a warm request, a process is started and waited for while the create's answer
+  // travels and the first exec arrives: TCG translates fork/exec and the dynamic loader once,
+  // on the other vCPU, before that exec needs them. Its outcome does not matter.
+  const warmed = o.warm ? dockerReady.then(() => channel).then((ch) => ch.send([`warm ${WARM_COMMAND}`], o.timeoutMs)) : dockerReady;
+  void warmed.then(
     () => channel.then((ch) => ch.close()),
     () => channel.then((ch) => ch.close(), () => undefined),
   );
   personalized.catch(() => undefined);
-  return { personalized, dockerReady };
+  const connected = channel.then(() => undefined);
+  connected.catch(() => undefined);
+  return { connected, personalized, dockerReady };
 }
 
 async function personalize(ch: GuestCtlChannel, o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number }): Promise<PersonalizeResult> {

@@ -94,7 +94,11 @@ export interface VmmDriver {
    */
   snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }>;
   /** Starts a VM from `spec.incoming` and resumes it. */
-  restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number }): Promise<VmHandle>;
+  /**
+   * Starts a VM from spec.incoming. `beforeResume` runs once the state is loaded, before the
+   * vCPUs run: host channels connected then find the guest's ports as they were snapshotted.
+   */
+  restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle>;
   pause(vm: VmHandle): Promise<void>;
   resume(vm: VmHandle): Promise<void>;
 }

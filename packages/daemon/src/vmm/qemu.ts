@@ -181,7 +181,7 @@ export class QemuDriver implements VmmDriver {
           return { id: spec.id, pid, startTime, accel: this.accel.accel, paths };
         }
       }
-      await sleep(20);
+      await sleep(5); // QEMU opens its QMP socket ~50–150 ms after exec; every poll is a stat
     }
     if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
     this.dropCgroup(spec.id);
@@ -221,7 +221,7 @@ export class QemuDriver implements VmmDriver {
     return { durationMs: Math.round(performance.now() - t0), bytes: statSync(opts.stateFile).size };
   }
 
-  async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number }): Promise<VmHandle> {
+  async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
     if (!spec.incoming) throw new KilnError('INVALID_ARGUMENT', 'restore needs spec.incoming (a state file)');
     const vm = await this.start(spec);
     try {
@@ -229,6 +229,7 @@ export class QemuDriver implements VmmDriver {
         await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
         await q.execute('migrate-incoming', { uri: `file:${spec.incoming}` });
         await waitMigration(q, opts.timeoutMs ?? 60_000, 'restore');
+        await opts.beforeResume?.(vm);
         await q.execute('cont');
       });
     } catch (err) {

@@ -11,12 +11,18 @@ try {
     const tCreated = performance.now() - t0;
     for await (const ev of fx.client.exec(sb.id, { argv: ['true'] })) void ev;
     const total = performance.now() - t0;
+    const more: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const t1 = performance.now();
+      for await (const ev of fx.client.exec(sb.id, { argv: ['true'] })) void ev;
+      more.push(Math.round(performance.now() - t1));
+    }
     const evs = await fx.client.events(sb.id);
     const steps = evs.filter((e) => e.type === 'step').map((e) => `${String(e.data.step)}=${Math.round(Number(e.data.durationMs))}`);
-    const p = { ...evs.find((e) => e.type === 'personalized')?.data, ...evs.find((e) => e.type === 'personalize-fallback')?.data };
+    const p = Object.assign({}, ...evs.filter((e) => e.type === 'personalized' || e.type === 'personalize-fallback').map((e) => e.data));
     const d = evs.find((e) => e.type === 'docker-ready')?.data;
     steps.push(JSON.stringify(p), `docker=${String(d?.waitedMs)}`);
-    console.log(`create ${tCreated.toFixed(0)} ms, +exec ${total.toFixed(0)} ms: ${steps.join(' ')}`);
+    console.log(`create ${tCreated.toFixed(0)} ms, +exec ${total.toFixed(0)} ms (then ${more.join(', ')}): ${steps.join(' ')}`);
     if (process.env.SHELL_CMD) {
       let out = '';
       for await (const ev of fx.client.exec(sb.id, { argv: ['sh', '-c', process.env.SHELL_CMD] })) {
