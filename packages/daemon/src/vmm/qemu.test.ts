@@ -26,6 +26,11 @@ test('QEMU args: microvm, no defaults, read-only root, only the needed devices',
   assert.ok(!s.includes('-netdev') && !s.includes('virtfs') && !s.includes('9p'), 'no host paths or network devices');
 });
 
+test('TCG guests get an always-running APIC timer (without it they cannot go tickless)', () => {
+  const a = buildQemuArgs(spec, 'tcg', { tcgTbSizeMiB: 128, tscKhz: 2596118 });
+  assert.equal(a[a.indexOf('-cpu') + 1], 'qemu64,+arat');
+});
+
 test('KVM args use -accel kvm and no TCG clock hacks', () => {
   const s = buildQemuArgs(spec, 'kvm', { tcgTbSizeMiB: 128, tscKhz: 2596118 }).join(' ');
   assert.ok(s.includes('-accel kvm'));

@@ -51,7 +51,12 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     kernelArgs.push('kiln.page_reporting=off');
   }
   const accelArgs =
-    accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`];
+    accel === 'kvm'
+      ? ['-accel', 'kvm', '-cpu', 'host']
+      : // +arat (APIC timer always running): without it the guest's LAPIC timer may stop in deep
+        // idle, microvm has no HPET/PIT to broadcast from, so the kernel never goes tickless and
+        // every vCPU takes 250 timer interrupts a second (docs/fast-start.md, idle CPU).
+        ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`, '-cpu', 'qemu64,+arat'];
   // Guest RAM is always a named backend ("mem"), so every VM of a shape has the same RAM
   // block layout and any snapshot can be restored into any of them.
   const mem = spec.memory;
