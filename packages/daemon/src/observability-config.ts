@@ -13,6 +13,8 @@ export interface ObservabilityConfig {
   guestLogRetentionMs: number;
   /** Resource sampling period. Default 2000 ms. */
   statsIntervalMs: number;
+  /** How often an idle sandbox's guest is asked for its memory and load (busy ones: every sampling round). Default 30000 ms. */
+  statsIdleGuestIntervalMs: number;
 }
 
 const envNumber = (name: string, dflt: number): number => {
@@ -28,4 +30,5 @@ export const DEFAULT_OBSERVABILITY_CONFIG: Omit<ObservabilityConfig, 'stateDir'>
   guestLogMaxBytes: envNumber('KILN_GUEST_LOG_MAX_BYTES', 16 * 1024 * 1024),
   guestLogRetentionMs: envNumber('KILN_GUEST_LOG_RETENTION_MS', 7 * 24 * 3600 * 1000),
   statsIntervalMs: envNumber('KILN_STATS_INTERVAL_MS', 2000),
+  statsIdleGuestIntervalMs: envNumber('KILN_STATS_IDLE_GUEST_INTERVAL_MS', 30_000),
 };

@@ -106,7 +106,7 @@ export class Observability {
         },
         ...(network ? { network } : {}),
       },
-      { intervalMs: this.cfg.statsIntervalMs, logger: this.logger },
+      { intervalMs: this.cfg.statsIntervalMs, idleGuestIntervalMs: this.cfg.statsIdleGuestIntervalMs, logger: this.logger },
     );
     this.sampler.start();
     this.logs.startSweeping(() => new Set(manager.list().map((r) => r.id)));

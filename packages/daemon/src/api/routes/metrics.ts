@@ -12,7 +12,7 @@ import type { SandboxManager } from '../../sandbox/manager.js';
 import { SandboxIdParams } from '../schemas.js';
 
 const StatsQuery = Type.Object(
-  { fresh: Type.Optional(Type.Boolean({ description: 'Sample now instead of returning the latest periodic sample. Default false.' })) },
+  { fresh: Type.Optional(Type.Boolean({ description: 'Sample now, asking every guest (also idle ones), instead of returning the latest periodic sample. Default false.' })) },
   { additionalProperties: false },
 );
 
@@ -23,7 +23,7 @@ export function registerMetricsRoutes(app: FastifyInstance, manager: SandboxMana
   });
 
   app.get<{ Querystring: Static<typeof StatsQuery> }>('/v1/stats', { schema: { summary: 'Resource use of every sandbox (latest sample)', querystring: StatsQuery } }, async (req) => {
-    if (req.query.fresh) await sampler.sampleAll();
+    if (req.query.fresh) await sampler.sampleAll({ fresh: true });
     const ids = new Set(manager.list().map((r) => r.id));
     return { intervalMs: sampler.intervalMs, sandboxes: sampler.all().filter((s) => ids.has(s.id)) };
   });
@@ -33,7 +33,7 @@ export function registerMetricsRoutes(app: FastifyInstance, manager: SandboxMana
     { schema: { summary: 'Resource use of one sandbox (latest sample)', params: SandboxIdParams, querystring: StatsQuery } },
     async (req) => {
       manager.get(req.params.id);
-      if (req.query.fresh) await sampler.sampleAll();
+      if (req.query.fresh) await sampler.sampleAll({ fresh: true });
       const s = sampler.get(req.params.id);
       if (!s) throw new KilnError('NO_SAMPLE', `sandbox ${req.params.id} has no resource sample yet (it has no VM, or the first sample is pending)`, { status: 404 });
       return s;
