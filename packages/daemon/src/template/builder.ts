@@ -5,7 +5,6 @@
  * and renamed into place, so a crash leaves no half-template that looks valid.
  */
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { reclaimOwnership } from '../vmm/jail.js';
 import { KilnError } from '../errors.js';
@@ -51,7 +50,7 @@ export async function buildTemplate(
   if (existing) return existing;
 
   const t0 = performance.now();
-  const tmp = join(deps.store.root, `.tmp-${key}-${randomBytes(3).toString('hex')}`);
+  const tmp = deps.store.tempDir(key);
   await mkdir(tmp, { recursive: true, mode: 0o700 });
   let vm: VmHandle | null = null;
   let agent: GuestAgent | null = null;

@@ -34,7 +34,7 @@ export interface CaptureInput {
 export async function captureSandbox(c: CaptureInput): Promise<TemplateManifest> {
   const t0 = performance.now();
   const key = `snap-${randomBytes(6).toString('hex')}`;
-  const tmp = join(c.store.root, `.tmp-${key}`);
+  const tmp = c.store.tempDir(key);
   await mkdir(tmp, { recursive: true, mode: 0o700 });
   let resumed = !c.resume;
   try {

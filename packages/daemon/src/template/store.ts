@@ -1,7 +1,9 @@
 /** Finding, listing and removing templates under <stateDir>/templates. */
+import { randomBytes } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidExists } from '../util/proc.js';
 import { readTemplate, type TemplateManifest } from './manifest.js';
 
 export class TemplateStore {
@@ -9,6 +11,11 @@ export class TemplateStore {
 
   constructor(stateDir: string) {
     this.root = join(stateDir, 'templates');
+  }
+
+  /** A build's temp dir: named after the building process, so only its own crash leaves it stale. */
+  tempDir(key: string): string {
+    return join(this.root, `.tmp-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
   }
 
   dirFor(key: string): string {
@@ -38,12 +45,17 @@ export class TemplateStore {
     await rm(this.dirFor(key), { recursive: true, force: true });
   }
 
-  /** Removes half-built templates (temp dirs left by a crash). */
+  /**
+   * Removes half-built templates: temp dirs whose building process is gone (a crash). A build
+   * still running in another process (`kiln image build` while kilnd starts) is left alone.
+   */
   async removePartial(): Promise<string[]> {
     if (!existsSync(this.root)) return [];
     const removed: string[] = [];
     for (const name of await readdir(this.root)) {
       if (!name.startsWith('.tmp-')) continue;
+      const pid = /-(\d+)-[0-9a-f]{6}$/.exec(name)?.[1];
+      if (pid !== undefined && pidExists(Number(pid))) continue;
       await rm(join(this.root, name), { recursive: true, force: true });
       removed.push(name);
     }

@@ -11,6 +11,16 @@ export interface ProcessIdentity {
   startTime: number;
 }
 
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function readStartTime(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
