@@ -36,11 +36,12 @@ async function execTrue(fx: DaemonFixture, id: string): Promise<void> {
 }
 
 /** create → first exec of `true` answered, measured from the client. */
-async function createToFirstExec(fx: DaemonFixture, body: Record<string, unknown> = {}): Promise<{ ms: number; id: string }> {
+async function createToFirstExec(fx: DaemonFixture, body: Record<string, unknown> = {}): Promise<{ ms: number; createMs: number; id: string }> {
   const t0 = performance.now();
   const sb = await fx.client.create(body);
+  const createMs = performance.now() - t0;
   await execTrue(fx, sb.id);
-  return { ms: performance.now() - t0, id: sb.id };
+  return { ms: performance.now() - t0, createMs, id: sb.id };
 }
 
 async function waitPoolFull(fx: DaemonFixture): Promise<void> {
@@ -79,17 +80,31 @@ async function main(): Promise<void> {
     results.accel = info.driver;
     log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
     const restore: number[] = [];
+    // Where the restore time goes, step by step (each step's own duration, p50 over the trials).
+    const parts = new Map<string, number[]>();
+    const part = (name: string, ms: number) => parts.set(name, [...(parts.get(name) ?? []), ms]);
     for (let i = 0; i < (PHASES.has('restore') ? TRIALS : 0); i++) {
       const r = await createToFirstExec(fx);
       restore.push(r.ms);
+      part('create request answered (client)', r.createMs);
+      part('first exec after create (client)', r.ms - r.createMs);
       const ev = await fx.client.events(r.id);
       if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
       const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
       if (i === 0) results.restoreSteps = steps;
+      for (const [n, d] of steps) part(`  step ${String(n)}`, Number(d));
       log(`  restore ${i + 1}: ${Math.round(r.ms)} ms = ${steps.map(([n, d]) => `${String(n)} ${String(d)}`).join(', ')} (+ client, HTTP, first exec)`);
       await fx.client.destroy(r.id);
     }
-    if (restore.length) show('(1) create → first exec, restore (empty pool)', summarize(restore));
+    if (restore.length) {
+      show('(1) create → first exec, restore (empty pool)', summarize(restore));
+      const breakdown: Record<string, Summary> = {};
+      for (const [n, v] of parts) {
+        breakdown[n] = summarize(v);
+        log(`    ${n.padEnd(40)} p50 ${fmtMs(breakdown[n].p50).padStart(10)}   p95 ${fmtMs(breakdown[n].p95).padStart(10)}`);
+      }
+      results.restoreBreakdown = breakdown;
+    }
 
     const keep = (await fx.client.create({})).id;
     const rtt: number[] = [];
