@@ -1,5 +1,5 @@
-// hello, health and sys.configure: who the agent is, how the guest is doing, and making a
-// restored clone unique (clock, entropy, hostname, machine-id).
+// hello and sys.configure: who the agent is, and making a restored clone unique (clock,
+// entropy, hostname, machine-id). health is in health.ts.
 
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -8,7 +8,6 @@ import os from 'node:os';
 import { promisify } from 'node:util';
 import { AgentError, PROTOCOL_VERSION } from '@kiln/protocol';
 import type { OpHandler } from './context.js';
-import { pingDocker } from './docker.js';
 import { guestCtl, type GuestCtl } from '../guestctl.js';
 
 const run = promisify(execFile);
@@ -22,12 +21,20 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * The kernel's boot id, read once: it is fixed for the life of this agent (a restored clone
+ * keeps its template's), and the hello after a restore is on the critical path of every create,
+ * where each read through the thread pool is code TCG translates anew.
+ */
+let bootIdOnce: Promise<string> | null = null;
+
 export const hello: OpHandler<'hello'> = async (ctx, args) => {
   if (args.protocolVersion !== PROTOCOL_VERSION) {
     throw new AgentError('VERSION_MISMATCH', `host speaks protocol ${args.protocolVersion}, agent ${PROTOCOL_VERSION}`);
   }
   if (args.windowBytes !== undefined) ctx.session.windowBytes = args.windowBytes;
-  const bootId = (await readText('/proc/sys/kernel/random/boot_id'))?.trim() || fallbackBootId;
+  bootIdOnce ??= readText('/proc/sys/kernel/random/boot_id').then((t) => t?.trim() || fallbackBootId);
+  const bootId = await bootIdOnce;
   return {
     protocolVersion: PROTOCOL_VERSION,
     agentVersion: ctx.session.config.agentVersion,
@@ -37,17 +44,6 @@ export const hello: OpHandler<'hello'> = async (ctx, args) => {
   };
 };
 
-export const health: OpHandler<'health'> = async (ctx) => {
-  const [uptime, meminfo, dockerReady] = await Promise.all([
-    readText('/proc/uptime'),
-    readText('/proc/meminfo'),
-    pingDocker(ctx.session.config.dockerSocket, 300),
-  ]);
-  const uptimeSec = Number.parseFloat(uptime ?? '');
-  const kib = (field: string, fallbackBytes: number) => {
-    const m = meminfo?.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-    return m ? Number(m[1]) : Math.floor(fallbackBytes / 1024);
-  };
   const [l1, l5, l15] = os.loadavg();
   return {
     uptimeMs: Math.round((Number.isFinite(uptimeSec) ? uptimeSec : os.uptime()) * 1000),
