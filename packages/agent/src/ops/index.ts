@@ -7,7 +7,8 @@ import { exec, execSignal } from './exec.js';
 import { readFile, writeFile } from './file-transfer.js';
 import { list, mkdir, remove, stat } from './files.js';
 import { network } from './network.js';
-import { configure, health, hello } from './system.js';
+import { health } from './health.js';
+import { configure, hello } from './system.js';
 
 export type { AgentConfig, ExecEntry, OpContext, OpHandler } from './context.js';
 
