@@ -44,16 +44,6 @@ export const hello: OpHandler<'hello'> = async (ctx, args) => {
   };
 };
 
-  const [l1, l5, l15] = os.loadavg();
-  return {
-    uptimeMs: Math.round((Number.isFinite(uptimeSec) ? uptimeSec : os.uptime()) * 1000),
-    loadavg: [l1 ?? 0, l5 ?? 0, l15 ?? 0],
-    memTotalKiB: kib('MemTotal', os.totalmem()),
-    memAvailableKiB: kib('MemAvailable', os.freemem()),
-    dockerReady,
-  };
-};
-
 /**
  * Sets the wall clock to the host's time, advanced by how long the request waited here. The
  * first call after a snapshot restore is slow (TCG translates the code it runs anew), so a slow
