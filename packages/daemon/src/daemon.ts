@@ -17,7 +17,7 @@ import { NetworkService } from './network/service.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { Store } from './store/store.js';
 import { QemuDriver } from './vmm/qemu.js';
-import { removeVmmOrphans, vmmUid } from './vmm/host-cleanup.js';
+import { removeVmmOrphans } from './vmm/host-cleanup.js';
 import type { VmmDriver } from './vmm/driver.js';
 import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
@@ -65,7 +65,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
 
   const network = config.network.enabled
-    ? new NetworkService({ config: { ...config.network, tapUid: config.network.tapUid ?? vmmUid(driver) }, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
+    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
     : null;
   await network?.init();
 

@@ -4,7 +4,8 @@
  * exec latency is the neighbour's yardstick. (A cold boot is avoided: on 2 loaded cores a cold
  * dockerd sometimes times out starting containerd.)
  * - each QEMU: not root, no capabilities, NoNewPrivs 1, Seccomp 2, in kiln/<id> cgroups with
- *   the configured limits and rlimits, only allowed fds, its root is the jail;
+ *   the configured limits and rlimits, only allowed fds (its TAP as the inherited fd 3), its
+ *   root is the jail (no device node: TAP and /dev/kvm are opened by the launcher);
  * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
  *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
  *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
@@ -12,6 +13,7 @@
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -192,13 +194,19 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       const pid = await pidOf(id);
       const runDir = join(fx.stateDir, 'sandboxes', id);
       const sockets = unixPaths(pid);
+      const tap = `kt${id.slice(3)}`;
       const bad: string[] = [];
+      let tapFds = 0;
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
         const sock = /^socket:\[(\d+)\]$/.exec(target);
+        // the TAP queue kilnd's launcher opened and QEMU inherited: fd 3, attached to this
+        // sandbox's TAP (its path shows relative to the launcher's /dev mount)
+        const isTap = /^(\/dev)?\/net\/tun$/.test(target) && fd === '3' && new RegExp(`^iff:\\s+${tap}$`, 'm').test(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+        if (isTap) tapFds++;
         const ok =
           target === '/dev/null' ||
-          target === '/dev/net/tun' ||
+          isTap ||
           /^anon_inode:(\[(eventfd|signalfd|eventpoll|timerfd)\]|kvm-vm|kvm-vcpu.*)$/.test(target) ||
           target.startsWith(`${runDir}/`) ||
           target.startsWith(`${fx.stateDir}/images/`) ||
@@ -209,6 +217,9 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
         if (!ok) bad.push(`${fd} -> ${target}${sock ? ` (${sockets.get(sock[1] ?? '') ?? 'not unix'})` : ''}`);
       }
       assert.deepEqual(bad, [], `${id}: unexpected fds of QEMU pid ${pid}`);
+      assert.equal(tapFds, 1, `${id}: QEMU holds its TAP as the inherited fd 3`);
+      // the TAP is root's: QEMU could not attach to it by itself (owner -1 = only CAP_NET_ADMIN)
+      assert.equal(execFileSync('ip', ['netns', 'exec', `kiln-${id.slice(3)}`, 'cat', `/sys/class/net/${tap}/owner`], { encoding: 'utf8' }).trim(), '-1');
     }
   });
 
@@ -225,10 +236,8 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       const other = id === a ? b : a;
       assert.equal(existsSync(join(root, fx.stateDir, 'sandboxes', other)), false, "the other sandbox's run dir is visible");
       assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'qmp.sock')), 'its own sockets are there');
-      const dev = readdirSync(join(root, 'dev')).sort();
-      assert.deepEqual(dev.filter((n) => n !== 'net'), ['null', 'urandom', 'zero']);
-      // a sandbox with a network also gets /dev/net/tun (its TAP is owned by the VMM user)
-      if (dev.includes('net')) assert.deepEqual(readdirSync(join(root, 'dev', 'net')), ['tun']);
+      // no device node besides these: the TAP (and /dev/kvm under KVM) arrive as inherited fds
+      assert.deepEqual(readdirSync(join(root, 'dev')).sort(), ['null', 'urandom', 'zero']);
       // its own PID namespace: QEMU is pid 1 there and sees no other process
       assert.deepEqual(readdirSync(join(root, 'proc')).filter((n) => /^\d+$/.test(n)), ['1']);
       const mode = statSync(join(fx.stateDir, 'sandboxes', id)).mode & 0o777;
@@ -245,8 +254,8 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     ].join('; '));
     assert.match(r.out, /no-host-paths/);
     assert.match(r.out, /no-shared-fs/);
-    // virtio-mmio devices: root, scratch, net, serial — nothing else
-    assert.match(r.out, /^4$/m);
+    // virtio-mmio devices: root, scratch, net, balloon (free page reporting), serial — nothing else
+    assert.match(r.out, /^5$/m);
     assert.match(r.out, new RegExp(`^${a}$`, 'm'), `docker in the guest is the guest's own: ${r.out}`);
   });
 

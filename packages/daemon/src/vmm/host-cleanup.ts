@@ -1,14 +1,9 @@
-/** kilnd start-up hooks of the jailed VMM: the TAP owner, and orphaned cgroups. */
+/** kilnd start-up hook of the jailed VMM: orphaned cgroups. */
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
 import { removeOrphanCgroups } from './cgroup.js';
 import type { VmmDriver } from './driver.js';
 import { QemuDriver } from './qemu.js';
-
-/** The uid that must own each sandbox's TAP (the jailed VMM user), or null when not jailed. */
-export function vmmUid(driver: VmmDriver): number | null {
-  return driver instanceof QemuDriver && driver.jail ? driver.jail.identity.uid : null;
-}
 
 /** Removes empty `kiln/<id>` cgroups that no sandbox of this store owns (busy ones are left). */
 export function removeVmmOrphans(driver: VmmDriver, store: Store, logger: Logger): void {

@@ -2,6 +2,7 @@
  * The VMM jail (modelled on Firecracker's jailer): each QEMU runs
  *   in the sandbox's cgroup, with rlimits on file size and open files,
  *   in the sandbox's network namespace (when it has one),
+ *   holding its host devices (TAP, /dev/kvm) as inherited fds opened there by root (host-fds.ts),
  *   in a new mount and PID namespace whose root is a tmpfs holding only /usr (read-only, for
  *   the QEMU binary and its libraries), a minimal /dev, its own /proc, and its own files bound
  *   at their host paths (kernel, initrd, root image and template files read-only; its run dir
@@ -21,14 +22,13 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, readFileSync, readdirSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
+import { hostFdsCommand, type HostDevices } from './host-fds.js';
 
 export const VMM_USER = 'kiln-vmm';
 
 export interface VmmIdentity {
   uid: number;
   gid: number;
-  /** Group of /dev/kvm (added to the VMM's groups only when KVM is used). */
-  kvmGid: number | null;
 }
 
 /** What one QEMU's jail holds. Every path is an absolute host path, kept as is inside. */
@@ -39,14 +39,13 @@ export interface JailPlan {
   readOnly: string[];
   /** Directories and files bound read-write (the run dir, a template build's scratch disk). */
   readWrite: string[];
-  /** Device nodes bound into the jail's /dev besides null, zero, urandom. */
-  devices: string[];
+  /** Devices opened by root before the jail and inherited by QEMU as fds (its /dev holds only null, zero, urandom). */
+  hostDevices: HostDevices;
   /** cgroup.procs files the launcher joins before anything else runs. */
   cgroupProcs: string[];
   rlimits: { fsizeBytes: number; nofile: number };
   netns: string | null;
   identity: VmmIdentity;
-  groups: number[];
 }
 
 /**
@@ -60,11 +59,12 @@ while [ "$1" != -- ]; do echo 0 > "$1" || exit 97; shift; done; shift; exec "$@"
 
 /**
  * Stage 2 (new mount + PID namespace, still root): build the jail, pivot into it, drop to the
- * VMM user and exec QEMU. Args: root uid gid groups, then `ro` files… `rw` paths… `dev` nodes…,
- * `--`, qemu argv. QEMU ends up as pid 1 of its PID namespace: if it dies, the namespace dies.
+ * VMM user (no supplementary groups) and exec QEMU. Args: root uid gid, then `ro` files… `rw`
+ * paths…, `--`, qemu argv. QEMU ends up as pid 1 of its PID namespace: if it dies, the
+ * namespace dies. The host-device fds opened before this stage pass through unchanged.
  */
 const BUILD_JAIL = `set -eu
-root=$1 uid=$2 gid=$3 groups=$4; shift 4
+root=$1 uid=$2 gid=$3; shift 3
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755,size=4m,nosuid kiln-jail "$root"
 cd "$root"
@@ -82,15 +82,11 @@ mode=ro
 for a; do
   shift
   case "$a" in
-    ro|rw|dev) mode=$a ;;
+    ro|rw) mode=$a ;;
     --) break ;;
     *) case $mode in
          ro) bind "$a" ro,nosuid,nodev,noexec ;;
          rw) bind "$a" nosuid,nodev,noexec ;;
-         # /dev/net/tun is often 0600 on the host: a fresh 0666 node lets QEMU attach to the TAP its
-         # user owns (tapUid) and nothing more (creating a TAP needs CAP_NET_ADMIN, which it lacks)
-         dev) mkdir -p ".$(dirname "$a")"
-              if [ "$a" = /dev/net/tun ]; then mknod -m 0666 ".$a" c 10 200; else : > ".$a"; mount --bind "$a" ".$a"; fi ;;
        esac ;;
   esac
 done
@@ -100,25 +96,26 @@ cd /
 umount -l /.old
 rmdir /.old
 mount -o remount,bind,ro,nosuid /
-exec setpriv --reuid="$uid" --regid="$gid" $groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
 `;
 
 /** The command that launches `argv` (QEMU binary + args) inside the jail described by `plan`. */
 export function jailCommand(plan: JailPlan, argv: string[]): { file: string; args: string[] } {
-  const groups = plan.groups.length > 0 ? `--groups=${plan.groups.join(',')}` : '--clear-groups';
   const inner = [
     'unshare', '--mount', '--pid', '--fork', '--kill-child=SIGKILL', '--',
     'sh', '-c', BUILD_JAIL, 'kiln-jail',
-    plan.root, String(plan.identity.uid), String(plan.identity.gid), groups,
-    'ro', ...plan.readOnly, 'rw', ...plan.readWrite, 'dev', ...plan.devices, '--',
+    plan.root, String(plan.identity.uid), String(plan.identity.gid),
+    'ro', ...plan.readOnly, 'rw', ...plan.readWrite, '--',
     ...argv,
   ];
   const netns = plan.netns ? ['ip', 'netns', 'exec', plan.netns] : [];
-  const limited = ['prlimit', `--fsize=${plan.rlimits.fsizeBytes}`, `--nofile=${plan.rlimits.nofile}`, '--', ...netns, ...inner];
+  // The devices are opened inside the netns (a TAP is found in the namespace of the open) and
+  // before the new mount namespace hides the host's /dev.
+  const limited = ['prlimit', `--fsize=${plan.rlimits.fsizeBytes}`, `--nofile=${plan.rlimits.nofile}`, '--', ...netns, ...hostFdsCommand(plan.hostDevices), ...inner];
   return { file: 'bash', args: ['-c', JOIN_CGROUPS, 'kiln-vmm-launch', ...plan.cgroupProcs, '--', ...limited] };
 }
 
-/** The `kiln-vmm` system user (created when missing: `useradd --system`), and the kvm group. */
+/** The `kiln-vmm` system user (created when missing: `useradd --system`). */
 export function ensureVmmIdentity(user = VMM_USER): VmmIdentity {
   let entry = lookup('/etc/passwd', user);
   if (!entry) {
@@ -130,8 +127,7 @@ export function ensureVmmIdentity(user = VMM_USER): VmmIdentity {
     entry = lookup('/etc/passwd', user);
   }
   if (!entry) throw new KilnError('VMM_USER_FAILED', `user ${user} not found after useradd`, { status: 503 });
-  const kvm = lookup('/etc/group', 'kvm');
-  return { uid: Number(entry[2]), gid: Number(entry[3]), kvmGid: kvm ? Number(kvm[2]) : null };
+  return { uid: Number(entry[2]), gid: Number(entry[3]) };
 }
 
 function lookup(file: string, name: string): string[] | null {

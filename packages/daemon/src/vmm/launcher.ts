@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import type { Accel } from './accel.js';
 import { createVmCgroup, type CgroupMode, type VmLimits } from './cgroup.js';
 import type { VmSpec } from './driver.js';
+import { hostDevicesFor } from './host-fds.js';
 import type { JailPlan, VmmIdentity } from './jail.js';
 
 const MiB = 1024 * 1024;
@@ -62,15 +63,6 @@ export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; 
   if (disk.backing) readOnly.push(disk.backing);
   if (spec.incoming) readOnly.push(spec.incoming);
   if (spec.memory?.mode === 'clone') readOnly.push(spec.memory.file);
-  const devices: string[] = [];
-  const groups: number[] = [];
-  if (o.accel === 'kvm') {
-    devices.push('/dev/kvm');
-    if (o.identity.kvmGid !== null) groups.push(o.identity.kvmGid);
-  }
-  // The TAP is created persistent and owned by the VMM user (network tapUid): QEMU attaches
-  // to it through /dev/net/tun without any capability.
-  if (spec.net) devices.push('/dev/net/tun');
   const limits = vmLimits(spec, o.accel, o.tbSizeMiB);
   const ramBytes = spec.memoryMiB * MiB;
   const fsizeBytes = Math.max(disk.virtualBytes, ramBytes) + 256 * MiB;
@@ -81,12 +73,13 @@ export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; 
       root,
       readOnly: [...new Set(readOnly)].filter((p) => statSync(p, { throwIfNoEntry: false }) !== undefined),
       readWrite: [...new Set(readWrite)],
-      devices,
+      // The TAP and /dev/kvm are opened by the launcher as root and inherited (host-fds.ts):
+      // QEMU needs no device node, no kvm group and no TAP it owns.
+      hostDevices: hostDevicesFor(spec, o.accel),
       cgroupProcs,
       rlimits: { fsizeBytes, nofile: VMM_NOFILE },
       netns: spec.net?.netns ?? null,
       identity: o.identity,
-      groups,
     },
   };
 }

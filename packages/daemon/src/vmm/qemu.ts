@@ -14,6 +14,7 @@ import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './
 import { detectCgroups, removeVmCgroup, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
+import { hostDevicesFor, hostFdsCommand, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
@@ -52,7 +53,7 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
   }
   const accelArgs =
     accel === 'kvm'
-      ? ['-accel', 'kvm', '-cpu', 'host']
+      ? [...kvmAccelArgs(), '-cpu', 'host']
       : // +arat (APIC timer always running): without it the guest's LAPIC timer may stop in deep
         // idle, microvm has no HPET/PIT to broadcast from, so the kernel never goes tickless and
         // every vCPU takes 250 timer interrupts a second (docs/fast-start.md, idle CPU).
@@ -85,7 +86,7 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtio-blk-device,drive=root,serial=kiln-root',
     '-drive', `id=scratch,file=${spec.scratch},format=${spec.scratchFormat ?? 'raw'},if=none,discard=unmap`,
     '-device', 'virtio-blk-device,drive=scratch,serial=kiln-scratch',
-    ...(spec.net ? ['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`] : []),
+    ...(spec.net ? tapNetdevArgs() : []),
     '-device', `virtio-net-device,id=nic0,mac=${spec.net?.mac ?? NO_PEER_MAC}${spec.net ? ',netdev=net0' : ''}`,
     // Free page reporting: the guest hands RAM it freed back (2 MiB+ blocks, ~2 s after the
     // free) and QEMU drops it (madvise DONTNEED), so the VMM's RSS falls after a guest load.
@@ -143,12 +144,13 @@ export class QemuDriver implements VmmDriver {
     const logFd = openSync(paths.vmmLog, 'a');
     let child: ChildProcess;
     try {
-      // With a network, QEMU runs inside the sandbox's namespace: it opens the TAP there, and
-      // QEMU itself can reach nothing the sandbox cannot (`ip netns exec` execs it in place).
-      // Jailed, the launcher enters that namespace itself (vmm/jail.ts).
+      // With a network, QEMU runs inside the sandbox's namespace, where its TAP is opened for
+      // it (vmm/host-fds.ts), and can reach nothing the sandbox cannot (`ip netns exec` execs
+      // it in place). Jailed, the launcher enters that namespace itself (vmm/jail.ts).
+      const plain = [...(spec.net ? ['ip', 'netns', 'exec', spec.net.netns] : []), ...hostFdsCommand(hostDevicesFor(spec, this.accel.accel)), this.binary, ...args];
       const [file, argv] = jail
         ? (({ file: f, args: a }) => [f, a] as const)(jailCommand(jail.plan, [this.binary, ...args]))
-        : spec.net ? ['ip', ['netns', 'exec', spec.net.netns, this.binary, ...args]] : [this.binary, args];
+        : [plain[0] ?? this.binary, plain.slice(1)];
       child = spawn(file, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
     } catch (err) {
       this.dropCgroup(spec.id);
