@@ -154,6 +154,27 @@ export class DaemonFixture {
     return pids;
   }
 
+  /**
+   * Runs a shell command in a sandbox: its stdout, stderr, both in the order they came, and
+   * its exit code. An `error` event (the exec could not run) throws, with its code.
+   */
+  async sh(id: string, shell: string, timeoutMs?: number): Promise<{ out: string; err: string; all: string; code: number | null }> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const all: Buffer[] = [];
+    let code: number | null = null;
+    for await (const ev of this.client.exec(id, { shell, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })) {
+      if (ev.type === 'stdout' || ev.type === 'stderr') {
+        const b = Buffer.from(ev.data, 'base64');
+        (ev.type === 'stdout' ? out : err).push(b);
+        all.push(b);
+      } else if (ev.type === 'exit') code = ev.exitCode;
+      else if (ev.type === 'error') throw Object.assign(new Error(`${ev.error.code}: ${ev.error.message}`), { code: ev.error.code });
+    }
+    const text = (bs: Buffer[]) => Buffer.concat(bs).toString();
+    return { out: text(out), err: text(err), all: text(all), code };
+  }
+
   /** A test whose failure makes close() print the daemon log and every sandbox's console. */
   test(name: string, fn: () => Promise<void>): Promise<void> {
     return test(name, async () => {

@@ -29,14 +29,8 @@ describe('guest logs and monitoring on a real microVM', { skip: skip ?? false },
   let id = '';
 
   const sh = async (shell: string): Promise<{ out: string; code: number | null }> => {
-    let out = '';
-    let code: number | null = null;
-    for await (const ev of fx.client.exec(id, { shell })) {
-      if (ev.type === 'stdout' || ev.type === 'stderr') out += Buffer.from(ev.data, 'base64').toString();
-      else if (ev.type === 'exit') code = ev.exitCode;
-      else if (ev.type === 'error') throw new Error(`${ev.error.code}: ${ev.error.message}`);
-    }
-    return { out, code };
+    const r = await fx.sh(id, shell);
+    return { out: r.all, code: r.code };
   };
   const logs = async (...args: string[]) => {
     const r = await fx.cli(['logs', id, ...args]);

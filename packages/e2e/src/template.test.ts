@@ -15,16 +15,7 @@ describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, ()
   let a = '';
   let b = '';
 
-  const sh = async (id: string, shell: string): Promise<{ out: string; code: number | null }> => {
-    let out = '';
-    let code: number | null = null;
-    for await (const ev of fx.client.exec(id, { shell })) {
-      if (ev.type === 'stdout') out += Buffer.from(ev.data, 'base64').toString();
-      if (ev.type === 'exit') code = ev.exitCode;
-      if (ev.type === 'error') throw Object.assign(new Error(ev.error.message), { code: ev.error.code });
-    }
-    return { out, code };
-  };
+  const sh = (id: string, shell: string) => fx.sh(id, shell);
 
   const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
 
