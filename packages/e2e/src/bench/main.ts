@@ -5,7 +5,8 @@
  *   3. a cold boot of the same image to the same point (the naive baseline); its steps give
  *      QEMU start → agent answers → dockerd answers
  *   4. `docker run --rm` of a tiny local image on the host's Docker engine
- *   5. host memory (PSS) per idle docker-ready sandbox with 1, 10 and 30 running at once
+ *   5. host memory (PSS) per idle docker-ready sandbox with 1, 10 and 30 running at once, and
+ *      their QEMUs' CPU over KILN_BENCH_IDLE_WINDOW_MS (default 20000) of idleness
  *   6. exec round-trip on a running sandbox
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
@@ -18,12 +19,14 @@ import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
+import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
 
 const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
 const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
+const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density').split(','));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -156,25 +159,35 @@ async function main(): Promise<void> {
   }
 
   // (5) density: PSS per idle docker-ready sandbox
-  const density: Array<{ running: number; totalPssMiB: number; perSandboxPssMiB: number; perSandboxRssMiB: number; allAnswer: boolean }> = [];
+  const density: Array<{ running: number; totalPssMiB: number; perSandboxPssMiB: number; perSandboxRssMiB: number; allAnswer: boolean; idleCpuPercentPerSandbox: number }> = [];
   const fxd = new DaemonFixture('bench-density');
   await fxd.start();
   try {
     if (!PHASES.has('density')) DENSITY.length = 0;
     const ids: string[] = [];
-    for (const n of DENSITY) {
-      while (ids.length < n) ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
+    density: for (const n of DENSITY) {
+      while (ids.length < n) {
+        try {
+          ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
+        } catch (err) {
+          log(`(5) create #${ids.length + 1} failed with ${ids.length} running: ${(err as Error).message}`);
+          break density;
+        }
+      }
       await sleep(5000);
       let answered = 0;
       for (const id of ids) {
         await execTrue(fxd, id);
         answered++;
       }
-      const mem = await Promise.all(ids.map(async (id) => processMemoryMiB((await fxd.client.get(id)).vm?.pid ?? 0)));
+      const pids = await Promise.all(ids.map(async (id) => (await fxd.client.get(id)).vm?.pid ?? 0));
+      const mem = pids.map((pid) => processMemoryMiB(pid));
       const total = mem.reduce((a, m) => a + m.pssMiB, 0);
-      const row = { running: n, totalPssMiB: Math.round(total), perSandboxPssMiB: Math.round(total / n), perSandboxRssMiB: Math.round(mem.reduce((a, m) => a + m.rssMiB, 0) / n), allAnswer: answered === n };
+      await sleep(2000);
+      const idleCpu = (await cpuPercentOver(pids, IDLE_WINDOW_MS)) / n;
+      const row = { running: n, totalPssMiB: Math.round(total), perSandboxPssMiB: Math.round(total / n), perSandboxRssMiB: Math.round(mem.reduce((a, m) => a + m.rssMiB, 0) / n), allAnswer: answered === n, idleCpuPercentPerSandbox: Math.round(idleCpu * 10) / 10 };
       density.push(row);
-      log(`(5) ${String(n).padStart(2)} idle docker-ready sandboxes: total PSS ${row.totalPssMiB} MiB, per sandbox PSS ${row.perSandboxPssMiB} MiB (RSS ${row.perSandboxRssMiB} MiB), all answer exec: ${row.allAnswer}`);
+      log(`(5) ${String(n).padStart(2)} idle docker-ready sandboxes: total PSS ${row.totalPssMiB} MiB, per sandbox PSS ${row.perSandboxPssMiB} MiB (RSS ${row.perSandboxRssMiB} MiB), all answer exec: ${row.allAnswer}, idle CPU per sandbox ${row.idleCpuPercentPerSandbox} % of a core`);
     }
   } finally {
     await fxd.close();
