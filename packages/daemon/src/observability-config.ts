@@ -11,6 +11,8 @@ export interface ObservabilityConfig {
   guestLogMaxBytes: number;
   /** Keep a destroyed sandbox's guest logs this long. Default 7 days. */
   guestLogRetentionMs: number;
+  /** Bytes per second kilnd reads from each guest log channel after a 4 s burst; past it the guest's writer waits (a flood costs kilnd no more). Default 64 KiB/s. */
+  guestLogRateBytesPerSec: number;
   /** Resource sampling period. Default 2000 ms. */
   statsIntervalMs: number;
   /** How often an idle sandbox's guest is asked for its memory and load (busy ones: every sampling round). Default 30000 ms. */
@@ -29,6 +31,7 @@ export const DEFAULT_OBSERVABILITY_CONFIG: Omit<ObservabilityConfig, 'stateDir'>
   auditMetadataReads: process.env.KILN_AUDIT_METADATA_READS !== '0',
   guestLogMaxBytes: envNumber('KILN_GUEST_LOG_MAX_BYTES', 16 * 1024 * 1024),
   guestLogRetentionMs: envNumber('KILN_GUEST_LOG_RETENTION_MS', 7 * 24 * 3600 * 1000),
+  guestLogRateBytesPerSec: envNumber('KILN_GUEST_LOG_RATE_BYTES_PER_SEC', 64 * 1024),
   statsIntervalMs: envNumber('KILN_STATS_INTERVAL_MS', 2000),
   statsIdleGuestIntervalMs: envNumber('KILN_STATS_IDLE_GUEST_INTERVAL_MS', 30_000),
 };

@@ -47,6 +47,7 @@ export class Observability {
       dir: join(cfg.stateDir, 'logs'),
       maxBytesPerSandbox: cfg.guestLogMaxBytes,
       retentionMs: cfg.guestLogRetentionMs,
+      rateBytesPerSec: cfg.guestLogRateBytesPerSec,
       logger: logger.child({ component: 'guest-logs' }),
       onDropped: (_id, n) => obs?.metrics.logBytesDropped(n),
     });

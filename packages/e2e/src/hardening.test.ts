@@ -9,7 +9,7 @@
  * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
  *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
  *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
- *   answers and B's exec latency stays within 2× its idle median;
+ *   answers and B's exec latency stays within 4× its idle median just before (target 2×);
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
@@ -51,6 +51,12 @@ function cgroupDirs(pid: number): Record<string, string> {
     for (const c of ctrls.split(',')) if (['memory', 'cpu', 'pids'].includes(c)) out[c] = join('/sys/fs/cgroup', c, path);
   }
   return out;
+}
+
+/** CPU time (user + system) of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 const dirnameOf = (p: string): string => (p === '' ? '' : p.slice(0, p.lastIndexOf('/')));
@@ -105,10 +111,15 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     return { all: xs, median: median(xs) };
   };
   /**
-   * While `attack` runs in A: kilnd answers (health ≤ 2 s) and the median of B's exec latency
-   * over the attack (up to 12 samples, at least 3) stays ≤ 4× its idle median (target 2×).
+   * Measures B's idle exec latency (median of 7), then starts `start()` in A; while it runs:
+   * kilnd answers (health ≤ 2 s) and the median of B's exec latency over the attack (up to 12
+   * samples, at least 3) stays ≤ 4× that idle median (the issue's target: 2×). The idle value
+   * is taken right before each attack: other engineers' VMs share this host's 2 cores, and a
+   * baseline from minutes earlier measures their load as much as A's. Returns the attack.
    */
-  const neighbourStaysFine = async (what: string, attack: Promise<unknown>): Promise<void> => {
+  const neighbourStaysFine = async <T>(what: string, start: () => Promise<T>): Promise<T> => {
+    const idle = (await latencyB(7)).median;
+    const attack = start();
     let done = false;
     const settled = attack.finally(() => (done = true));
     await sleep(3000);
@@ -124,11 +135,12 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     await settled.catch(() => undefined);
     if (samples.length < 3) samples.push(...(await latencyB(3)).all);
     const m = median(samples);
-    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms, idle median ${idleMs.toFixed(0)} ms\n`);
-    // The issue's target is 2×; on this 2-core TCG host it is not reliably met (see
+    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms, idle median ${idle.toFixed(0)} ms just before (${idleMs.toFixed(0)} ms at the start)\n`);
+    // The issue's target is 2×; on this shared 2-core TCG host it is not reliably met (see
     // docs/hardening.md), so the test reports the ratio and holds the neighbour to 4×.
-    process.stderr.write(`${what}: neighbour slowdown ${(m / idleMs).toFixed(2)}× (target 2×)\n`);
-    assert.ok(m <= 4 * idleMs, `${what}: B's median exec latency ${m.toFixed(0)} ms > 4 × idle ${idleMs.toFixed(0)} ms`);
+    process.stderr.write(`${what}: neighbour slowdown ${(m / idle).toFixed(2)}× (target 2×; ${(m / idleMs).toFixed(2)}× against the first idle value)\n`);
+    assert.ok(m <= 4 * idle, `${what}: B's median exec latency ${m.toFixed(0)} ms > 4 × idle ${idle.toFixed(0)} ms`);
+    return attack;
   };
 
   before(async () => {
@@ -264,9 +276,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     const mine = () => allocatedBytes(join(fx.stateDir, 'sandboxes', a)) + allocatedBytes(join(fx.stateDir, 'logs', a));
     const mine0 = mine();
     const free0 = statfsSync(fx.stateDir);
-    const attack = sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000);
-    await neighbourStaysFine('scratch fill', attack);
-    const r = await attack;
+    const r = await neighbourStaysFine('scratch fill', () => sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000));
     assert.match(r.out, /No space left on device/);
     const free1 = statfsSync(fx.stateDir);
     const grewBytes = mine() - mine0;
@@ -283,9 +293,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     const oomKills = (): number => Number(/oom_kill (\d+)/.exec(dirs.v2 ? cg(dirs.v2, 'memory.events') : cg(dirs.memory, 'memory.oom_control'))?.[1] ?? 0);
     const kills0 = oomKills();
     if (!dirs.v2) writeFileSync(join(dirs.memory ?? '', 'memory.max_usage_in_bytes'), '0'); // reset the peak (v1)
-    const attack = sh(a, 'head -c 1600M /dev/zero | tail > /dev/null; echo "hog-exit=$?"', 300_000);
-    await neighbourStaysFine('memory hog', attack);
-    const r = await attack;
+    const r = await neighbourStaysFine('memory hog', () => sh(a, 'head -c 1600M /dev/zero | tail > /dev/null; echo "hog-exit=$?"', 300_000));
     assert.doesNotMatch(r.out, /hog-exit=0/, `the hog was not stopped: ${r.out}`);
     const peak = Number(dirs.v2 ? cg(dirs.v2, 'memory.peak') : cg(dirs.memory, 'memory.max_usage_in_bytes'));
     const rssKiB = Number(/(\d+)/.exec(status(pid).VmRSS ?? '')?.[1]);
@@ -297,21 +305,24 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
   });
 
   t('a console flood leaves the stored log within its cap', async () => {
-    const attack = sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000);
-    await neighbourStaysFine('console flood', attack);
-    await attack;
+    const cpu0 = cpuSeconds(fx.pid ?? 0);
+    const t0 = performance.now();
+    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000));
+    const kilndCores = (cpuSeconds(fx.pid ?? 0) - cpu0) / ((performance.now() - t0) / 1000);
     const dir = join(fx.stateDir, 'logs', a);
     const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-    process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment)\n`);
+    process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment); kilnd used ${kilndCores.toFixed(2)} of a core\n`);
+    // kilnd reads a guest log channel at 64 KiB/s past a burst (logs/rate-gate.ts): unthrottled,
+    // this flood kept kilnd at 0.45–0.70 of a core; measured with the gate: 0.13–0.14
+    assert.ok(kilndCores < 0.35, `kilnd used ${kilndCores.toFixed(2)} of a core during the flood`);
     assert.ok(bytes <= 2 * LOG_CAP + 64 * 1024, `stored ${bytes} bytes`);
   });
 
   t('a fork bomb hoses only its own guest', async () => {
     // GNU timeout kills the whole process group (every bomb copy) after 30 s.
-    const attack = sh(a, "timeout -s KILL 30 sh -c 'b(){ b | b & }; b; sleep 60'; echo bomb-done", 120_000).catch(() => undefined);
     const pid = await pidOf(a);
     const dirs = cgroupDirs(pid);
-    await neighbourStaysFine('fork bomb', attack);
+    await neighbourStaysFine('fork bomb', () => sh(a, "timeout -s KILL 30 sh -c 'b(){ b | b & }; b; sleep 60'; echo bomb-done", 120_000).catch(() => undefined));
     // A may stay up, or kilnd's heartbeat fails it (GUEST_UNRESPONSIVE) while its guest is
     // saturated: either way only A is affected.
     const rec = (await fx.client.call('GET', `/v1/sandboxes/${a}`)) as { state: string; error: { code: string } | null };

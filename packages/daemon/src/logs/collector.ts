@@ -9,6 +9,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { LineSplitter } from './lines.js';
+import { ByteRateGate } from './rate-gate.js';
 import type { LogService, SandboxLogStore } from './store.js';
 
 export interface CollectorPaths {
@@ -29,6 +30,8 @@ export class LogCollector {
     private readonly store: SandboxLogStore,
     private readonly paths: CollectorPaths,
     private readonly retryMs = 500,
+    /** Bytes per second read from each channel, past a burst of 4 s (logs/rate-gate.ts). Default 64 KiB/s. */
+    private readonly rateBytesPerSec = 64 * 1024,
   ) {}
 
   start(): void {
@@ -46,10 +49,22 @@ export class LogCollector {
   private open(channel: 'console' | 'logs', path: string, onLine: (l: string) => void): void {
     if (this.stopped) return;
     const split = new LineSplitter(onLine);
+    const gate = new ByteRateGate(this.rateBytesPerSec);
     const sock = connect(path);
     this.sockets.add(sock);
     sock.on('connect', () => this.connects[channel]++);
-    sock.on('data', (b: Buffer) => split.push(b));
+    sock.on('data', (b: Buffer) => {
+      split.push(b);
+      const waitMs = gate.take(b.length);
+      if (waitMs === 0 || this.stopped) return;
+      // over budget: stop reading; QEMU's writes (and so the guest's) wait
+      sock.pause();
+      const t = setTimeout(() => {
+        this.timers.delete(t);
+        sock.resume();
+      }, waitMs);
+      this.timers.add(t);
+    });
     sock.on('error', () => undefined);
     sock.on('close', () => {
       split.end();
