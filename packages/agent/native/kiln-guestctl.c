@@ -19,11 +19,11 @@
  *   mtu IFNAME BYTES               SIOCSIFMTU
  *   addr IFNAME A.B.C.D PREFIXLEN  SIOCSIFADDR + SIOCSIFNETMASK (replaces the primary address)
  *   route-default GATEWAY IFNAME   removes every default route, then adds this one
- *   hostname NAME                  sethostname + /etc/hostname
+ *   hostname NAME                  sethostname + /etc/hostname + /etc/hosts (as guest-init writes it)
  *   machine-id HEX32               /etc/machine-id
  *   resolv NAMESERVER...           /etc/resolv.conf (replacing a symlink)
- *   ipv6-off IFNAME                IPv6 and router advertisements off (all, default, IFNAME)
  *   nic WAIT_MS                    the virtio-net NIC's name ("ok eth0"), waiting for it to appear
+                                    (found once at start: a restored clone has the same NIC)
  *   docker-ping SOCKET WAIT_MS     waits until dockerd answers GET /_ping on SOCKET with 200;
  *                                  "ok WAITED_MS"
  *   warm PATH                      runs PATH (no arguments, stdio /dev/null) and waits: after a
@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -89,7 +90,8 @@ static int write_all(int fd, const char *buf, size_t n) {
 }
 
 static int write_file(const char *path, const char *content, int replace_link) {
-  if (replace_link) unlink(path);
+  struct stat st;
+  if (replace_link && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) unlink(path);
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return fail(errno, path);
   int rc = write_all(fd, content, strlen(content));
@@ -125,6 +127,15 @@ static int do_nic(const char *wait_ms) {
   char *end;
   long ms = wait_ms ? strtol(wait_ms, &end, 10) : 0;
   if (wait_ms && (*end || ms < 0 || ms > 120000)) return bad("usage: nic WAIT_MS");
+  if (nic_name[0]) {
+    char path[64];
+    snprintf(path, sizeof(path), "/sys/class/net/%s", nic_name);
+    if (access(path, F_OK) == 0) {
+      snprintf(reply, sizeof(reply), "ok %s", nic_name);
+      return 0;
+    }
+    nic_name[0] = 0;
+  }
   for (long waited = 0;; waited += 50) {
     if (find_nic() == 0) {
       snprintf(reply, sizeof(reply), "ok %s", nic_name);
@@ -155,9 +166,11 @@ static int do_hostname(const char *name) {
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return bad("bad hostname");
   }
   if (sethostname(name, n) != 0) return fail(errno, "sethostname");
-  char line[80];
+  char line[80], hosts[200];
   snprintf(line, sizeof(line), "%s\n", name);
-  return write_file("/etc/hostname", line, 0);
+  if (write_file("/etc/hostname", line, 0)) return -1;
+  snprintf(hosts, sizeof(hosts), "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n", name);
+  return write_file("/etc/hosts", hosts, 0);
 }
 
 static int do_machine_id(const char *hex) {
@@ -180,20 +193,6 @@ static int do_resolv(char **ns, int count) {
   }
   strcat(content, "options timeout:2 attempts:3\n");
   return write_file("/etc/resolv.conf", content, 1);
-}
-
-static int do_ipv6_off(const char *name) {
-  const char *names[3] = {"all", "default", name};
-  if (!name || strlen(name) >= IFNAMSIZ || strchr(name, '/') || name[0] == '.') return bad("bad interface name");
-  for (int i = 0; i < 3; i++) {
-    char path[128];
-    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/accept_ra", names[i]);
-    write_file(path, "0", 0); /* absent without IPv6: not an error */
-    snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", names[i]);
-    write_file(path, "1", 0);
-  }
-  reply[0] = 0;
-  return 0;
 }
 
 static int ifreq_for(struct ifreq *ifr, const char *name) {
@@ -432,7 +431,6 @@ static int dispatch(char *line) {
   }
   const char *dev = ifname_arg(a);
   if (a && !dev) return fail(ENODEV, "no virtio-net interface");
-  if (!strcmp(cmd, "ipv6-off")) return do_ipv6_off(dev);
   if (!strcmp(cmd, "link")) return do_link((char *)dev, b);
   if (!strcmp(cmd, "mac")) return do_mac((char *)dev, b);
   if (!strcmp(cmd, "mtu")) return do_mtu((char *)dev, b);
@@ -517,6 +515,7 @@ int main(int argc, char **argv) {
     perror("kiln-guestctl: socket");
     return 1;
   }
+  find_nic(); /* before the snapshot: a clone finds it cached */
   if (argc == 3 && strcmp(argv[1], "--port") == 0) return serve_port(argv[2]);
   if (argc != 1) {
     fprintf(stderr, "usage: kiln-guestctl [--port PATH]\n");

@@ -101,6 +101,7 @@ test('sys.configure writes hostname, machine-id and entropy under its root', asy
   const r = sysAgent.root;
   assert.equal(readFileSync(join(r, 'proc/sys/kernel/hostname'), 'utf8'), 'clone-7');
   assert.equal(readFileSync(join(r, 'etc/hostname'), 'utf8'), 'clone-7\n');
+  assert.match(readFileSync(join(r, 'etc/hosts'), 'utf8'), /^127\.0\.1\.1\tclone-7$/m);
   assert.equal(readFileSync(join(r, 'etc/machine-id'), 'utf8'), `${'ab'.repeat(16)}\n`);
   assert.deepEqual(readFileSync(join(r, 'dev/urandom')), Buffer.from('deadbeef', 'hex'));
   await assert.rejects(client.configure({ hostname: '-bad-' }), hasCode('INVALID_ARGUMENT'));

@@ -92,6 +92,7 @@ export const configure: OpHandler<'sys.configure'> = async (ctx, args) => {
   if (args.hostname !== undefined) {
     await writeFile(`${root}/proc/sys/kernel/hostname`, args.hostname);
     await writeFile(`${root}/etc/hostname`, `${args.hostname}\n`);
+    await writeFile(`${root}/etc/hosts`, `127.0.0.1\tlocalhost\n127.0.1.1\t${args.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
   }
   return {};
 };

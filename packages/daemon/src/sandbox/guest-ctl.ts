@@ -104,8 +104,8 @@ export interface GuestCtlSession {
   connected: Promise<void>;
   /** The guest made unique and current. */
   personalized: Promise<PersonalizeResult>;
-  /** dockerd answered its ping (asked right after personalizing, on the same channel). */
-  dockerReady: Promise<{ waitedMs: number }>;
+  /** dockerd answered its ping (asked right after personalizing, on the same channel); null without dockerPing. */
+  dockerReady: Promise<{ waitedMs: number }> | null;
 }
 
 /**
@@ -116,23 +116,27 @@ export interface GuestCtlSession {
  */
 export function startGuestCtlSession(
   path: string,
-  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerTimeoutMs: number; warm?: boolean },
+  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerPing: boolean; dockerTimeoutMs: number; warm?: boolean },
 ): GuestCtlSession {
   const channel = GuestCtlChannel.connect(path, o.timeoutMs);
   const personalized = channel.then((ch) => personalize(ch, o));
-  const dockerReady = personalized
-    .then(() => channel)
-    .then((ch) => ch.send([`docker-ping ${GUEST_DOCKER_SOCKET} ${o.dockerTimeoutMs}`], o.dockerTimeoutMs + o.timeoutMs))
-    .then(([waited]) => ({ waitedMs: Number(waited) }));
+  const dockerReady = o.dockerPing
+    ? personalized
+        .then(() => channel)
+        .then((ch) => ch.send([`docker-ping ${GUEST_DOCKER_SOCKET} ${o.dockerTimeoutMs}`], o.dockerTimeoutMs + o.timeoutMs))
+        .then(([waited]) => ({ waitedMs: Number(waited) }))
+    : null;
+  const done: Promise<unknown> = dockerReady ?? personalized;
   // Then, with a warm request, a process is started and waited for while the create's answer
   // travels and the first exec arrives: TCG translates fork/exec and the dynamic loader once,
   // on the other vCPU, before that exec needs them. Its outcome does not matter.
-  const warmed = o.warm ? dockerReady.then(() => channel).then((ch) => ch.send([`warm ${WARM_COMMAND}`], o.timeoutMs)) : dockerReady;
+  const warmed = o.warm ? done.then(() => channel).then((ch) => ch.send([`warm ${WARM_COMMAND}`], o.timeoutMs)) : done;
   void warmed.then(
     () => channel.then((ch) => ch.close()),
     () => channel.then((ch) => ch.close(), () => undefined),
   );
   personalized.catch(() => undefined);
+  dockerReady?.catch(() => undefined);
   const connected = channel.then(() => undefined);
   connected.catch(() => undefined);
   return { connected, personalized, dockerReady };
@@ -152,10 +156,11 @@ async function personalize(ch: GuestCtlChannel, o: { hostname: string; net: Gues
   const net = o.net;
   if (net) {
     const [addr, prefix = '32'] = net.address.split('/');
-    requests.push('nic 10000', 'ipv6-off -', 'link - down', `mac - ${net.mac}`, 'mtu - 1500', `addr - ${addr} ${prefix}`, 'link - up');
+    requests.push('nic 10000', 'link - down', `mac - ${net.mac}`, 'mtu - 1500', `addr - ${addr} ${prefix}`, 'link - up');
     if (net.gateway) requests.push(`route-default ${net.gateway} -`);
     if (net.dns.length > 0) requests.push(`resolv ${net.dns.join(' ')}`);
   }
   const values = await ch.send(requests, o.timeoutMs + (net ? 10_000 : 0));
-  return { clockRttMs: Math.round(rtt * 10) / 10, clockPasses: passes, nic: net ? (values[3] ?? null) : null };
+  const nicAt = requests.findIndex((r) => r.startsWith('nic '));
+  return { clockRttMs: Math.round(rtt * 10) / 10, clockPasses: passes, nic: nicAt >= 0 ? (values[nicAt] ?? null) : null };
 }
