@@ -19,6 +19,12 @@ export interface DaemonConfig {
   logLevel: string;
   /** Boot → agent answer timeout per attempt. Default 90000 ms. */
   bootTimeoutMs: number;
+  /**
+   * A clone of a boot template is handed out before its dockerd answers again (it answered when
+   * the template was snapshotted); it then has this long, or the sandbox fails with
+   * DOCKER_NOT_READY. Default 30000 ms (KILN_RESTORED_DOCKER_CHECK_MS).
+   */
+  restoredDockerCheckMs: number;
   /** Restore sandboxes from template snapshots (and build missing ones lazily). Default true. */
   templates: boolean;
   /** After a cold boot, build the missing template of that shape in the background. Default true. */
@@ -41,6 +47,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   destroyOnExit: false,
   logLevel: process.env.KILN_LOG_LEVEL ?? 'info',
   bootTimeoutMs: 90_000,
+  restoredDockerCheckMs: Number(process.env.KILN_RESTORED_DOCKER_CHECK_MS ?? 30_000),
   templates: process.env.KILN_TEMPLATES !== '0',
   lazyTemplates: process.env.KILN_LAZY_TEMPLATES !== '0',
   poolSize: Number(process.env.KILN_POOL_SIZE ?? 0),

@@ -81,6 +81,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     poolSize: config.templates ? config.poolSize : 0,
     observer: obs.observer,
     bootTimeoutMs: config.bootTimeoutMs,
+    restoredDockerCheckMs: config.restoredDockerCheckMs,
     network,
     capacity: config.lifecycle,
   });

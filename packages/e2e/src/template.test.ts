@@ -30,6 +30,11 @@ describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, ()
       const ev = await fx.client.events(id);
       assert.ok(ev.some((e) => e.type === 'vm-restored'), `${id} restored: ${JSON.stringify(ev.map((e) => e.type))}`);
       assert.ok(!ev.some((e) => e.type === 'cold-boot'));
+      // Handed out before dockerd answered again (the template's did, right before its
+      // snapshot); the helper's ping follows.
+      assert.ok(ev.some((e) => e.type === 'docker-check'), `${id}: ${JSON.stringify(ev.map((e) => e.type))}`);
+      for (let i = 0; i < 300 && !(await fx.client.events(id)).some((e) => e.type === 'docker-ready'); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok((await fx.client.events(id)).some((e) => e.type === 'docker-ready'), `${id}: dockerd answered after the create`);
     }
   });
 

@@ -30,8 +30,6 @@ export interface CreateCtx {
   net?: SandboxNetwork | null;
   /** Personalization and dockerd's ping through the guestctl port, started as early as the guest can take them. */
   guestCtl?: GuestCtlSession | null;
-  /** dockerd's ping through the agent, asked right after a restored guest's hello. */
-  agentDockerReady?: Promise<{ waitedMs: number }>;
   /** The agent's connection, opened before a restored VM resumes (awaited by agent-connect). */
   agentConnecting?: Promise<GuestAgent> | null;
   /** Aborts that early connection (a failed launch that is retried, a cancelled create). */
@@ -59,6 +57,10 @@ export interface StepHost {
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   bootTimeoutMs: number;
   dockerReadyTimeoutMs: number;
+  /** How long a sandbox restored from a boot template has for dockerd to answer, after its create returned. */
+  restoredDockerCheckMs: number;
+  /** Watches a check that runs on after the create returned; its failure fails the sandbox. */
+  verifyLater(id: string, what: string, check: Promise<unknown>): void;
   /** Called once a VM process exists, so its death is noticed even during creation. */
   watchVm(id: string, vm: VmHandle): void;
   /** The agent is usable for this sandbox from now on. */
@@ -174,11 +176,6 @@ async function connect(h: StepHost, ctx: CreateCtx, signal: AbortSignal): Promis
       ctx.agent = await (early ?? h.connectAgent(ctx.vm.paths.agentSocket, { timeoutMs, signal, helloIntervalMs: ctx.template ? 20 : 250 }));
       h.attachAgent(ctx.rec.id, ctx.agent);
       h.store.addEvent(ctx.rec.id, 'agent-connected', { attempt });
-      if (ctx.template) {
-        // While the helper is still personalizing: the agent is free now, dockerd already runs.
-        ctx.agentDockerReady = ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
-        ctx.agentDockerReady.catch(() => undefined); // awaited by docker-ready
-      }
       return;
     } catch (err) {
       if (ctx.template || signal.aborted || attempt >= 2 || !h.driver.isAlive(ctx.vm)) throw err;
@@ -220,18 +217,32 @@ function networkStep(network: NetworkService): Step<CreateCtx> {
 }
 
 /**
+ * A clone of a boot template runs the dockerd that template verified ready right before its
+ * snapshot: it is handed out without waiting for a ping, which follows at once (a failure
+ * fails the sandbox). A fork of a user's snapshot has whatever dockerd its parent had: checked first.
+ */
+function deferDockerCheck(ctx: CreateCtx): boolean {
+  return ctx.template?.source === 'boot';
+}
+
+/**
  * Starts personalizing through the VM's guestctl port (guest-ctl.ts), then dockerd's ping;
  * null where the VM has none. A restored guest takes it at once, side by side with the agent's hello.
  */
 function startGuestCtl(h: StepHost, ctx: CreateCtx, vm = ctx.vm): GuestCtlSession | null {
   const path = vm?.paths.guestctlSocket;
   if (!path) return null;
-  // A restored guest's dockerd already runs: the agent pings it right after its hello, while
-  // this personalizes (measured: faster than a ping from the helper, in or after the batch,
-  // which competes with the hello for the guest's CPU). After a cold boot the helper polls for
-  // dockerd, cheaper than the agent's Node code.
+  // After personalizing, the helper pings dockerd (cheaper than the agent's Node code); after a
+  // restore it first runs the warm-up, and the ping of a boot template's clone is not waited
+  // for by the create (see the docker-ready step).
   const restored = ctx.template !== null;
-  return startGuestCtlSession(path, { hostname: ctx.rec.id, net: ctx.net?.guest ?? null, timeoutMs: 10_000, dockerPing: !restored, dockerTimeoutMs: h.dockerReadyTimeoutMs, warm: restored });
+  return startGuestCtlSession(path, {
+    hostname: ctx.rec.id,
+    net: ctx.net?.guest ?? null,
+    timeoutMs: 10_000,
+    dockerTimeoutMs: deferDockerCheck(ctx) ? h.restoredDockerCheckMs : h.dockerReadyTimeoutMs,
+    warm: restored,
+  });
 }
 
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
@@ -320,11 +331,16 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       name: 'docker-ready',
       run: async (ctx) => {
         if (!ctx.agent) throw new KilnError('AGENT_UNAVAILABLE', 'agent not connected');
-        // Asked already: by the agent after a restore, by the helper after a cold boot.
+        // Asked already, by the helper, once it personalized.
         let r: { waitedMs: number };
         const helperPing = ctx.guestCtl?.dockerReady ?? null;
+        if (helperPing && deferDockerCheck(ctx)) {
+          h.verifyLater(ctx.rec.id, 'docker-ready', helperPing);
+          h.store.addEvent(ctx.rec.id, 'docker-check', { after: 'ready', withinMs: h.restoredDockerCheckMs });
+          return;
+        }
         try {
-          r = await (helperPing ?? ctx.agentDockerReady ?? ctx.agent.dockerReady(h.dockerReadyTimeoutMs));
+          r = await (helperPing ?? ctx.agent.dockerReady(h.dockerReadyTimeoutMs));
         } catch (err) {
           // dockerd itself not answering fails the create; a broken channel falls back to the agent.
           if (!helperPing || toKilnError(err).code === 'GUEST_CTL_ERROR') throw err;

@@ -41,7 +41,7 @@ describe('guestctl channel', () => {
     const server = await standIn(sock, (l) => (l.startsWith('nic') ? 'ok eth7' : l.startsWith('docker-ping') ? 'ok 42' : 'ok'), seen);
     try {
       const net = { mac: '02:00:00:00:00:01', address: '10.9.0.2/30', gateway: '10.9.0.1', dns: ['10.9.0.1'] };
-      const s = startGuestCtlSession(sock, { hostname: 'sb-1', net, timeoutMs: 2000, dockerPing: true, dockerTimeoutMs: 1000 });
+      const s = startGuestCtlSession(sock, { hostname: 'sb-1', net, timeoutMs: 2000, dockerTimeoutMs: 1000 });
       const r = await s.personalized;
       assert.equal(r.nic, 'eth7');
       assert.deepEqual(await s.dockerReady, { waitedMs: 42 });
@@ -61,7 +61,7 @@ describe('guestctl channel', () => {
     const sock = join(dir, 'b.sock');
     const server = await standIn(sock, (l) => (l.startsWith('hostname') ? 'err 22 bad hostname' : l.startsWith('docker-ping') ? null : 'ok'), []);
     try {
-      const s = startGuestCtlSession(sock, { hostname: 'x', net: null, timeoutMs: 300, dockerPing: true, dockerTimeoutMs: 100 });
+      const s = startGuestCtlSession(sock, { hostname: 'x', net: null, timeoutMs: 300, dockerTimeoutMs: 100 });
       await assert.rejects(s.personalized, (e: Error & { code?: string }) => e.code === 'GUEST_CTL_ERROR' && /hostname: bad hostname/.test(e.message));
       await assert.rejects(s.dockerReady as Promise<unknown>);
       const ch = await GuestCtlChannel.connect(sock, 300);
@@ -72,17 +72,15 @@ describe('guestctl channel', () => {
     }
   });
 
-  it('after a restore: no docker ping (the agent asks), then one warm run', async () => {
+  it('after a restore: a warm run, then the docker ping', async () => {
     const seen: string[] = [];
     const sock = join(dir, 'c.sock');
-    const server = await standIn(sock, (l) => (l.startsWith('warm') ? 'ok 7' : 'ok'), seen);
+    const server = await standIn(sock, (l) => (l.startsWith('warm') ? 'ok 7' : l.startsWith('docker-ping') ? 'ok 5' : 'ok'), seen);
     try {
-      const s = startGuestCtlSession(sock, { hostname: 'sb-2', net: null, timeoutMs: 2000, dockerPing: false, dockerTimeoutMs: 1000, warm: true });
-      assert.equal(s.dockerReady, null);
+      const s = startGuestCtlSession(sock, { hostname: 'sb-2', net: null, timeoutMs: 2000, dockerTimeoutMs: 1000, warm: true });
       await s.personalized;
-      for (let i = 0; i < 50 && !seen.some((l) => l.startsWith('warm')); i++) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(seen.at(-1), 'warm /bin/true');
-      assert.ok(!seen.some((l) => l.startsWith('docker-ping')));
+      assert.deepEqual(await s.dockerReady, { waitedMs: 5 });
+      assert.deepEqual(seen.slice(-2).map((l) => l.split(' ')[0]), ['warm', 'docker-ping']);
     } finally {
       server.close();
     }

@@ -104,8 +104,8 @@ export interface GuestCtlSession {
   connected: Promise<void>;
   /** The guest made unique and current. */
   personalized: Promise<PersonalizeResult>;
-  /** dockerd answered its ping (asked right after personalizing, on the same channel); null without dockerPing. */
-  dockerReady: Promise<{ waitedMs: number }> | null;
+  /** dockerd answered its ping (asked after personalizing and the warm-up, on the same channel). */
+  dockerReady: Promise<{ waitedMs: number }>;
 }
 
 /**
@@ -116,27 +116,26 @@ export interface GuestCtlSession {
  */
 export function startGuestCtlSession(
   path: string,
-  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerPing: boolean; dockerTimeoutMs: number; warm?: boolean },
+  o: { hostname: string; net: GuestNetConfig | null; timeoutMs: number; dockerTimeoutMs: number; warm?: boolean },
 ): GuestCtlSession {
   const channel = GuestCtlChannel.connect(path, o.timeoutMs);
   const personalized = channel.then((ch) => personalize(ch, o));
-  const dockerReady = o.dockerPing
-    ? personalized
-        .then(() => channel)
-        .then((ch) => ch.send([`docker-ping ${GUEST_DOCKER_SOCKET} ${o.dockerTimeoutMs}`], o.dockerTimeoutMs + o.timeoutMs))
-        .then(([waited]) => ({ waitedMs: Number(waited) }))
-    : null;
-  const done: Promise<unknown> = dockerReady ?? personalized;
-  // Then, with a warm request, a process is started and waited for while the create's answer
-  // travels and the first exec arrives: TCG translates fork/exec and the dynamic loader once,
-  // on the other vCPU, before that exec needs them. Its outcome does not matter.
-  const warmed = o.warm ? done.then(() => channel).then((ch) => ch.send([`warm ${WARM_COMMAND}`], o.timeoutMs)) : done;
-  void warmed.then(
+  // With warm, a process is started and waited for while the create's answer travels and the
+  // first exec arrives: TCG translates fork/exec and the dynamic loader once, on the other
+  // vCPU, before that exec needs them. Its outcome does not matter.
+  const warmed = o.warm
+    ? personalized.then(() => channel).then((ch) => ch.send([`warm ${WARM_COMMAND}`], o.timeoutMs).catch(() => undefined))
+    : personalized;
+  const dockerReady = warmed
+    .then(() => channel)
+    .then((ch) => ch.send([`docker-ping ${GUEST_DOCKER_SOCKET} ${o.dockerTimeoutMs}`], o.dockerTimeoutMs + o.timeoutMs))
+    .then(([waited]) => ({ waitedMs: Number(waited) }));
+  void dockerReady.then(
     () => channel.then((ch) => ch.close()),
     () => channel.then((ch) => ch.close(), () => undefined),
   );
   personalized.catch(() => undefined);
-  dockerReady?.catch(() => undefined);
+  dockerReady.catch(() => undefined);
   const connected = channel.then(() => undefined);
   connected.catch(() => undefined);
   return { connected, personalized, dockerReady };

@@ -49,6 +49,11 @@ export interface ManagerOptions {
   bootTimeoutMs?: number;
   /** Agent answer to dockerd answering /_ping. Default 180 s. */
   dockerReadyTimeoutMs?: number;
+  /**
+   * A sandbox restored from a boot template is handed out before its dockerd (verified ready
+   * when the template was snapshotted) answers again; this long it then has. Default 30 s.
+   */
+  restoredDockerCheckMs?: number;
   /** Grace for QEMU to quit before SIGKILL on destroy. Default 3 s. */
   stopTimeoutMs?: number;
   defaults?: Partial<SandboxSpec>;
@@ -88,6 +93,8 @@ export class SandboxManager {
       createScratchDisk: (p, g) => o.createScratchDisk(p, g),
       bootTimeoutMs: o.bootTimeoutMs ?? 90_000,
       dockerReadyTimeoutMs: o.dockerReadyTimeoutMs ?? 180_000,
+      restoredDockerCheckMs: o.restoredDockerCheckMs ?? 30_000,
+      verifyLater: (id, what, check) => this.verifyLater(id, what, check),
       watchVm: (id, vm) => this.watchVm(id, vm),
       attachAgent: (id, agent) => {
         const live = this.live.get(id);
@@ -459,6 +466,23 @@ export class SandboxManager {
     if (this.live.get(id)?.destroying) return;
     this.o.store.addEvent(id, 'idle-timeout', { idleMs });
     await this.destroy(id);
+  }
+
+  /**
+   * A check that goes on after the create returned (dockerd of a restored clone): its success is
+   * an event, its failure fails the sandbox (once its creation has finished).
+   */
+  private verifyLater(id: string, what: string, check: Promise<unknown>): void {
+    const t0 = Date.now();
+    check.then(
+      () => this.o.store.addEvent(id, what, { checkedAfterCreateMs: Date.now() - t0 }),
+      async (err: unknown) => {
+        const e = toKilnError(err);
+        this.o.store.addEvent(id, `${what}-failed`, { reason: e.message });
+        for (let i = 0; i < 1200 && this.live.get(id)?.creating; i++) await new Promise((r) => setTimeout(r, 50));
+        await this.fail(id, { code: 'DOCKER_NOT_READY', message: `${what} check after the restore failed: ${e.message}`, step: what });
+      },
+    );
   }
 
   /** Fails a live sandbox for `error` (e.g. an unresponsive guest): kills its VM and reclaims everything. */
