@@ -4,6 +4,7 @@
  * (the RAM already is the file), quit, and freeze the files read-only. Built in a temp dir
  * and renamed into place, so a crash leaves no half-template that looks valid.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reclaimOwnership } from '../vmm/jail.js';
@@ -59,7 +60,8 @@ export async function buildTemplate(
     await deps.createScratchDisk(join(tmp, SCRATCH_FILE), shape.diskGiB);
     progress('boot', `${shape.memoryMiB} MiB, ${shape.vcpus} vCPU, ${caps.accel}`);
     vm = await deps.driver.start({
-      id: `tpl-${key.slice(0, 12)}`,
+      // Unique per build: two processes building the same template must not share a cgroup or marker.
+      id: `tpl-${key.slice(0, 8)}-${randomBytes(2).toString('hex')}`,
       runDir: tmp,
       memoryMiB: shape.memoryMiB,
       vcpus: shape.vcpus,

@@ -4,7 +4,7 @@
  * hierarchies (this development host is v1-only). The launcher joins the VM's cgroups before
  * QEMU exists; the driver removes them once QEMU is gone; kilnd removes empty orphans at start.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { KilnError } from '../errors.js';
@@ -79,7 +79,12 @@ export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): 
     const [mem, cpu, pids] = cgroupDirs(mode, id) as [string, string, string];
     for (const d of [mem, cpu, pids]) mkdirSync(d, { recursive: true });
     const cpuParent = join(mode.cpu, CGROUP_PARENT);
-    write(cpuParent, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+    // A parent left with another period (an older kiln, a hand edit) cannot take ours while its
+    // quota would then be below a child's share (EINVAL): lift the quota first.
+    if (readCgroupValue(cpuParent, 'cpu.cfs_period_us') !== String(CPU_PERIOD_US)) {
+      write(cpuParent, 'cpu.cfs_quota_us', '-1');
+      write(cpuParent, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
+    }
     write(cpuParent, 'cpu.cfs_quota_us', String(vmsCpuQuota()));
     write(mem, 'memory.limit_in_bytes', String(limits.memoryBytes));
     write(cpu, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
@@ -89,6 +94,14 @@ export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): 
   } catch (err) {
     removeVmCgroup(mode, id);
     throw err instanceof KilnError ? err : new KilnError('CGROUP_FAILED', `cannot create the cgroup of ${id}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function readCgroupValue(dir: string, file: string): string | null {
+  try {
+    return readFileSync(join(dir, file), 'utf8').trim();
+  } catch {
+    return null;
   }
 }
 
