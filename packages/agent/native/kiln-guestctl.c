@@ -13,7 +13,10 @@
  *
  * One request per line, one reply per line, in order. IFNAME "-" means the virtio-net NIC.
  *   clock SECONDS NANOSECONDS      clock_settime(CLOCK_REALTIME)
- *   entropy HEX                    RNDADDENTROPY: mixed in and credited (8 bits per byte)
+ *   entropy HEX                    RNDADDENTROPY: mixed in and credited (8 bits per byte), then
+ *                                  RNDRESEEDCRNG: the kernel's CRNG is rekeyed from the pool at
+ *                                  once (else clones restored within its reseed interval, seconds
+ *                                  to a minute, would keep drawing the template's stream)
  *   link IFNAME up|down            SIOCSIFFLAGS
  *   mac IFNAME XX:XX:XX:XX:XX:XX   SIOCSIFHWADDR (the link must be down for virtio-net)
  *   mtu IFNAME BYTES               SIOCSIFMTU
@@ -246,9 +249,15 @@ static int do_entropy(const char *hex) {
   if (fd < 0) return fail(errno, "open /dev/urandom");
   int rc = ioctl(fd, RNDADDENTROPY, info);
   int err = errno;
-  close(fd);
   memset(out, 0, n / 2);
-  return rc == 0 ? 0 : fail(err, "RNDADDENTROPY");
+  if (rc != 0) {
+    close(fd);
+    return fail(err, "RNDADDENTROPY");
+  }
+  rc = ioctl(fd, RNDRESEEDCRNG);
+  err = errno;
+  close(fd);
+  return rc == 0 ? 0 : fail(err, "RNDRESEEDCRNG");
 }
 
 static int do_link(char *name, char *state) {

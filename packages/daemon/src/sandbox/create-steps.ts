@@ -100,19 +100,24 @@ function vmSpec(ctx: CreateCtx): VmSpec {
  * before QEMU runs (seen once: `unshare: sigprocmask unblock failed`); such a launch left no
  * VM behind, so it is retried once with fresh sockets.
  */
+/** Launch attempts when the jail's launcher died before QEMU ran (seen under load; see docs/hardening.md). */
+const LAUNCH_ATTEMPTS = 3;
+
 async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHandle> {
   const t = ctx.template;
   const once = () => (t ? h.driver.restore(spec, { ignoreShared: t.sharedMemory, beforeResume: (vm) => openChannels(h, ctx, vm) }) : h.driver.start(spec));
-  try {
-    return await once();
-  } catch (err) {
-    const e = toKilnError(err);
-    if (!/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
-    h.warn(ctx.rec.id, 'the VMM launcher failed before QEMU ran; retrying once', err);
-    h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { reason: e.message.slice(0, 300) });
-    ctx.channelAbort?.abort(err); // it must not connect to the next VM's sockets
-    for (const f of ['qmp.sock', 'agent.sock', 'console.sock', 'logs.sock']) await rm(`${ctx.runDir}/${f}`, { force: true });
-    return await once();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await once();
+    } catch (err) {
+      const e = toKilnError(err);
+      if (attempt >= LAUNCH_ATTEMPTS || !/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
+      h.warn(ctx.rec.id, `the VMM launcher failed (attempt ${attempt} of ${LAUNCH_ATTEMPTS}); retrying`, err);
+      h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { attempt, reason: e.message.slice(0, 300) });
+      ctx.channelAbort?.abort(err); // it must not connect to the next VM's sockets
+      for (const f of ['qmp.sock', 'agent.sock', 'guestctl.sock', 'console.sock', 'logs.sock']) await rm(`${ctx.runDir}/${f}`, { force: true });
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
   }
 }
 
