@@ -108,7 +108,15 @@ export class SandboxManager {
         ? new WarmPool('default', o.poolSize ?? 0, {
             members: (name) => this.o.store.list().filter((r) => r.pool === name && (r.state === 'creating' || r.state === 'running')),
             createMember: async (name) => {
-              await this.create({ timeoutMs: 0 }, { pool: name });
+              const member = await this.create({ timeoutMs: 0 }, { pool: name });
+              // Off the request path, so run one command now: a restored guest's first exec is
+              // several times slower than the next (TCG translates the agent's spawn path and
+              // the kernel's fork/exec once per VM); the claimer's first exec is then a warm one.
+              try {
+                await this.live.get(member.id)?.agent?.exec({ argv: ['true'] }, {}).result;
+              } catch {
+                // Only a warm-up: the member is usable either way.
+              }
             },
             log: o.logger,
           })
