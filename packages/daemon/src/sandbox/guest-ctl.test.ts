@@ -2,31 +2,11 @@
 // lines); the real helper in a real guest is exercised by the e2e template tests.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { GuestCtlChannel, startGuestCtlSession } from './guest-ctl.js';
-
-/** A stand-in guest: answers each line with answer(line), or never when it returns null. */
-function standIn(path: string, answer: (line: string) => string | null, seen: string[]): Promise<Server> {
-  const server = createServer((s) => {
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        seen.push(line);
-        const a = answer(line);
-        if (a !== null) s.write(`${a}\n`);
-      }
-    });
-  });
-  return new Promise((resolve) => server.listen(path, () => resolve(server)));
-}
+import { lineServer } from '../testing/line-server.js';
 
 describe('guestctl channel', () => {
   let dir: string;
@@ -38,7 +18,7 @@ describe('guestctl channel', () => {
   it('personalizes in order (clock first), then pings dockerd', async () => {
     const seen: string[] = [];
     const sock = join(dir, 'a.sock');
-    const server = await standIn(sock, (l) => (l.startsWith('nic') ? 'ok eth7' : l.startsWith('docker-ping') ? 'ok 42' : 'ok'), seen);
+    const server = await lineServer(sock, (l) => (l.startsWith('nic') ? 'ok eth7' : l.startsWith('docker-ping') ? 'ok 42' : 'ok'), seen);
     try {
       const net = { mac: '02:00:00:00:00:01', address: '10.9.0.2/30', gateway: '10.9.0.1', dns: ['10.9.0.1'] };
       const s = startGuestCtlSession(sock, { hostname: 'sb-1', net, timeoutMs: 2000, dockerTimeoutMs: 1000 });
@@ -59,7 +39,7 @@ describe('guestctl channel', () => {
 
   it("a guest's error is GUEST_CTL_ERROR naming the request; silence is PERSONALIZE_FAILED", async () => {
     const sock = join(dir, 'b.sock');
-    const server = await standIn(sock, (l) => (l.startsWith('hostname') ? 'err 22 bad hostname' : l.startsWith('docker-ping') ? null : 'ok'), []);
+    const server = await lineServer(sock, (l) => (l.startsWith('hostname') ? 'err 22 bad hostname' : l.startsWith('docker-ping') ? null : 'ok'), []);
     try {
       const s = startGuestCtlSession(sock, { hostname: 'x', net: null, timeoutMs: 300, dockerTimeoutMs: 100 });
       await assert.rejects(s.personalized, (e: Error & { code?: string }) => e.code === 'GUEST_CTL_ERROR' && /hostname: bad hostname/.test(e.message));
@@ -75,7 +55,7 @@ describe('guestctl channel', () => {
   it('after a restore: a warm run, then the docker ping', async () => {
     const seen: string[] = [];
     const sock = join(dir, 'c.sock');
-    const server = await standIn(sock, (l) => (l.startsWith('warm') ? 'ok 7' : l.startsWith('docker-ping') ? 'ok 5' : 'ok'), seen);
+    const server = await lineServer(sock, (l) => (l.startsWith('warm') ? 'ok 7' : l.startsWith('docker-ping') ? 'ok 5' : 'ok'), seen);
     try {
       const s = startGuestCtlSession(sock, { hostname: 'sb-2', net: null, timeoutMs: 2000, dockerTimeoutMs: 1000, warm: true });
       await s.personalized;

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
 import { KilnError } from '../errors.js';
+import { LineSplitter } from '../logs/lines.js';
 import type { GuestNetConfig } from '../network/guest.js';
 
 /** A clock pass whose round trip is below this is accurate enough; otherwise it is repeated. */
@@ -15,21 +16,13 @@ const CLOCK_GOOD_RTT_MS = 5;
 const CLOCK_MAX_PASSES = 3;
 
 export class GuestCtlChannel {
-  private buffered = '';
   private waiting: Array<{ resolve: (line: string) => void; reject: (err: Error) => void }> = [];
   private failed: Error | null = null;
 
   private constructor(private readonly sock: Socket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
-      this.buffered += chunk;
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        this.waiting.shift()?.resolve(line);
-      }
-    });
+    // The replies come from the guest: split with the bound and sanitizing of guest log lines.
+    const lines = new LineSplitter((line) => this.waiting.shift()?.resolve(line));
+    sock.on('data', (chunk: Buffer) => lines.push(chunk));
     const fail = (err: Error) => {
       this.failed ??= err;
       for (const w of this.waiting.splice(0)) w.reject(this.failed);

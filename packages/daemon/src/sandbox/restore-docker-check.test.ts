@@ -3,13 +3,14 @@
 // kiln-guestctl on the VM's guestctl socket: the real helper in a real clone is e2e's part.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { Store } from '../store/store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from '../testing/fakes.js';
+import { lineServer } from '../testing/line-server.js';
 import type { VmHandle, VmSpec } from '../vmm/driver.js';
 import { vmPaths } from '../vmm/driver.js';
 import type { TemplateManifest } from '../template/manifest.js';
@@ -24,21 +25,8 @@ class RestoringDriver extends FakeDriver {
 
   override async restore(spec: VmSpec, opts?: { beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
     const vm = await this.start(spec);
-    const server = createServer((s) => {
-      let buf = '';
-      s.setEncoding('utf8');
-      s.on('data', (c: string) => {
-        buf += c;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          s.write(`${line.startsWith('docker-ping') ? this.docker : 'ok'}\n`);
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(vmPaths(spec.runDir).guestctlSocket, r));
-    this.servers.push(server);
+    const path = vmPaths(spec.runDir).guestctlSocket as string;
+    this.servers.push(await lineServer(path, (line) => (line.startsWith('docker-ping') ? this.docker : 'ok')));
     await opts?.beforeResume?.(vm);
     return vm;
   }
