@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toKilnError } from '../errors.js';
+import { pidExists } from '../util/proc.js';
 import { ImageBuildError } from './errors.js';
 import { requireTools, toolSearchPath } from './host-tools.js';
 import { buildInitramfs } from './initramfs.js';
@@ -193,17 +194,8 @@ async function ensureBase(recipe: Recipe, opts: BuildImageOptions, progress: Bui
 async function removeStaleTemps(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const pid = /^\.tmp-.*-(\d+)-[0-9a-f]{6}$/.exec(name)?.[1];
-    if (!pid || isAlive(Number(pid))) continue;
+    if (!pid || pidExists(Number(pid))) continue;
     await rm(join(dir, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

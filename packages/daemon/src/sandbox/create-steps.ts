@@ -14,6 +14,7 @@ import type { NetworkService, SandboxNetwork } from '../network/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
+import { vmPaths } from '../vmm/driver.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import type { Step } from './steps.js';
 import type { SandboxRecord, SandboxSpec } from './types.js';
@@ -96,11 +97,10 @@ function vmSpec(ctx: CreateCtx): VmSpec {
 }
 
 /**
- * The launch chain (cgroup, prlimit, netns, unshare, pivot_root, setpriv) very rarely fails
- * before QEMU runs (seen once: `unshare: sigprocmask unblock failed`); such a launch left no
- * VM behind, so it is retried once with fresh sockets.
+ * The launch chain (cgroup, prlimit, netns, unshare, pivot_root, setpriv) rarely dies before
+ * QEMU is usable (seen under load: `unshare: sigprocmask unblock failed`, docs/hardening.md);
+ * such a launch left no VM behind, so it is tried up to this many times, with fresh sockets.
  */
-/** Launch attempts when the jail's launcher died before QEMU ran (seen under load; see docs/hardening.md). */
 const LAUNCH_ATTEMPTS = 3;
 
 async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHandle> {
@@ -115,7 +115,8 @@ async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHand
       h.warn(ctx.rec.id, `the VMM launcher failed (attempt ${attempt} of ${LAUNCH_ATTEMPTS}); retrying`, err);
       h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { attempt, reason: e.message.slice(0, 300) });
       ctx.channelAbort?.abort(err); // it must not connect to the next VM's sockets
-      for (const f of ['qmp.sock', 'agent.sock', 'guestctl.sock', 'console.sock', 'logs.sock']) await rm(`${ctx.runDir}/${f}`, { force: true });
+      const p = vmPaths(ctx.runDir);
+      for (const f of [p.qmpSocket, p.agentSocket, p.guestctlSocket, p.consoleSocket, p.logsSocket]) if (f) await rm(f, { force: true });
       await new Promise((r) => setTimeout(r, 250 * attempt));
     }
   }
