@@ -28,6 +28,20 @@ import { checkCapacity, type CapacityLimits } from '../lifecycle/capacity.js';
 import { classifyVmExit } from '../lifecycle/exit-reason.js';
 import type { SandboxError } from './types.js';
 
+/** How long a failed after-create check waits to see whether the VM itself ended. */
+const VM_EXIT_GRACE_MS = 1000;
+
+/** True when `exit` settles within `ms`. */
+async function exitsWithin(exit: Promise<VmExit>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([exit.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const isDefaultShape = (s: SandboxSpec): boolean =>
   s.memoryMiB === SPEC_LIMITS.memoryMiB.default && s.vcpus === SPEC_LIMITS.vcpus.default && s.diskGiB === SPEC_LIMITS.diskGiB.default;
 
@@ -488,6 +502,11 @@ export class SandboxManager {
         const e = toKilnError(err);
         this.o.store.addEvent(id, `${what}-failed`, { reason: e.message });
         for (let i = 0; i < 1200 && this.live.get(id)?.creating; i++) await new Promise((r) => setTimeout(r, 50));
+        // A check cut short by the VM itself ending (killed, panicked) is not dockerd's fault: the
+        // VM's exit is the reason, and its watcher reports it. The channel closes a moment before
+        // the VMM's exit is seen, so give that a moment.
+        const vm = this.o.store.get(id)?.vm;
+        if (vm && (await exitsWithin(this.o.driver.wait(vm), VM_EXIT_GRACE_MS))) return;
         await this.fail(id, { code: 'DOCKER_NOT_READY', message: `${what} check after the restore failed: ${e.message}`, step: what });
       },
     );

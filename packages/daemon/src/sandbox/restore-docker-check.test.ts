@@ -3,7 +3,7 @@
 // kiln-guestctl on the VM's guestctl socket: the real helper in a real clone is e2e's part.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -16,9 +16,14 @@ import { vmPaths } from '../vmm/driver.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { SandboxManager } from './manager.js';
 
-/** Restores "run" a stand-in guestctl that answers every request ok, and docker-ping with `docker`. */
+/**
+ * Restores "run" a stand-in guestctl that answers every request ok, and docker-ping with `docker`
+ * (never, for 'hang').
+ */
 class RestoringDriver extends FakeDriver {
   servers: Server[] = [];
+  /** The guest ends of the helper channels: destroying one is what a VMM's death looks like to kilnd. */
+  channels: Socket[] = [];
   constructor(private readonly docker: string) {
     super();
   }
@@ -26,13 +31,15 @@ class RestoringDriver extends FakeDriver {
   override async restore(spec: VmSpec, opts?: { beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
     const vm = await this.start(spec);
     const path = vmPaths(spec.runDir).guestctlSocket as string;
-    this.servers.push(await lineServer(path, (line) => (line.startsWith('docker-ping') ? this.docker : 'ok')));
+    const server = await lineServer(path, (line) => (line.startsWith('docker-ping') ? (this.docker === 'hang' ? null : this.docker) : 'ok'));
+    server.on('connection', (s: Socket) => this.channels.push(s));
+    this.servers.push(server);
     await opts?.beforeResume?.(vm);
     return vm;
   }
 }
 
-async function withManager(docker: string, fn: (m: SandboxManager, store: Store) => Promise<void>): Promise<void> {
+async function withManager(docker: string, fn: (m: SandboxManager, store: Store, driver: RestoringDriver) => Promise<void>): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-restore-check-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const driver = new RestoringDriver(docker);
@@ -54,7 +61,7 @@ async function withManager(docker: string, fn: (m: SandboxManager, store: Store)
   });
   await manager.init();
   try {
-    await fn(manager, store);
+    await fn(manager, store, driver);
   } finally {
     await manager.shutdown();
     for (const s of driver.servers) s.close();
@@ -90,5 +97,31 @@ test('a clone whose dockerd does not answer after the create is failed with DOCK
     assert.equal(failed?.error?.code, 'DOCKER_NOT_READY');
     assert.match(failed?.error?.message ?? '', /dockerd did not answer/);
     assert.ok(store.events(sb.id).some((e) => e.type === 'docker-ready-failed'));
+  });
+});
+
+test('a check cut short by the VM dying reports the VM exit, not DOCKER_NOT_READY', async () => {
+  // dockerd has not answered yet when the VMM dies: the channel closes (the check fails at once),
+  // and the VMM's exit is seen a moment later, as with a real QEMU.
+  await withManager('hang', async (m, store, driver) => {
+    const sb = await m.create({});
+    assert.equal(sb.state, 'running');
+    await waitFor('helper channel', () => (driver.channels.length > 0 ? true : null));
+    for (const s of driver.channels) s.destroy();
+    await waitFor('check failed', () => (store.events(sb.id).some((e) => e.type === 'docker-ready-failed') ? true : null));
+    await new Promise((r) => setTimeout(r, 100));
+    driver.crash(store.get(sb.id)?.vm?.pid ?? -1);
+    const failed = await waitFor('failed', () => (store.get(sb.id)?.state === 'failed' ? store.get(sb.id) : null));
+    assert.equal(failed?.error?.code, 'VM_EXITED', JSON.stringify(failed?.error));
+  });
+});
+
+test('a check that fails while the VM lives on fails the sandbox with DOCKER_NOT_READY', async () => {
+  await withManager('hang', async (m, store, driver) => {
+    const sb = await m.create({});
+    await waitFor('helper channel', () => (driver.channels.length > 0 ? true : null));
+    for (const s of driver.channels) s.destroy();
+    const failed = await waitFor('failed', () => (store.get(sb.id)?.state === 'failed' ? store.get(sb.id) : null));
+    assert.equal(failed?.error?.code, 'DOCKER_NOT_READY', JSON.stringify(failed?.error));
   });
 });
