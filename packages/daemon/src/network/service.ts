@@ -19,7 +19,7 @@ import { type NetNames, netNames } from './names.js';
 import { renderHostAddresses, renderPolicy, domainGroups } from './nft-sandbox.js';
 import { type NetworkPolicy, type PolicyInput, resolvePolicy } from './policy.js';
 import { capResolverLog, readResolverLog, startResolver } from './resolver.js';
-import { buildTopology, findNetworkResources, removeTopology } from './topology.js';
+import { buildEgress, buildTap, findNetworkResources, removeTopology, type TopologyParams } from './topology.js';
 import { type Uplink, formatUplink, parseUplink, uplinkNetns } from './uplink.js';
 
 export interface SandboxNetwork {
@@ -122,26 +122,46 @@ export class NetworkService {
 
   /** Leases an address block and builds the sandbox's netns, TAP, veth, tables and resolver. */
   async setup(sandboxId: string, policy: NetworkPolicy): Promise<SandboxNetwork> {
-    const lease = this.leases.allocate(sandboxId, this.subnet, policy);
-    const net = this.view(lease);
+    const { net, complete } = await this.setupStaged(sandboxId, policy);
     try {
-      await buildTopology({
-        names: net.names,
-        addresses: net.addresses,
-        mac: net.mac,
-        subnet: lease.subnet,
-        uplink: this.uplink,
-        hostAddrs: this.hostAddrs,
-        dnsUpstream: this.dnsUpstream,
-        policy,
-        runDir: this.runDir(sandboxId),
-        ...(this.o.config.tapUid !== null ? { tapUid: this.o.config.tapUid } : {}),
-      });
+      await complete;
     } catch (err) {
-      this.leases.release(sandboxId);
+      await this.teardown(sandboxId).catch(() => undefined);
       throw err;
     }
     return net;
+  }
+
+  /**
+   * Like setup, in two stages, so a VMM can start while the second runs: resolves once the
+   * netns and TAP exist (a failure there leaves nothing behind); `complete` settles when the
+   * veth, routes, nftables policy and resolver are in place. The guest must not run before
+   * `complete` resolved; when it rejects, the caller tears the network down.
+   */
+  async setupStaged(sandboxId: string, policy: NetworkPolicy): Promise<{ net: SandboxNetwork; complete: Promise<void> }> {
+    const lease = this.leases.allocate(sandboxId, this.subnet, policy);
+    const net = this.view(lease);
+    const params: TopologyParams = {
+      names: net.names,
+      addresses: net.addresses,
+      mac: net.mac,
+      subnet: lease.subnet,
+      uplink: this.uplink,
+      hostAddrs: this.hostAddrs,
+      dnsUpstream: this.dnsUpstream,
+      policy,
+      runDir: this.runDir(sandboxId),
+      ...(this.o.config.tapUid !== null ? { tapUid: this.o.config.tapUid } : {}),
+    };
+    try {
+      await buildTap(params);
+    } catch (err) {
+      await this.teardown(sandboxId).catch(() => undefined);
+      throw err;
+    }
+    const complete = buildEgress(params);
+    complete.catch(() => undefined); // the caller's to await
+    return { net, complete };
   }
 
   /** Removes everything of the sandbox's network, its flow history and its lease. Idempotent. */

@@ -15,7 +15,7 @@ import { renderPolicy } from './nft-sandbox.js';
 import { renderUplinkTable } from './nft-uplink.js';
 import { resolvePolicy } from './policy.js';
 import { resolverPaths } from './resolver.js';
-import { buildTopology, findNetworkResources, removeTopology } from './topology.js';
+import { buildEgress, buildTap, buildTopology, findNetworkResources, removeTopology } from './topology.js';
 
 const sh = (...a: string[]) => execFileSync(a[0] as string, a.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 const skip = process.getuid?.() !== 0 ? 'needs root (netns, nftables)' : (() => {
@@ -78,6 +78,36 @@ test('build, change live and remove a sandbox network in an uplink namespace', {
     assert.doesNotMatch(sh('ip', 'netns', 'exec', uplinkNs, 'nft', 'list', 'tables'), new RegExp(names.idHex));
     assert.doesNotMatch(sh('nft', 'list', 'tables'), new RegExp(names.idHex));
     assert.ok(!(await findNetworkResources(uplink)).has(names.idHex));
+  } finally {
+    await removeTopology(names, uplink, runDir).catch(() => undefined);
+    sh('ip', 'netns', 'del', uplinkNs);
+    rmSync(runDir, { recursive: true, force: true });
+  }
+});
+
+test('in two stages: the first holds only the netns and its TAP, the second adds uplink, policy and resolver', { skip }, async () => {
+  const uplinkNs = `ktest-${randomBytes(3).toString('hex')}`;
+  const id = `sb-${randomBytes(6).toString('hex')}`;
+  const names = netNames(id);
+  const runDir = mkdtempSync(join(tmpdir(), 'kiln-topo-'));
+  const uplink = { kind: 'netns' as const, name: uplinkNs };
+  const params = { names, addresses: addressesFor(parseCidr('10.210.0.0/16') as Cidr, 7), mac: macFor(names.idHex), subnet: '10.210.0.0/16', uplink, hostAddrs: [], dnsUpstream: [], policy: resolvePolicy(undefined), runDir };
+  sh('ip', 'netns', 'add', uplinkNs);
+  try {
+    await buildTap(params);
+    assert.match(sh('ip', '-n', names.netns, '-o', 'addr', 'show', 'dev', names.tap), /10\.210\.0\.57\/30/);
+    assert.equal(sh('ip', 'netns', 'exec', names.netns, 'sysctl', '-n', 'net.ipv6.conf.' + names.tap + '.disable_ipv6').trim(), '1', 'the TAP is born with IPv6 off');
+    assert.doesNotMatch(sh('ip', '-n', names.netns, '-o', 'link'), new RegExp(names.vethSandbox), 'no way out yet');
+    assert.equal(sh('ip', '-n', names.netns, 'route', 'show', 'default').trim(), '');
+    assert.equal(sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'tables').trim(), '');
+    assert.equal(sh('ip', 'netns', 'pids', names.netns).trim(), '', 'no resolver yet');
+
+    await buildEgress(params);
+    assert.match(sh('ip', '-n', names.netns, 'route'), /default via 10\.210\.0\.61/);
+    assert.match(sh('ip', '-n', uplinkNs, 'route'), /10\.210\.0\.58 via 10\.210\.0\.62/);
+    assert.match(sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'tables'), new RegExp(`table inet ${names.table}`));
+    assert.match(sh('ip', 'netns', 'exec', uplinkNs, 'nft', 'list', 'tables'), new RegExp(names.table));
+    assert.ok(sh('ip', 'netns', 'pids', names.netns).trim(), 'the resolver runs inside the netns');
   } finally {
     await removeTopology(names, uplink, runDir).catch(() => undefined);
     sh('ip', 'netns', 'del', uplinkNs);

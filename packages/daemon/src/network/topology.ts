@@ -32,8 +32,6 @@ export interface TopologyParams {
   tapUid?: number;
 }
 
-const ipIn = (ns: string | null, args: string[]) => hostCmd('ip', ns === null ? args : ['-n', ns, ...args]);
-
 /** Kernel settings of the sandbox netns: forwarding on, IPv6 off (never offered), no router advertisements. */
 const NETNS_SYSCTLS = [
   'net.ipv4.ip_forward=1',
@@ -45,26 +43,60 @@ const NETNS_SYSCTLS = [
   'net.ipv4.conf.default.send_redirects=0',
 ];
 
-export async function buildTopology(p: TopologyParams): Promise<void> {
+/** `ip [-n ns] -batch -`: one process for several changes, applied in order; the first failure stops it. */
+const ipBatch = (ns: string | null, lines: string[][]) =>
+  hostCmd('ip', [...(ns === null ? [] : ['-n', ns]), '-batch', '-'], { input: lines.map((l) => l.join(' ')).join('\n') + '\n' });
+
+function setupError(n: NetNames, err: unknown): KilnError {
+  return err instanceof KilnError
+    ? err
+    : new KilnError('NETWORK_SETUP_FAILED', `network setup of ${n.netns} failed: ${(err as Error).message}`, { cause: err });
+}
+
+/**
+ * The part a VMM needs to start: the netns (its sysctls first, so the TAP is born with IPv6
+ * off) and the TAP with the gateway's address. Nothing in it reaches beyond the netns. On
+ * failure it throws NETWORK_SETUP_FAILED and leaves removal to removeTopology.
+ */
+export async function buildTap(p: TopologyParams): Promise<void> {
+  const { names: n, addresses: a } = p;
+  try {
+    await hostCmd('ip', ['netns', 'add', n.netns]);
+    await hostCmd('sysctl', ['-q', '-w', ...NETNS_SYSCTLS], { netns: n.netns });
+    await ipBatch(n.netns, [
+      ['link', 'set', 'lo', 'up'],
+      ['tuntap', 'add', 'dev', n.tap, 'mode', 'tap', ...(p.tapUid !== undefined ? ['user', String(p.tapUid)] : [])],
+      ['addr', 'add', `${a.gateway}/${a.guestPrefix}`, 'dev', n.tap],
+      ['link', 'set', n.tap, 'up'],
+    ]);
+  } catch (err) {
+    throw setupError(n, err);
+  }
+}
+
+/**
+ * The rest, after buildTap: the veth pair to the uplink with its routes, both nftables tables
+ * (the sandbox's policy, the uplink's) and the resolver. The guest must not run before this
+ * has finished: its policy is part of it. Same failure contract as buildTap.
+ */
+export async function buildEgress(p: TopologyParams): Promise<void> {
   const { names: n, addresses: a } = p;
   const up = uplinkNetns(p.uplink);
   try {
-    await hostCmd('ip', ['netns', 'add', n.netns]);
-    await ipIn(n.netns, ['link', 'set', 'lo', 'up']);
-    await hostCmd('sysctl', ['-q', '-w', ...NETNS_SYSCTLS], { netns: n.netns });
-    await ipIn(n.netns, ['tuntap', 'add', 'dev', n.tap, 'mode', 'tap', ...(p.tapUid !== undefined ? ['user', String(p.tapUid)] : [])]);
-    await ipIn(n.netns, ['addr', 'add', `${a.gateway}/${a.guestPrefix}`, 'dev', n.tap]);
-    await ipIn(n.netns, ['link', 'set', n.tap, 'up']);
     if (up !== undefined) {
-      await ipIn(up, ['link', 'add', n.vethUplink, 'type', 'veth', 'peer', 'name', n.vethSandbox, 'netns', n.netns]);
-      await ipIn(up, ['addr', 'add', `${a.uplinkVeth}/${a.vethPrefix}`, 'dev', n.vethUplink]);
-      await ipIn(up, ['link', 'set', n.vethUplink, 'up']);
-      await ipIn(n.netns, ['addr', 'add', `${a.sandboxVeth}/${a.vethPrefix}`, 'dev', n.vethSandbox]);
-      await ipIn(n.netns, ['link', 'set', n.vethSandbox, 'up']);
-      await ipIn(n.netns, ['route', 'add', 'default', 'via', a.uplinkVeth, 'dev', n.vethSandbox]);
-      await ipIn(up, ['route', 'add', `${a.guest}/32`, 'via', a.sandboxVeth, 'dev', n.vethUplink]);
+      await ipBatch(up, [
+        ['link', 'add', n.vethUplink, 'type', 'veth', 'peer', 'name', n.vethSandbox, 'netns', n.netns],
+        ['addr', 'add', `${a.uplinkVeth}/${a.vethPrefix}`, 'dev', n.vethUplink],
+        ['link', 'set', n.vethUplink, 'up'],
+        ['route', 'add', `${a.guest}/32`, 'via', a.sandboxVeth, 'dev', n.vethUplink],
+      ]);
+      await ipBatch(n.netns, [
+        ['addr', 'add', `${a.sandboxVeth}/${a.vethPrefix}`, 'dev', n.vethSandbox],
+        ['link', 'set', n.vethSandbox, 'up'],
+        ['route', 'add', 'default', 'via', a.uplinkVeth, 'dev', n.vethSandbox],
+      ]);
     }
-    await nftApply(
+    const sandboxTables = nftApply(
       renderSandboxTables({
         names: n,
         mac: p.mac,
@@ -78,16 +110,27 @@ export async function buildTopology(p: TopologyParams): Promise<void> {
       }),
       n.netns,
     );
-    if (up !== undefined) {
-      await nftApply(
-        renderUplinkTable({ names: n, block: a.block, sandboxVeth: a.sandboxVeth, dnsUpstream: p.dnsUpstream, host: p.uplink.kind === 'host' }),
-        up ?? undefined,
-      );
-    }
-    await startResolver({ names: n, runDir: p.runDir, gateway: a.gateway, upstream: up === undefined ? [] : p.dnsUpstream, policy: p.policy });
+    const uplinkTable =
+      up === undefined
+        ? undefined
+        : nftApply(renderUplinkTable({ names: n, block: a.block, sandboxVeth: a.sandboxVeth, dnsUpstream: p.dnsUpstream, host: p.uplink.kind === 'host' }), up ?? undefined);
+    const resolver = startResolver({ names: n, runDir: p.runDir, gateway: a.gateway, upstream: up === undefined ? [] : p.dnsUpstream, policy: p.policy });
+    // All three are independent (each its own namespace or process); every one is waited for.
+    const results = await Promise.allSettled([sandboxTables, uplinkTable, resolver]);
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   } catch (err) {
-    await removeTopology(n, p.uplink, p.runDir).catch(() => undefined);
-    throw err instanceof KilnError ? err : new KilnError('NETWORK_SETUP_FAILED', `network setup of ${n.netns} failed: ${(err as Error).message}`, { cause: err });
+    throw setupError(n, err);
+  }
+}
+
+/** buildTap then buildEgress; on failure everything is removed again. */
+export async function buildTopology(p: TopologyParams): Promise<void> {
+  try {
+    await buildTap(p);
+    await buildEgress(p);
+  } catch (err) {
+    await removeTopology(p.names, p.uplink, p.runDir).catch(() => undefined);
+    throw err;
   }
 }
 

@@ -29,6 +29,8 @@ export interface CreateCtx {
   agent: GuestAgent | null;
   /** The sandbox's network (null when kilnd runs without networking). */
   net?: SandboxNetwork | null;
+  /** The network's second stage (veth, policy, resolver), built while the VMM starts; the guest runs only after it. */
+  netComplete?: Promise<void> | null;
   /** Personalization and dockerd's ping through the guestctl port, started as early as the guest can take them. */
   guestCtl?: GuestCtlSession | null;
   /** The agent's connection, opened before a restored VM resumes (awaited by agent-connect). */
@@ -105,11 +107,23 @@ const LAUNCH_ATTEMPTS = 3;
 
 async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHandle> {
   const t = ctx.template;
-  const once = () => (t ? h.driver.restore(spec, { ignoreShared: t.sharedMemory, beforeResume: (vm) => openChannels(h, ctx, vm) }) : h.driver.start(spec));
+  // The guest runs only once its network policy is in place: a restored one at `cont` (its
+  // VMM starts meanwhile), a booting one from its first instruction.
+  const netComplete = ctx.netComplete ?? Promise.resolve();
+  const beforeResume = async (vm: VmHandle) => {
+    await Promise.all([openChannels(h, ctx, vm), netComplete]);
+  };
+  const once = async () => {
+    if (t) return h.driver.restore(spec, { ignoreShared: t.sharedMemory, beforeResume });
+    await netComplete;
+    return h.driver.start(spec);
+  };
   for (let attempt = 1; ; attempt++) {
     try {
       return await once();
     } catch (err) {
+      // A network that could not be completed is the reason, not the restore it stopped.
+      await netComplete;
       const e = toKilnError(err);
       if (attempt >= LAUNCH_ATTEMPTS || !/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
       h.warn(ctx.rec.id, `the VMM launcher failed (attempt ${attempt} of ${LAUNCH_ATTEMPTS}); retrying`, err);
@@ -208,16 +222,24 @@ export async function personalize(agent: GuestAgent, id: string): Promise<void> 
   });
 }
 
-/** The sandbox's host-side network (netns, TAP, veth, policy, resolver); before the VM starts in it. */
+/**
+ * The sandbox's host-side network (netns, TAP, veth, policy, resolver). The step ends once the
+ * netns and TAP exist, which is all a VMM needs to start; the rest is built meanwhile and
+ * waited for before the guest runs (start-vm).
+ */
 function networkStep(network: NetworkService): Step<CreateCtx> {
   return {
     name: 'network',
     run: async (ctx) => {
-      ctx.net = await network.setup(ctx.rec.id, ctx.rec.spec.network ?? network.resolvePolicy(undefined));
+      const staged = await network.setupStaged(ctx.rec.id, ctx.rec.spec.network ?? network.resolvePolicy(undefined));
+      ctx.net = staged.net;
+      ctx.netComplete = staged.complete;
     },
     undo: async (ctx) => {
+      await ctx.netComplete?.catch(() => undefined); // nothing may still be building while it is removed
       await network.teardown(ctx.rec.id);
       ctx.net = null;
+      ctx.netComplete = null;
     },
   };
 }
