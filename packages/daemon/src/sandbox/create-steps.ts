@@ -166,12 +166,12 @@ async function openChannels(h: StepHost, ctx: CreateCtx, vm: VmHandle): Promise<
 async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
   const spec = vmSpec(ctx);
   const t = ctx.template;
-  const vm = await launch(h, ctx, spec);
+  const { timings, ...vm } = await launch(h, ctx, spec); // timings go to the event, not the record
   ctx.vm = vm;
   ctx.rec.vm = vm;
   ctx.rec.updatedAt = Date.now();
   h.store.update(ctx.rec);
-  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(t ? { template: t.name, templateKey: t.key } : {}) });
+  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(t ? { template: t.name, templateKey: t.key } : {}), ...timings });
   h.watchVm(ctx.rec.id, vm);
 }
 

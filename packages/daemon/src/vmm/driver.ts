@@ -57,6 +57,8 @@ export interface VmHandle {
   startTime: number;
   accel: Accel;
   paths: VmPaths;
+  /** Where the start or restore spent its time, ms by phase (for events and the bench). */
+  timings?: Record<string, number>;
 }
 
 export interface VmExit {

@@ -167,6 +167,7 @@ export class QemuDriver implements VmmDriver {
       if (child.pid !== undefined) this.children.delete(child.pid);
     });
 
+    const tSpawn = performance.now();
     const deadline = Date.now() + this.startTimeoutMs;
     while (Date.now() < deadline) {
       if (spawnError !== null) {
@@ -185,7 +186,7 @@ export class QemuDriver implements VmmDriver {
         const startTime = pid === null ? null : readStartTime(pid);
         if (pid !== null && startTime !== null && isSameProcess({ pid, startTime }, vmMarker(spec.id))) {
           this.children.set(pid, child);
-          return { id: spec.id, pid, startTime, accel: this.accel.accel, paths };
+          return { id: spec.id, pid, startTime, accel: this.accel.accel, paths, timings: { launchMs: Math.round(performance.now() - tSpawn) } };
         }
       }
       await sleep(5); // QEMU opens its QMP socket ~50–150 ms after exec; every poll is a stat
@@ -231,14 +232,26 @@ export class QemuDriver implements VmmDriver {
   async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
     if (!spec.incoming) throw new KilnError('INVALID_ARGUMENT', 'restore needs spec.incoming (a state file)');
     const vm = await this.start(spec);
+    const timings = vm.timings ?? {};
+    let t = performance.now();
+    const mark = (phase: string) => {
+      const now = performance.now();
+      timings[phase] = Math.round(now - t);
+      t = now;
+    };
     try {
       await this.qmp(vm, async (q) => {
+        mark('qmpConnectMs');
         await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
         await q.execute('migrate-incoming', { uri: `file:${spec.incoming}` });
         await waitMigration(q, opts.timeoutMs ?? 60_000, 'restore');
+        mark('incomingMs');
         await opts.beforeResume?.(vm);
+        mark('beforeResumeMs');
         await q.execute('cont');
+        mark('contMs');
       });
+      vm.timings = timings;
     } catch (err) {
       await this.kill(vm).catch(() => undefined);
       throw new KilnError('VMM_RESTORE_FAILED', `restore of ${spec.id} failed: ${(err as Error).message}; ${tail(vm.paths.vmmLog, 600)}`, { cause: err });

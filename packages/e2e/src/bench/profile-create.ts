@@ -21,6 +21,8 @@ try {
     const steps = evs.filter((e) => e.type === 'step').map((e) => `${String(e.data.step)}=${Math.round(Number(e.data.durationMs))}`);
     const p = Object.assign({}, ...evs.filter((e) => e.type === 'personalized' || e.type === 'personalize-fallback').map((e) => e.data));
     const d = evs.find((e) => e.type === 'docker-ready')?.data;
+    const vm = evs.find((e) => e.type === 'vm-restored')?.data ?? {};
+    steps.push(Object.entries(vm).filter(([k]) => k.endsWith('Ms')).map(([k, v]) => `${k}=${String(v)}`).join(' '));
     steps.push(JSON.stringify(p), `docker=${String(d?.waitedMs)}`);
     console.log(`create ${tCreated.toFixed(0)} ms, +exec ${total.toFixed(0)} ms (then ${more.join(', ')}): ${steps.join(' ')}`);
     if (process.env.SHELL_CMD) {
