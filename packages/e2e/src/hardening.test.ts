@@ -16,8 +16,7 @@ import { after, before, describe } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, statfsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
 
 const skip = integrationSkipReason();
@@ -180,18 +179,23 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       const pid = await pidOf(id);
       const dirs = cgroupDirs(pid);
       const expectMem = String((1024 + 384 + 128) * MiB); // guest RAM + VMM overhead + TCG tb-size
-      // 2 vCPUs = 2 cores, capped by what all VMs together may use: the host's cores minus ½.
-      const expectQuota = String(Math.min(200000, Math.round(Math.max(0.5, cpus().length - 0.5) * 100000)));
+      // 2 vCPUs = 2 cores per period.
+      const expectQuota = '200000';
       if (dirs.v2) {
         assert.ok(dirs.v2.endsWith(`/kiln/${id}`), dirs.v2);
         assert.equal(cg(dirs.v2, 'memory.max'), expectMem);
         assert.equal(cg(dirs.v2, 'cpu.max'), `${expectQuota} 100000`);
+        assert.equal(cg(dirname(dirs.v2), 'cpu.max'), 'max 100000');
+        assert.equal(cg(dirname(dirs.v2), 'cpu.weight'), '50');
         assert.equal(cg(dirs.v2, 'pids.max'), '256');
       } else {
         for (const c of ['memory', 'cpu', 'pids']) assert.ok(dirs[c]?.endsWith(`/kiln/${id}`), `${c}: ${dirs[c]}`);
         assert.equal(cg(dirs.memory, 'memory.limit_in_bytes'), expectMem);
         assert.equal(cg(dirs.cpu, 'cpu.cfs_quota_us'), expectQuota);
         assert.equal(cg(dirs.cpu, 'cpu.cfs_period_us'), '100000');
+        // the parent of all VMs: no shared quota, half the default weight
+        assert.equal(cg(dirname(dirs.cpu ?? ''), 'cpu.cfs_quota_us'), '-1');
+        assert.equal(cg(dirname(dirs.cpu ?? ''), 'cpu.shares'), '512');
         assert.equal(cg(dirs.pids, 'pids.max'), '256');
       }
       const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');

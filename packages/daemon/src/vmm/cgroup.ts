@@ -6,7 +6,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cpus } from 'node:os';
 import { KilnError } from '../errors.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -49,25 +48,28 @@ function write(dir: string, file: string, value: string): void {
 }
 
 /**
- * All VMs together get at most the host's cores minus half a core (never less than half a
- * core): however hard guests spin, kilnd and the host keep CPU to answer with.
+ * The parent of all VM cgroups has no CPU quota of its own, but half the default weight
+ * (cpu.shares 512 / cpu.weight 50): when guests spin, kilnd and the host's other processes win
+ * two thirds of contended CPU, and a VM waking up competes only with other VMs' fair shares.
+ * A shared quota (it used to be the host's cores − ½) throttled every VM at once once one VM
+ * had spent it, so a neighbour woke into a throttled window and waited for the next period
+ * (docs/hardening.md, "Neighbour latency").
  */
-export function vmsCpuQuota(cores = cpus().length): number {
-  return Math.round(Math.max(0.5, cores - 0.5) * CPU_PERIOD_US);
-}
+export const VMS_CPU_SHARES = 512;
+export const VMS_CPU_WEIGHT = 50;
 
 /** Creates the VM's cgroup with its limits; returns the cgroup.procs files to join. */
 export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): string[] {
   if (mode.kind === 'none') return [];
-  // A child's quota may not exceed its parent's (cgroup v1 refuses it with EINVAL).
-  const quota = String(Math.min(Math.round(limits.vcpus * CPU_PERIOD_US), vmsCpuQuota()));
+  const quota = String(Math.round(limits.vcpus * CPU_PERIOD_US));
   try {
     if (mode.kind === 'v2') {
       const parent = join(mode.root, CGROUP_PARENT);
       mkdirSync(parent, { recursive: true });
       write(mode.root, 'cgroup.subtree_control', '+memory +cpu +pids');
       write(parent, 'cgroup.subtree_control', '+memory +cpu +pids');
-      write(parent, 'cpu.max', `${vmsCpuQuota()} ${CPU_PERIOD_US}`);
+      write(parent, 'cpu.max', `max ${CPU_PERIOD_US}`);
+      write(parent, 'cpu.weight', String(VMS_CPU_WEIGHT));
       const [dir] = cgroupDirs(mode, id) as [string];
       mkdirSync(dir, { recursive: true });
       write(dir, 'memory.max', String(limits.memoryBytes));
@@ -79,13 +81,9 @@ export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): 
     const [mem, cpu, pids] = cgroupDirs(mode, id) as [string, string, string];
     for (const d of [mem, cpu, pids]) mkdirSync(d, { recursive: true });
     const cpuParent = join(mode.cpu, CGROUP_PARENT);
-    // A parent left with another period (an older kiln, a hand edit) cannot take ours while its
-    // quota would then be below a child's share (EINVAL): lift the quota first.
-    if (readCgroupValue(cpuParent, 'cpu.cfs_period_us') !== String(CPU_PERIOD_US)) {
-      write(cpuParent, 'cpu.cfs_quota_us', '-1');
-      write(cpuParent, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
-    }
-    write(cpuParent, 'cpu.cfs_quota_us', String(vmsCpuQuota()));
+    // No quota on the parent (an older kiln set one; a child's quota above it is EINVAL).
+    if (readCgroupValue(cpuParent, 'cpu.cfs_quota_us') !== '-1') write(cpuParent, 'cpu.cfs_quota_us', '-1');
+    write(cpuParent, 'cpu.shares', String(VMS_CPU_SHARES));
     write(mem, 'memory.limit_in_bytes', String(limits.memoryBytes));
     write(cpu, 'cpu.cfs_period_us', String(CPU_PERIOD_US));
     write(cpu, 'cpu.cfs_quota_us', quota);

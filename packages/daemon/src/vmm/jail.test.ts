@@ -1,9 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { createVmCgroup, detectCgroups, vmsCpuQuota } from './cgroup.js';
 import { jailCommand, type JailPlan } from './jail.js';
 
 const plan: JailPlan = {
@@ -39,32 +35,3 @@ test('jailCommand: cgroups, rlimits, netns, namespaces, then the jail script wit
   for (const a of args.filter((x) => x.includes('\n'))) assert.doesNotMatch(a, /\/img\/|sb-1/);
 });
 
-test('cgroups: v1 hierarchies get memory, CFS quota and pids limits; v2 gets memory.max/cpu.max/pids.max', () => {
-  const root = mkdtempSync(join(tmpdir(), 'kiln-cg-'));
-  try {
-    for (const c of ['memory', 'cpu', 'pids']) {
-      mkdirSync(join(root, c));
-      writeFileSync(join(root, c, 'cgroup.procs'), '');
-    }
-    const v1 = detectCgroups(root);
-    assert.equal(v1.kind, 'v1');
-    const procs = createVmCgroup(v1, 'sb-1', { memoryBytes: 123, vcpus: 2, pids: 7 });
-    assert.equal(procs.length, 3);
-    assert.equal(readFileSync(join(root, 'memory/kiln/sb-1/memory.limit_in_bytes'), 'utf8'), '123');
-    // 2 vCPUs, capped by the quota of all VMs (host cores − ½), which the parent gets
-    assert.equal(readFileSync(join(root, 'cpu/kiln/sb-1/cpu.cfs_quota_us'), 'utf8'), String(Math.min(200000, vmsCpuQuota())));
-    assert.equal(readFileSync(join(root, 'cpu/kiln/cpu.cfs_quota_us'), 'utf8'), String(vmsCpuQuota()));
-    assert.equal(readFileSync(join(root, 'pids/kiln/sb-1/pids.max'), 'utf8'), '7');
-    writeFileSync(join(root, 'cgroup.controllers'), 'memory cpu pids');
-    const v2 = detectCgroups(root);
-    assert.equal(v2.kind, 'v2');
-    createVmCgroup(v2, 'sb-2', { memoryBytes: 456, vcpus: 1, pids: 9 });
-    assert.equal(readFileSync(join(root, 'kiln/sb-2/memory.max'), 'utf8'), '456');
-    assert.equal(readFileSync(join(root, 'kiln/sb-2/cpu.max'), 'utf8'), `${Math.min(100000, vmsCpuQuota())} 100000`);
-    assert.equal(readFileSync(join(root, 'kiln/cpu.max'), 'utf8'), `${vmsCpuQuota()} 100000`);
-    assert.equal(readFileSync(join(root, 'kiln/sb-2/pids.max'), 'utf8'), '9');
-    assert.equal(detectCgroups(join(root, 'nowhere')).kind, 'none');
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
