@@ -3,10 +3,8 @@
  * missing ones lazily in the background (one at a time, deduplicated by key), makes the
  * copy-on-write disk overlay for a clone, and forgets templates whose image is gone.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
 import type { TemplateSource } from '../sandbox/create-steps.js';
@@ -14,9 +12,8 @@ import type { GuestImage } from '../sandbox/guest-agent.js';
 import type { SandboxSpec } from '../sandbox/types.js';
 import { buildTemplate, type TemplateBuildDeps, type TemplateProgress } from './builder.js';
 import { templateKey, type TemplateManifest, type TemplateShape } from './manifest.js';
+import { OverlayMaker } from './overlay.js';
 import { TemplateStore } from './store.js';
-
-const run = promisify(execFile);
 
 export interface TemplateServiceOptions extends Omit<TemplateBuildDeps, 'store'> {
   stateDir: string;
@@ -30,6 +27,7 @@ export class TemplateService implements TemplateSource {
   readonly store: TemplateStore;
   private readonly building = new Map<string, Promise<TemplateManifest>>();
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly overlays = new OverlayMaker();
 
   constructor(private readonly o: TemplateServiceOptions) {
     this.store = new TemplateStore(o.stateDir);
@@ -71,11 +69,7 @@ export class TemplateService implements TemplateSource {
   }
 
   async createOverlay(template: TemplateManifest, path: string): Promise<void> {
-    try {
-      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', template.scratch, path]);
-    } catch (err) {
-      throw new KilnError('OVERLAY_FAILED', `qemu-img could not create the disk overlay: ${(err as Error).message}`, { cause: err });
-    }
+    await this.overlays.create(template.scratch, path);
   }
 
   /** Builds (or returns) the template for a shape; concurrent calls share one build. */
