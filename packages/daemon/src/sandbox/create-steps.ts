@@ -99,9 +99,12 @@ function vmSpec(ctx: CreateCtx): VmSpec {
 }
 
 /**
- * The launch chain (cgroup, prlimit, netns, unshare, pivot_root, setpriv) rarely dies before
- * QEMU is usable (seen under load: `unshare: sigprocmask unblock failed`, docs/hardening.md);
- * such a launch left no VM behind, so it is tried up to this many times, with fresh sockets.
+ * A launch rarely dies before QEMU is usable: under load the old tool chain's child was seen
+ * killed by SIGKILL (`unshare: sigprocmask unblock failed`, docs/hardening.md; cause not
+ * found), and the launcher's fork can fail for a moment (EAGAIN, ENOMEM). The launcher
+ * (vmm/jail.ts) names both in QEMU's log: `kiln-vmm-launch: fork: …`, `kiln-vmm-launch: … killed
+ * by SIGKILL`; its other errors (a missing file, a bad option) would fail again. Such a launch
+ * left no VM behind, so it is tried up to this many times, with fresh sockets.
  */
 const LAUNCH_ATTEMPTS = 3;
 
@@ -125,7 +128,7 @@ async function launch(h: StepHost, ctx: CreateCtx, spec: VmSpec): Promise<VmHand
       // A network that could not be completed is the reason, not the restore it stopped.
       await netComplete;
       const e = toKilnError(err);
-      if (attempt >= LAUNCH_ATTEMPTS || !/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/unshare:|setpriv:|prlimit:/.test(e.message)) throw err;
+      if (attempt >= LAUNCH_ATTEMPTS || !/VMM_(START|RESTORE)_FAILED/.test(e.code) || !/kiln-vmm-launch: (fork:|.*killed by SIGKILL)/.test(e.message)) throw err;
       h.warn(ctx.rec.id, `the VMM launcher failed (attempt ${attempt} of ${LAUNCH_ATTEMPTS}); retrying`, err);
       h.store.addEvent(ctx.rec.id, 'vm-launch-retry', { attempt, reason: e.message.slice(0, 300) });
       ctx.channelAbort?.abort(err); // it must not connect to the next VM's sockets

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { readCmdline, sleep } from '../util/proc.js';
 import type { VmSpec } from './driver.js';
-import { hostDevicesFor, hostFdsCommand, KVM_FD, kvmAccelArgs, TAP_FD, tapNetdevArgs } from './host-fds.js';
+import { hostDevicesFor, hostFdsOptions, KVM_FD, kvmAccelArgs, TAP_FD, tapNetdevArgs } from './host-fds.js';
+import { LAUNCHER_PATH, plainCommand } from './jail.js';
 import { buildQemuArgs, layoutFingerprint } from './qemu.js';
 
 const spec: VmSpec = {
@@ -22,13 +23,12 @@ const spec: VmSpec = {
 };
 const net = { netns: 'kiln-0123456789ab', tap: 'kt0123456789ab', mac: '02:6b:01:02:03:04' };
 
-test('host devices: the TAP with a network, /dev/kvm only under KVM; nothing to open → no helper', () => {
+test('host devices: the TAP with a network, /dev/kvm only under KVM, each a launcher option of its own', () => {
   assert.deepEqual(hostDevicesFor(spec, 'tcg'), { tap: null, kvm: null });
   assert.deepEqual(hostDevicesFor({ ...spec, net }, 'kvm'), { tap: 'kt0123456789ab', kvm: '/dev/kvm' });
-  assert.deepEqual(hostFdsCommand({ tap: null, kvm: null }), []);
-  const cmd = hostFdsCommand({ tap: 'kt0123456789ab', kvm: null });
-  assert.deepEqual([cmd[0], cmd[1], ...cmd.slice(3)], ['perl', '-e', '--', 'kt0123456789ab', '']);
-  assert.doesNotMatch(cmd[2] ?? '', /kt0123456789ab/, 'the TAP name is an argument, never part of the script');
+  assert.deepEqual(hostFdsOptions({ tap: null, kvm: null }), []);
+  assert.deepEqual(hostFdsOptions({ tap: 'kt0123456789ab', kvm: null }), ['--tap', 'kt0123456789ab']);
+  assert.deepEqual(hostFdsOptions({ tap: 'kt0123456789ab', kvm: '/dev/kvm' }), ['--tap', 'kt0123456789ab', '--kvm', '/dev/kvm']);
 });
 
 test('QEMU takes the TAP as fd 3 and /dev/kvm through an fd set; neither is opened by path', () => {
@@ -54,55 +54,80 @@ test('the template key does not depend on the device fds: a template (no TAP) an
 });
 
 /**
- * Runs the helper with `kvm` = a plain file (no root needed) and `extra` fds occupying 3 and 4
- * (like the launcher, it first closes whatever else this process inherited), execs `sleep`, and
- * reads the fds the exec'd program holds: fd number → target.
+ * The fds of `pid` once it has settled: sleeping, with the same fds twice in a row (right
+ * after its exec, the dynamic loader briefly holds the libraries it maps open).
  */
-async function runHelper(kvmPath: string, extra: number[]): Promise<Map<string, string>> {
-  const keep = 2 + extra.length;
-  const closeRest = `for p in /proc/$$/fd/*; do n=\${p##*/}; [ "$n" -gt ${keep} ] && eval "exec $n>&-"; done; exec "$@"`;
-  const child = spawn('bash', ['-c', closeRest, 'close-rest', ...hostFdsCommand({ tap: null, kvm: kvmPath }), 'sleep', '30'], { stdio: ['ignore', 'ignore', 'inherit', ...extra] });
+async function settledFds(pid: number): Promise<Map<string, string>> {
+  const target = (n: string) => {
+    try {
+      return [[n, readlinkSync(`/proc/${pid}/fd/${n}`)] as const];
+    } catch {
+      return []; // closed since the listing
+    }
+  };
+  const read = () => new Map(readdirSync(`/proc/${pid}/fd`).flatMap(target));
+  const state = () => /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  let last = read();
+  for (let i = 0; i < 250; i++) {
+    await sleep(20);
+    const now = read();
+    if (state() === 'S' && [...now].join() === [...last].join()) return now;
+    last = now;
+  }
+  return last;
+}
+
+const launcherSkip = existsSync(LAUNCHER_PATH) ? false : `${LAUNCHER_PATH} not built (npm run build)`;
+
+/**
+ * Runs the unjailed launcher with `kvm` = a plain file (no root needed) and `extra` fds of this
+ * process inherited as 3, 4…, execs `sleep`, and reads the fds the exec'd program holds: fd
+ * number → target.
+ */
+async function runLauncher(kvmPath: string, extra: number[]): Promise<Map<string, string>> {
+  const { file, args } = plainCommand(null, { tap: null, kvm: kvmPath }, ['sleep', '30']);
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit', ...extra] });
   try {
     const pid = child.pid ?? 0;
     for (let i = 0; i < 250 && readCmdline(pid)?.[0] !== 'sleep'; i++) await sleep(20);
-    assert.equal(readCmdline(pid)?.[0], 'sleep', 'the helper exec\'d the command');
-    return new Map(readdirSync(`/proc/${pid}/fd`).map((n) => [n, readlinkSync(`/proc/${pid}/fd/${n}`)]));
+    assert.equal(readCmdline(pid)?.[0], 'sleep', 'the launcher exec\'d the command in place');
+    return await settledFds(pid);
   } finally {
     child.kill('SIGKILL');
   }
 }
 
-test('the helper puts the device on its fixed fd, inheritable, and leaks nothing of its own', async () => {
+test('the launcher puts the device on its fixed fd, inheritable, and passes on nothing else', { skip: launcherSkip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-hostfds-'));
   try {
     const dev = join(dir, 'fake-kvm');
     writeFileSync(dev, '');
     // fds 0-2 + the device on 4: open() landed on 3, dup2 moved it, the original closed
-    const plain = await runHelper(dev, []);
+    const plain = await runLauncher(dev, []);
     assert.equal(plain.get(String(KVM_FD)), dev);
     assert.deepEqual([...plain.keys()].filter((n) => Number(n) > 2), [String(KVM_FD)]);
-    // with 3 and 4 already taken, the device still ends up on 4 (replacing what was there)
+    // fds inherited on 3 and 4 are closed first: only the device is left, on 4
     const a = openSync(join(dir, 'a'), 'w');
     const b = openSync(join(dir, 'b'), 'w');
     try {
-      const busy = await runHelper(dev, [a, b]);
+      const busy = await runLauncher(dev, [a, b]);
       assert.equal(busy.get(String(KVM_FD)), dev);
-      assert.equal(busy.get('3'), join(dir, 'a'));
-      assert.deepEqual([...busy.keys()].filter((n) => Number(n) > 4), []);
+      assert.deepEqual([...busy.keys()].filter((n) => Number(n) > 2), [String(KVM_FD)]);
     } finally {
       closeSync(a);
       closeSync(b);
     }
-    // a device that cannot be opened stops the launch with a named error
-    const [file, ...args] = hostFdsCommand({ tap: null, kvm: join(dir, 'missing') });
-    const r = spawnSync(file ?? 'perl', [...args, 'true'], { encoding: 'utf8' });
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /kiln-host-fds: open .*missing/);
+    // a device that cannot be opened stops the launch with a named error, before the exec
+    const { file, args } = plainCommand(null, { tap: null, kvm: join(dir, 'missing') }, ['touch', join(dir, 'ran')]);
+    const r = spawnSync(file, args, { encoding: 'utf8' });
+    assert.equal(r.status, 97);
+    assert.match(r.stderr, /^kiln-vmm-launch: open .*missing: No such file or directory\n$/);
+    assert.equal(existsSync(join(dir, 'ran')), false, 'the command did not run');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('perl with POSIX and Fcntl is there (perl-base, Essential on Debian)', () => {
-  assert.equal(execFileSync('perl', ['-MPOSIX', '-MFcntl', '-e', 'print 1'], { encoding: 'utf8' }), '1');
+test('with no netns and no device the command runs without the launcher', () => {
+  assert.deepEqual(plainCommand(null, { tap: null, kvm: null }, ['qemu-system-x86_64', '-M', 'none']), { file: 'qemu-system-x86_64', args: ['-M', 'none'] });
 });

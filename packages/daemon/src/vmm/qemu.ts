@@ -12,9 +12,9 @@ import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
 import { detectCgroups, removeVmCgroup, type CgroupMode } from './cgroup.js';
-import { ensureVmmIdentity, jailCommand, jailedChildPid, type VmmIdentity } from './jail.js';
+import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
-import { hostDevicesFor, hostFdsCommand, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
+import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
@@ -145,12 +145,11 @@ export class QemuDriver implements VmmDriver {
     let child: ChildProcess;
     try {
       // With a network, QEMU runs inside the sandbox's namespace, where its TAP is opened for
-      // it (vmm/host-fds.ts), and can reach nothing the sandbox cannot (`ip netns exec` execs
-      // it in place). Jailed, the launcher enters that namespace itself (vmm/jail.ts).
-      const plain = [...(spec.net ? ['ip', 'netns', 'exec', spec.net.netns] : []), ...hostFdsCommand(hostDevicesFor(spec, this.accel.accel)), this.binary, ...args];
-      const [file, argv] = jail
-        ? (({ file: f, args: a }) => [f, a] as const)(jailCommand(jail.plan, [this.binary, ...args]))
-        : [plain[0] ?? this.binary, plain.slice(1)];
+      // it (vmm/host-fds.ts), and can reach nothing the sandbox cannot. The launcher enters
+      // the namespace; unjailed it then execs QEMU in place (vmm/jail.ts).
+      const { file, args: argv } = jail
+        ? jailCommand(jail.plan, [this.binary, ...args])
+        : plainCommand(spec.net?.netns ?? null, hostDevicesFor(spec, this.accel.accel), [this.binary, ...args]);
       child = spawn(file, argv, { detached: true, stdio: ['ignore', logFd, logFd] });
     } catch (err) {
       this.dropCgroup(spec.id);
