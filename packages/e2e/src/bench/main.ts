@@ -95,7 +95,14 @@ async function main(): Promise<void> {
       if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
       const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
       if (i === 0) results.restoreSteps = steps;
-      for (const [n, d] of steps) part(`  step ${String(n)}`, Number(d));
+      for (const [n, d] of steps) {
+        part(`  step ${String(n)}`, Number(d));
+        // start-vm's own parts, as the driver timed them (launch = spawn to QMP socket)
+        if (n === 'start-vm') {
+          const vm = ev.find((e) => e.type === 'vm-restored')?.data ?? {};
+          for (const [k, v] of Object.entries(vm)) if (k.endsWith('Ms') && typeof v === 'number') part(`    start-vm: ${k.slice(0, -2)}`, v);
+        }
+      }
       log(`  restore ${i + 1}: ${Math.round(r.ms)} ms = ${steps.map(([n, d]) => `${String(n)} ${String(d)}`).join(', ')} (+ client, HTTP, first exec)`);
       await fx.client.destroy(r.id);
     }
