@@ -19,6 +19,8 @@ import { Store } from './store/store.js';
 import { QemuDriver } from './vmm/qemu.js';
 import { removeVmmOrphans } from './vmm/host-cleanup.js';
 import type { VmmDriver } from './vmm/driver.js';
+import { CpuBalancer } from './lifecycle/cpu-balancer.js';
+import { readProcUsage } from './metrics/proc-stats.js';
 import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
 import type { ConnectAgent } from './sandbox/guest-agent.js';
@@ -100,6 +102,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     config.lifecycle,
     logger.child({ component: 'reaper' }),
   );
+  const balancer = new CpuBalancer(
+    {
+      vms: () => manager.records().flatMap((r) => (r.vm && (r.state === 'running' || r.state === 'paused') ? [{ id: r.id, vm: r.vm }] : [])),
+      cpuSeconds: (vm) => readProcUsage(vm.pid)?.cpuSeconds ?? null,
+      setDemoted: (vm, demoted) => driver.setCpuDemoted?.(vm, demoted),
+      changed: (id, demoted, cores) => store.addEvent(id, demoted ? 'cpu-demoted' : 'cpu-restored', { cores }),
+    },
+    { intervalMs: driver.setCpuDemoted ? config.lifecycle.cpuBalanceIntervalMs : 0 },
+  );
   obs.bind(manager);
   await resolveImage().catch(() => null);
 
@@ -123,6 +134,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await chmod(config.socket, 0o660);
   manager.start();
   reaper.start();
+  balancer.start();
   logger.info({ socket: config.socket, stateDir: config.stateDir }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
@@ -136,6 +148,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       (closing ??= (async () => {
         await app.close();
         await reaper.stop();
+        balancer.stop();
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();

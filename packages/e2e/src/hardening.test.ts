@@ -9,7 +9,8 @@
  * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
  *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
  *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
- *   answers and B's exec latency stays within 4× its idle median just before (target 2×);
+ *   answers and B's exec latency stays within 2× its idle median just before (3× during the
+ *   console flood);
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
@@ -110,20 +111,21 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     return { all: xs, median: median(xs) };
   };
   /**
-   * Measures B's idle exec latency (median of 7), then starts `start()` in A; while it runs:
-   * kilnd answers (health ≤ 2 s) and the median of B's exec latency over the attack (up to 12
-   * samples, at least 3) stays ≤ 4× that idle median (the issue's target: 2×). The idle value
-   * is taken right before each attack: other engineers' VMs share this host's 2 cores, and a
-   * baseline from minutes earlier measures their load as much as A's. Returns the attack.
+   * Measures B's idle exec latency, starts `start()` in A, and while it runs: kilnd answers
+   * (health ≤ 2 s) and the median of B's exec latency over the attack (up to 18 samples, at
+   * least 3) stays within 2× of B's idle median — the issue's target. The idle median (15
+   * samples) is taken right before each attack: a baseline from minutes earlier would measure
+   * whatever else the host did meanwhile as much as A. Returns the attack.
    */
-  const neighbourStaysFine = async <T>(what: string, start: () => Promise<T>): Promise<T> => {
-    const idle = (await latencyB(7)).median;
+  const neighbourStaysFine = async <T>(what: string, start: () => Promise<T>, bound = 2): Promise<T> => {
+    const idle = (await latencyB(15)).median;
     const attack = start();
     let done = false;
     const settled = attack.finally(() => (done = true));
-    await sleep(3000);
+    // A guest that keeps its vCPUs busy gets a low CPU weight after ~3 s (lifecycle/cpu-balancer.ts).
+    await sleep(4500);
     const samples: number[] = [];
-    for (let round = 0; round < 4 && !done; round++) {
+    for (let round = 0; round < 6 && !done; round++) {
       const t0 = performance.now();
       await fx.client.call('GET', '/v1/health');
       const healthMs = performance.now() - t0;
@@ -134,11 +136,9 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     await settled.catch(() => undefined);
     if (samples.length < 3) samples.push(...(await latencyB(3)).all);
     const m = median(samples);
-    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms, idle median ${idle.toFixed(0)} ms just before (${idleMs.toFixed(0)} ms at the start)\n`);
-    // The issue's target is 2×; on this shared 2-core TCG host it is not reliably met (see
-    // docs/hardening.md), so the test reports the ratio and holds the neighbour to 4×.
-    process.stderr.write(`${what}: neighbour slowdown ${(m / idle).toFixed(2)}× (target 2×; ${(m / idleMs).toFixed(2)}× against the first idle value)\n`);
-    assert.ok(m <= 4 * idle, `${what}: B's median exec latency ${m.toFixed(0)} ms > 4 × idle ${idle.toFixed(0)} ms`);
+    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms; idle median ${idle.toFixed(0)} ms just before (${idleMs.toFixed(0)} ms at the start)\n`);
+    process.stderr.write(`${what}: neighbour slowdown ${(m / idle).toFixed(2)}× (target 2×, held to ${bound}×)\n`);
+    assert.ok(m <= bound * idle, `${what}: B's median exec latency ${m.toFixed(0)} ms > ${bound} × idle ${idle.toFixed(0)} ms`);
     return attack;
   };
 
@@ -311,7 +311,10 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
   t('a console flood leaves the stored log within its cap', async () => {
     const cpu0 = cpuSeconds(fx.pid ?? 0);
     const t0 = performance.now();
-    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000));
+    // Held to 3×, not 2×: measured 1.0–2.5× (docs/hardening.md, "Neighbour latency"); the
+    // flooding guest is not CPU-bound (its writer waits for kilnd's rate gate), so the CPU
+    // weight does not help, and where B's time goes is not yet explained.
+    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000), 3);
     const kilndCores = (cpuSeconds(fx.pid ?? 0) - cpu0) / ((performance.now() - t0) / 1000);
     const dir = join(fx.stateDir, 'logs', a);
     const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
@@ -335,6 +338,12 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     assert.ok(rec.state === 'running' || rec.error?.code === 'GUEST_UNRESPONSIVE', `A: ${JSON.stringify(rec)}`);
     assert.ok(pids <= 256);
     assert.equal((await sh(b, 'echo ok')).out.trim(), 'ok');
+    // The spinning guest got the low CPU weight while it spun (lifecycle/cpu-balancer.ts); the
+    // neighbour, which only ran short commands, never did.
+    const evA = (await fx.client.events(a)).map((e) => e.type);
+    const evB = (await fx.client.events(b)).map((e) => e.type);
+    assert.ok(evA.includes('cpu-demoted'), `A's events: ${evA.join(',')}`);
+    assert.ok(!evB.includes('cpu-demoted'), `B's events: ${evB.join(',')}`);
   });
 
   t('kiln doctor reports TCG with the reason, and a fix for each gap', async () => {

@@ -17,6 +17,11 @@ export interface LifecycleConfig {
   heartbeatGraceMs: number;
   /** How often the reaper collects orphans (VMMs, run dirs, network state). Default 60000 ms (env KILN_GC_INTERVAL_MS); 0 = only at start-up and on demand. */
   gcIntervalMs: number;
+  /**
+   * How often each VM's CPU use is sampled to give VMs that keep their vCPUs busy a low CPU
+   * weight (lifecycle/cpu-balancer.ts). Default 1000 ms (env KILN_CPU_BALANCE_INTERVAL_MS); 0 = off.
+   */
+  cpuBalanceIntervalMs: number;
 }
 
 const num = (v: string | undefined, dflt: number): number => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : dflt);
@@ -29,6 +34,7 @@ export function lifecycleConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Li
     heartbeatTimeoutMs: num(env.KILN_HEARTBEAT_TIMEOUT_MS, 5000),
     heartbeatGraceMs: num(env.KILN_HEARTBEAT_GRACE_MS, 30_000),
     gcIntervalMs: num(env.KILN_GC_INTERVAL_MS, 60_000),
+    cpuBalanceIntervalMs: num(env.KILN_CPU_BALANCE_INTERVAL_MS, 1000),
   };
 }
 

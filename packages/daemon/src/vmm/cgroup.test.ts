@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { createVmCgroup, detectCgroups, VMS_CPU_SHARES, VMS_CPU_WEIGHT } from './cgroup.js';
+import { createVmCgroup, detectCgroups, setVmCpuDemoted, VMS_CPU_SHARES, VMS_CPU_WEIGHT } from './cgroup.js';
 
 const read = (root: string, f: string) => readFileSync(join(root, f), 'utf8');
 
@@ -29,6 +29,10 @@ test('cgroups: v1 hierarchies get memory, CFS quota and pids limits; v2 gets mem
     assert.equal(read(root, 'cpu/kiln/cpu.cfs_quota_us'), '-1');
     assert.equal(read(root, 'cpu/kiln/cpu.shares'), String(VMS_CPU_SHARES));
     assert.equal(read(root, 'pids/kiln/sb-1/pids.max'), '7');
+    setVmCpuDemoted(v1, 'sb-1', true);
+    assert.equal(read(root, 'cpu/kiln/sb-1/cpu.shares'), '128');
+    setVmCpuDemoted(v1, 'sb-1', false);
+    assert.equal(read(root, 'cpu/kiln/sb-1/cpu.shares'), '1024');
 
     writeFileSync(join(root, 'cgroup.controllers'), 'memory cpu pids');
     const v2 = detectCgroups(root);
@@ -40,6 +44,12 @@ test('cgroups: v1 hierarchies get memory, CFS quota and pids limits; v2 gets mem
     assert.equal(read(root, 'kiln/cpu.max'), 'max 100000');
     assert.equal(read(root, 'kiln/cpu.weight'), String(VMS_CPU_WEIGHT));
     assert.equal(read(root, 'kiln/sb-2/pids.max'), '9');
+    setVmCpuDemoted(v2, 'sb-2', true);
+    assert.equal(read(root, 'kiln/sb-2/cpu.weight'), '12');
+    setVmCpuDemoted(v2, 'sb-2', false);
+    assert.equal(read(root, 'kiln/sb-2/cpu.weight'), '100');
+    // A VM whose cgroup is gone: an error naming the file, nothing created.
+    assert.throws(() => setVmCpuDemoted(v2, 'sb-gone', true), { code: 'CGROUP_FAILED' });
     assert.equal(detectCgroups(join(root, 'nowhere')).kind, 'none');
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -58,6 +58,20 @@ function write(dir: string, file: string, value: string): void {
 export const VMS_CPU_SHARES = 512;
 export const VMS_CPU_WEIGHT = 50;
 
+/**
+ * A VM's CPU weight while it keeps its vCPUs busy (lifecycle/cpu-balancer.ts): 1/8 of the
+ * default (cpu.shares 1024 / cpu.weight 100), so a neighbour waking next to it gets ~8/9 of
+ * a contended core instead of half.
+ */
+export const DEMOTED_CPU_SHARES = 128;
+export const DEMOTED_CPU_WEIGHT = 12;
+
+/** Sets a VM's CPU weight: low while it is demoted, the default otherwise. */
+export function setVmCpuDemoted(mode: CgroupMode, id: string, demoted: boolean): void {
+  if (mode.kind === 'v2') write(join(mode.root, CGROUP_PARENT, id), 'cpu.weight', String(demoted ? DEMOTED_CPU_WEIGHT : 100));
+  else if (mode.kind === 'v1') write(join(mode.cpu, CGROUP_PARENT, id), 'cpu.shares', String(demoted ? DEMOTED_CPU_SHARES : 1024));
+}
+
 /** Creates the VM's cgroup with its limits; returns the cgroup.procs files to join. */
 export function createVmCgroup(mode: CgroupMode, id: string, limits: VmLimits): string[] {
   if (mode.kind === 'none') return [];

@@ -88,6 +88,8 @@ export interface VmmDriver {
   /** SIGKILL (only if the pid still names this VM). Resolves when the process is gone. */
   kill(vm: VmHandle): Promise<void>;
   /** Resolves when the VM's process has ended (works for adopted VMs too). */
+  /** Gives the VM a low CPU weight (it keeps its vCPUs busy) or the default one; optional. */
+  setCpuDemoted?(vm: VmHandle, demoted: boolean): void;
   wait(vm: VmHandle): Promise<VmExit>;
   isAlive(vm: VmHandle): boolean;
   /**

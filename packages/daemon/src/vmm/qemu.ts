@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
-import { detectCgroups, removeVmCgroup, type CgroupMode } from './cgroup.js';
+import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
@@ -301,6 +301,10 @@ export class QemuDriver implements VmmDriver {
 
   private dropCgroup(id: string): void {
     if (this.jail) void this.removeCgroup(id);
+  }
+
+  setCpuDemoted(vm: VmHandle, demoted: boolean): void {
+    if (this.jail) setVmCpuDemoted(this.jail.cgroups, vm.id, demoted);
   }
 
   async wait(vm: VmHandle): Promise<VmExit> {
