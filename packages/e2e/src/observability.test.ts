@@ -146,7 +146,14 @@ describe('guest logs and monitoring on a real microVM', { skip: skip ?? false },
     assert.ok(calm.vmm.rssBytes <= back, `VMM RSS fell back to within ${mib(0.25 * LOAD_MIB * MiB)} MiB of idle: ${mib(idle.vmm.rssBytes)} → ${mib(busy.vmm.rssBytes)} → ${mib(calm.vmm.rssBytes)} MiB`);
     assert.ok(calm.vmm.rssBytes < busy.vmm.rssBytes - 0.6 * LOAD_MIB * MiB, 'most of the load returned to the host');
     assert.ok(calmRss <= back, `/metrics rss fell back: ${mib(busyRss)} → ${mib(calmRss)} MiB`);
-    assert.ok((await metric('kiln_sandbox_vmm_cpu_ratio')) < busyCpuRatio / 2);
+    // One sample interval can catch a short burst (the guest answering the sampler, returning
+    // freed pages): the ratio must be back below half of the busy one within 10 s.
+    let calmCpuRatio = await metric('kiln_sandbox_vmm_cpu_ratio');
+    for (const end = Date.now() + 10_000; Date.now() < end && calmCpuRatio >= busyCpuRatio / 2; ) {
+      await sleep(1000);
+      calmCpuRatio = await metric('kiln_sandbox_vmm_cpu_ratio');
+    }
+    assert.ok(calmCpuRatio < busyCpuRatio / 2, `/metrics cpu ratio fell back: ${busyCpuRatio} → ${calmCpuRatio}`);
     const table = await fx.cli(['stats']);
     assert.match(table.stdout.toString(), new RegExp(`^${id}\\s+running\\s+\\d+\\.\\d%`, 'm'));
   });
