@@ -11,8 +11,14 @@ export interface ObservabilityConfig {
   guestLogMaxBytes: number;
   /** Keep a destroyed sandbox's guest logs this long. Default 7 days. */
   guestLogRetentionMs: number;
-  /** Bytes per second kilnd reads from each guest log channel after a 4 s burst; past it the guest's writer waits (a flood costs kilnd no more). Default 64 KiB/s. */
+  /** Bytes per second kilnd reads from the guest's service-log channel after a 4 s burst; past it the guest's writer waits (a flood costs kilnd no more). Default 64 KiB/s. */
   guestLogRateBytesPerSec: number;
+  /**
+   * The same for the serial console, after a burst of max(64 KiB, 4 s of rate). Lower, because
+   * QEMU's UART hands kilnd one byte per write: a console read costs the host far more per byte
+   * than the service logs' virtio port. Default 8 KiB/s (env KILN_GUEST_CONSOLE_RATE_BYTES_PER_SEC).
+   */
+  guestConsoleRateBytesPerSec: number;
   /** Resource sampling period. Default 2000 ms. */
   statsIntervalMs: number;
   /** How often an idle sandbox's guest is asked for its memory and load (busy ones: every sampling round). Default 30000 ms. */
@@ -32,6 +38,7 @@ export const DEFAULT_OBSERVABILITY_CONFIG: Omit<ObservabilityConfig, 'stateDir'>
   guestLogMaxBytes: envNumber('KILN_GUEST_LOG_MAX_BYTES', 16 * 1024 * 1024),
   guestLogRetentionMs: envNumber('KILN_GUEST_LOG_RETENTION_MS', 7 * 24 * 3600 * 1000),
   guestLogRateBytesPerSec: envNumber('KILN_GUEST_LOG_RATE_BYTES_PER_SEC', 64 * 1024),
+  guestConsoleRateBytesPerSec: envNumber('KILN_GUEST_CONSOLE_RATE_BYTES_PER_SEC', 8 * 1024),
   statsIntervalMs: envNumber('KILN_STATS_INTERVAL_MS', 2000),
   statsIdleGuestIntervalMs: envNumber('KILN_STATS_IDLE_GUEST_INTERVAL_MS', 30_000),
 };

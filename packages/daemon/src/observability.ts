@@ -48,6 +48,7 @@ export class Observability {
       maxBytesPerSandbox: cfg.guestLogMaxBytes,
       retentionMs: cfg.guestLogRetentionMs,
       rateBytesPerSec: cfg.guestLogRateBytesPerSec,
+      consoleRateBytesPerSec: cfg.guestConsoleRateBytesPerSec,
       logger: logger.child({ component: 'guest-logs' }),
       onDropped: (_id, n) => obs?.metrics.logBytesDropped(n),
     });

@@ -9,8 +9,8 @@
  * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
  *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
  *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
- *   answers and B's exec latency stays within 2× its idle median just before (3× during the
- *   console flood);
+ *   answers and B's exec latency stays within 2× its idle median just before (2.5× during the
+ *   scratch fill, the closest to the bound);
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
@@ -280,7 +280,9 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     const mine = () => allocatedBytes(join(fx.stateDir, 'sandboxes', a)) + allocatedBytes(join(fx.stateDir, 'logs', a));
     const mine0 = mine();
     const free0 = statfsSync(fx.stateDir);
-    const r = await neighbourStaysFine('scratch fill', () => sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000));
+    // Held to 2.5×: measured 1.20–1.89× over eleven runs (docs/hardening.md), the closest of the
+    // four to 2×; the host's own writeback of A's 10 GB is no cgroup's and weighs on B too.
+    const r = await neighbourStaysFine('scratch fill', () => sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000), 2.5);
     assert.match(r.out, /No space left on device/);
     const free1 = statfsSync(fx.stateDir);
     const grewBytes = mine() - mine0;
@@ -311,16 +313,13 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
   t('a console flood leaves the stored log within its cap', async () => {
     const cpu0 = cpuSeconds(fx.pid ?? 0);
     const t0 = performance.now();
-    // Held to 3×, not 2×: measured 1.0–2.5× (docs/hardening.md, "Neighbour latency"); the
-    // flooding guest is not CPU-bound (its writer waits for kilnd's rate gate), so the CPU
-    // weight does not help, and where B's time goes is not yet explained.
-    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000), 3);
+    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000));
     const kilndCores = (cpuSeconds(fx.pid ?? 0) - cpu0) / ((performance.now() - t0) / 1000);
     const dir = join(fx.stateDir, 'logs', a);
     const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
     process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment); kilnd used ${kilndCores.toFixed(2)} of a core\n`);
-    // kilnd reads a guest log channel at 64 KiB/s past a burst (logs/rate-gate.ts): unthrottled,
-    // this flood kept kilnd at 0.45–0.70 of a core; measured with the gate: 0.13–0.14
+    // kilnd reads the console at 8 KiB/s past a burst (logs/collector.ts): unthrottled, this
+    // flood kept kilnd at 0.45–0.70 of a core; at 64 KiB/s 0.13–0.27; at 8 KiB/s ~0.06
     assert.ok(kilndCores < 0.35, `kilnd used ${kilndCores.toFixed(2)} of a core during the flood`);
     assert.ok(bytes <= 2 * LOG_CAP + 64 * 1024, `stored ${bytes} bytes`);
   });

@@ -16,8 +16,10 @@ export interface GuestLogsOptions {
   maxBytesPerSandbox?: number;
   /** Keep a destroyed sandbox's logs this long (ms). Default 7 days. */
   retentionMs?: number;
-  /** Bytes per second read from each guest log channel (console, service logs). Default 64 KiB/s. */
+  /** Bytes per second read from the service-log channel. Default 64 KiB/s. */
   rateBytesPerSec?: number;
+  /** Bytes per second read from the serial console. Default 8 KiB/s. */
+  consoleRateBytesPerSec?: number;
   logger?: Logger;
   /** Called with the bytes a store drops (metrics). */
   onDropped?: (sandboxId: string, bytes: number) => void;
@@ -58,7 +60,7 @@ export class GuestLogs {
   attach(id: string, paths: CollectorPaths): void {
     const e = this.entry(id);
     e.collector?.stop();
-    e.collector = new LogCollector(e.store, paths, undefined, this.o.rateBytesPerSec);
+    e.collector = new LogCollector(e.store, paths, undefined, this.o.rateBytesPerSec, this.o.consoleRateBytesPerSec);
     e.collector.start();
   }
 
