@@ -21,7 +21,11 @@ test('rate gate: a burst passes, then reading waits as long as the excess takes 
   assert.equal(gate.take(5000), 1000, 'idle time refills at most the burst');
 });
 
-test('collector: a guest flooding its console is read at the rate, and its writes are held back', async () => {
+/**
+ * Floods the console socket like QEMU (as fast as the socket takes it) for 1.5 s against a
+ * collector made with `rates` (undefined = its defaults); returns bytes written, read and seconds.
+ */
+async function floodConsole(rates: { logs?: number; console?: number }): Promise<{ written: number; received: number; s: number }> {
   const root = mkdtempSync(join(tmpdir(), 'kiln-rate-'));
   const clients: Socket[] = [];
   const server = createServer((c) => {
@@ -38,17 +42,14 @@ test('collector: a guest flooding its console is read at the rate, and its write
     received += Buffer.byteLength(text) + 1;
     append(service, text, time);
   };
-  const rate = 32 * 1024;
-  const collector = new LogCollector(store, { consoleSocket: join(root, 'console.sock'), logsSocket: join(root, 'logs.sock') }, 500, rate);
+  const collector = new LogCollector(store, { consoleSocket: join(root, 'console.sock'), logsSocket: join(root, 'logs.sock') }, 500, rates.logs, rates.console);
   try {
     collector.start();
     while (clients.length === 0) await sleep(10);
     const client = clients[0] as Socket;
-    const line = 'kiln-console-flood-0123456789abcdef\n';
-    const chunk = line.repeat(1000); // 36 KB
+    const chunk = 'kiln-console-flood-0123456789abcdef\n'.repeat(1000); // 36 KB
     let written = 0;
     const t0 = performance.now();
-    // write like QEMU: as fast as the socket takes it, for 1.5 s
     while (performance.now() - t0 < 1500) {
       if (client.writableLength < 1024 * 1024) {
         client.write(chunk);
@@ -56,12 +57,7 @@ test('collector: a guest flooding its console is read at the rate, and its write
       }
       await sleep(5);
     }
-    const s = (performance.now() - t0) / 1000;
-    // read: the 4 s burst plus the rate, plus what sits in the last read chunk
-    assert.ok(received <= rate * 4 + rate * s + 256 * 1024, `read ${received} bytes in ${s.toFixed(1)} s`);
-    assert.ok(received >= rate * 4, `the burst was read (${received})`);
-    // the writer was held back: most of what it wrote is still queued (kernel buffers, its own)
-    assert.ok(written - received > 512 * 1024, `written ${written}, read ${received}`);
+    return { written, received, s: (performance.now() - t0) / 1000 };
   } finally {
     collector.stop();
     await sleep(50); // the closed sockets flush their last partial line
@@ -71,4 +67,20 @@ test('collector: a guest flooding its console is read at the rate, and its write
     idle.close();
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+test('collector: a guest flooding its console is read at the rate, and its writes are held back', async () => {
+  const rate = 32 * 1024;
+  const { written, received, s } = await floodConsole({ console: rate });
+  // read: the burst (max(64 KiB, 4 s of rate)) plus the rate, plus what sits in the last read chunk
+  assert.ok(received <= rate * 4 + rate * s + 256 * 1024, `read ${received} bytes in ${s.toFixed(1)} s`);
+  assert.ok(received >= rate * 4, `the burst was read (${received})`);
+  // the writer was held back: most of what it wrote is still queued (kernel buffers, its own)
+  assert.ok(written - received > 512 * 1024, `written ${written}, read ${received}`);
+});
+
+test('collector: by default the console gets 8 KiB/s after a 64 KiB burst, whatever the service-log rate', async () => {
+  const { received, s } = await floodConsole({ logs: 1024 * 1024 });
+  assert.ok(received >= 64 * 1024, `the burst was read (${received})`);
+  assert.ok(received <= 64 * 1024 + 8 * 1024 * s + 64 * 1024, `read ${received} bytes in ${s.toFixed(1)} s`);
 });
