@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { readCmdline, sleep } from '../util/proc.js';
+import { settledFds } from '../testing/proc-fds.js';
 import type { VmSpec } from './driver.js';
 import { hostDevicesFor, hostFdsOptions, KVM_FD, kvmAccelArgs, TAP_FD, tapNetdevArgs } from './host-fds.js';
 import { LAUNCHER_PATH, plainCommand } from './jail.js';
@@ -52,30 +53,6 @@ test('the template key does not depend on the device fds: a template (no TAP) an
   const withNet = buildQemuArgs({ ...spec, net }, 'kvm', { tcgTbSizeMiB: 128, tscKhz: null });
   assert.deepEqual(devices(noNet).map((d) => d.replace(/,mac=[^,]+|,netdev=net0/g, '')), devices(withNet).map((d) => d.replace(/,mac=[^,]+|,netdev=net0/g, '')));
 });
-
-/**
- * The fds of `pid` once it has settled: sleeping, with the same fds twice in a row (right
- * after its exec, the dynamic loader briefly holds the libraries it maps open).
- */
-async function settledFds(pid: number): Promise<Map<string, string>> {
-  const target = (n: string) => {
-    try {
-      return [[n, readlinkSync(`/proc/${pid}/fd/${n}`)] as const];
-    } catch {
-      return []; // closed since the listing
-    }
-  };
-  const read = () => new Map(readdirSync(`/proc/${pid}/fd`).flatMap(target));
-  const state = () => /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  let last = read();
-  for (let i = 0; i < 250; i++) {
-    await sleep(20);
-    const now = read();
-    if (state() === 'S' && [...now].join() === [...last].join()) return now;
-    last = now;
-  }
-  return last;
-}
 
 const launcherSkip = existsSync(LAUNCHER_PATH) ? false : `${LAUNCHER_PATH} not built (npm run build)`;
 

@@ -8,10 +8,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pidExists, readCmdline, sleep } from '../util/proc.js';
+import { settledFds } from '../testing/proc-fds.js';
 import { TAP_FD } from './host-fds.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, LAUNCHER_PATH, type JailPlan, type VmmIdentity } from './jail.js';
 
@@ -27,30 +28,6 @@ function skipReason(): string | null {
 }
 
 const skip = skipReason();
-
-/**
- * The fds of `pid` once it has settled: sleeping, with the same fds twice in a row (right
- * after its exec, the dynamic loader briefly holds the libraries it maps open).
- */
-async function settledFds(pid: number): Promise<Map<string, string>> {
-  const target = (n: string) => {
-    try {
-      return [[n, readlinkSync(`/proc/${pid}/fd/${n}`)] as const];
-    } catch {
-      return []; // closed since the listing
-    }
-  };
-  const read = () => new Map(readdirSync(`/proc/${pid}/fd`).flatMap(target));
-  const state = () => /^\d+ \(.*\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
-  let last = read();
-  for (let i = 0; i < 250; i++) {
-    await sleep(20);
-    const now = read();
-    if (state() === 'S' && [...now].join() === [...last].join()) return now;
-    last = now;
-  }
-  return last;
-}
 
 const MiB = 1024 * 1024;
 
