@@ -20,7 +20,7 @@ import { QemuDriver } from './vmm/qemu.js';
 import { removeVmmOrphans } from './vmm/host-cleanup.js';
 import type { VmmDriver } from './vmm/driver.js';
 import { CpuBalancer } from './lifecycle/cpu-balancer.js';
-import { readProcUsage } from './metrics/proc-stats.js';
+import { readCpuSeconds } from './metrics/proc-stats.js';
 import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
 import type { ConnectAgent } from './sandbox/guest-agent.js';
@@ -105,7 +105,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const balancer = new CpuBalancer(
     {
       vms: () => manager.records().flatMap((r) => (r.vm && (r.state === 'running' || r.state === 'paused') ? [{ id: r.id, vm: r.vm }] : [])),
-      cpuSeconds: (vm) => readProcUsage(vm.pid)?.cpuSeconds ?? null,
+      cpuSeconds: (vm) => readCpuSeconds(vm.pid),
       setDemoted: (vm, demoted) => driver.setCpuDemoted?.(vm, demoted),
       changed: (id, demoted, cores) => store.addEvent(id, demoted ? 'cpu-demoted' : 'cpu-restored', { cores }),
     },

@@ -10,16 +10,25 @@ export interface ProcUsage {
   rssBytes: number;
 }
 
-export function readProcUsage(pid: number): ProcUsage | null {
+/** User + system CPU time of all the process's threads, in seconds (from /proc/PID/stat alone). */
+export function readCpuSeconds(pid: number): number | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // after the comm field: f[0] is field 3 (state); utime and stime are fields 14 and 15.
     const ticks = Number(f[11]) + Number(f[12]);
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
-    if (!Number.isFinite(ticks) || !m) return null;
-    return { cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND, rssBytes: Number(m[1]) * 1024 };
+    return Number.isFinite(ticks) ? ticks / CLOCK_TICKS_PER_SECOND : null;
+  } catch {
+    return null;
+  }
+}
+
+export function readProcUsage(pid: number): ProcUsage | null {
+  const cpuSeconds = readCpuSeconds(pid);
+  if (cpuSeconds === null) return null;
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? { cpuSeconds, rssBytes: Number(m[1]) * 1024 } : null;
   } catch {
     return null;
   }

@@ -65,11 +65,14 @@ export const VMS_CPU_WEIGHT = 50;
  */
 export const DEMOTED_CPU_SHARES = 128;
 export const DEMOTED_CPU_WEIGHT = 12;
+/** The kernel's default CPU weight of a cgroup (v1 cpu.shares / v2 cpu.weight). */
+const DEFAULT_CPU_SHARES = 1024;
+const DEFAULT_CPU_WEIGHT = 100;
 
 /** Sets a VM's CPU weight: low while it is demoted, the default otherwise. */
 export function setVmCpuDemoted(mode: CgroupMode, id: string, demoted: boolean): void {
-  if (mode.kind === 'v2') write(join(mode.root, CGROUP_PARENT, id), 'cpu.weight', String(demoted ? DEMOTED_CPU_WEIGHT : 100));
-  else if (mode.kind === 'v1') write(join(mode.cpu, CGROUP_PARENT, id), 'cpu.shares', String(demoted ? DEMOTED_CPU_SHARES : 1024));
+  if (mode.kind === 'v2') write(join(mode.root, CGROUP_PARENT, id), 'cpu.weight', String(demoted ? DEMOTED_CPU_WEIGHT : DEFAULT_CPU_WEIGHT));
+  else if (mode.kind === 'v1') write(join(mode.cpu, CGROUP_PARENT, id), 'cpu.shares', String(demoted ? DEMOTED_CPU_SHARES : DEFAULT_CPU_SHARES));
 }
 
 /** Creates the VM's cgroup with its limits; returns the cgroup.procs files to join. */
