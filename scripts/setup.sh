@@ -28,11 +28,12 @@ echo "==> installing QEMU (bookworm-backports) and host tools"
 apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq --no-install-recommends \
   debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
-# gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl).
+# gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl)
+# and the VMM launcher (kiln-vmm-launch).
 apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
 
 # The jailed VMM (docs/hardening.md): QEMU runs as this unprivileged system user (kilnd also
-# creates it at start when missing); unshare, setpriv, prlimit and pivot_root come from util-linux.
+# creates it at start when missing); the VMM launcher drops to it.
 if ! id kiln-vmm >/dev/null 2>&1; then
   echo "==> adding the kiln-vmm system user (QEMU runs as it)"
   useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kiln-vmm
