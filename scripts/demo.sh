@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "${KILN_SKIP_SETUP:-0}" = 1 ] || ./scripts/setup.sh
+# kiln's own Node.js LTS (scripts/install-node.sh), not whatever node the machine had.
+export PATH="/opt/kiln/node/bin:$PATH"
 
 export KILN_SOCKET="${KILN_SOCKET:-/run/kiln/kiln.sock}"
 STATE_DIR="${KILN_STATE_DIR:-/var/lib/kiln}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything kiln needs on a fresh Debian 12 machine (as root): QEMU 10 from
-# bookworm-backports, the guest-image tools, npm dependencies, the build, and the guest image
-# (cached by the hash of its recipe: a second run does no image work).
+# Installs everything kiln needs on a fresh Debian 12 machine (as root, with or without sudo):
+# QEMU 10 from bookworm-backports, the guest-image tools, a supported Node.js LTS (from the npm
+# registry, scripts/install-node.sh) and what native modules need to compile, npm dependencies,
+# the build, `kiln` on the PATH, and the guest image (cached by the hash of its recipe: a second
+# run does no image work).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +31,15 @@ apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system
 apt-get install -y -qq --no-install-recommends \
   debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
 # gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl)
-# and the VMM launcher (kiln-vmm-launch).
-apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+# and the VMM launcher (kiln-vmm-launch). g++, make and python3: node-gyp builds better-sqlite3.
+# curl: fetches Node.js from the npm registry.
+apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl >/dev/null
+
+./scripts/install-node.sh
+# Everything below (and the guest image, which copies this node binary) uses kiln's Node.
+export PATH="/opt/kiln/node/bin:$PATH"
+# Native addons compile against this Node's headers, whatever a user or machine npmrc says.
+export npm_config_nodedir=/opt/kiln/node
 
 # The jailed VMM (docs/hardening.md): QEMU runs as this unprivileged system user (kilnd also
 # creates it at start when missing); the VMM launcher drops to it.
@@ -43,6 +52,14 @@ echo "==> npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 echo "==> build"
 npm run --silent build
+
+# `kiln` from any directory: a wrapper that runs this checkout's CLI on kiln's Node.
+cat > /usr/local/bin/kiln <<WRAP
+#!/bin/sh
+exec /opt/kiln/node/bin/node "$PWD/packages/cli/dist/main.js" "\$@"
+WRAP
+chmod 0755 /usr/local/bin/kiln
+echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln -> $PWD)"
 
 echo "==> guest image"
 node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
