@@ -3,6 +3,7 @@
  * 40-method interface is the warning). An operation a driver lacks throws UNSUPPORTED_OPERATION.
  */
 import type { Accel } from './accel.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface VmSpec {
   /** Sandbox id; carried in the VMM's process name and command line. */
@@ -107,13 +108,8 @@ export interface VmmDriver {
   resume(vm: VmHandle): Promise<void>;
 }
 
+/** The VMM's files in its run dir (the layout is sandbox/run-dir.ts). */
 export function vmPaths(runDir: string): VmPaths {
-  return {
-    qmpSocket: `${runDir}/qmp.sock`,
-    agentSocket: `${runDir}/agent.sock`,
-    guestctlSocket: `${runDir}/guestctl.sock`,
-    consoleSocket: `${runDir}/console.sock`,
-    logsSocket: `${runDir}/logs.sock`,
-    vmmLog: `${runDir}/vmm.log`,
-  };
+  const l = runDirLayout(runDir);
+  return { qmpSocket: l.qmpSocket, agentSocket: l.agentSocket, guestctlSocket: l.guestctlSocket, consoleSocket: l.consoleSocket, logsSocket: l.logsSocket, vmmLog: l.vmmLog };
 }

@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
@@ -18,6 +18,7 @@ import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface QemuDriverOptions {
   accel?: AccelRequest;
@@ -216,7 +217,7 @@ export class QemuDriver implements VmmDriver {
     const t0 = performance.now();
     // A jailed QEMU sees only its run dir: it writes the state there and kilnd moves it.
     const runDir = dirname(vm.paths.qmpSocket);
-    const target = this.jail && dirname(opts.stateFile) !== runDir ? join(runDir, 'snapshot.state') : opts.stateFile;
+    const target = this.jail && dirname(opts.stateFile) !== runDir ? runDirLayout(runDir).snapshotState : opts.stateFile;
     await this.qmp(vm, async (q) => {
       await q.execute('stop');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
