@@ -36,8 +36,7 @@ test('capacity: count (pool members and creating included, failed not) → 429; 
 test('the manager refuses over capacity before creating anything, even for concurrent creates', async () => {
   const h = await fakeHarness();
   try {
-    const m = h.mkManager();
-    Object.assign((m as unknown as { o: object }).o, { capacity: { maxSandboxes: 2, memoryOvercommitRatio: 100 } });
+    const m = h.mkManager({ capacity: { maxSandboxes: 2, memoryOvercommitRatio: 100 } });
     const results = await Promise.allSettled([m.create({}), m.create({}), m.create({}), m.create({})]);
     const refused = results.filter((r) => r.status === 'rejected' && (r.reason as KilnError).code === 'CAPACITY_EXCEEDED');
     assert.equal(refused.length, 2);

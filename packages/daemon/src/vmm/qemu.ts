@@ -9,13 +9,13 @@ import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } fr
 import { copyFile, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
-import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
+import { findProcesses, isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
 import { runDirLayout } from '../sandbox/run-dir.js';
@@ -203,6 +203,16 @@ export class QemuDriver implements VmmDriver {
     } finally {
       q.close();
     }
+  }
+
+  /** QEMUs (and their launchers) by the run dir and `kiln-<id>` marker on their command lines. */
+  findVmms(runRoot: string): FoundVmm[] {
+    const found: FoundVmm[] = [];
+    for (const p of findProcesses(`${runRoot}/`)) {
+      const id = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '))?.[1];
+      if (id) found.push({ id, pid: p.pid, kill: () => signalProcess(p, 'SIGKILL', vmMarker(id)) });
+    }
+    return found;
   }
 
   async pause(vm: VmHandle): Promise<void> {
