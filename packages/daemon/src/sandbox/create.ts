@@ -62,7 +62,10 @@ export class SandboxCreator {
                 // Only a warm-up: the member is usable either way.
               }
             },
-            discard: destroy,
+            // Only a member that is still the pool's: never a sandbox that became someone's.
+            discard: async (id) => {
+              if ((o.store.get(id)?.pool ?? null) !== null) await destroy(id);
+            },
             log: o.logger,
           })
         : null;
