@@ -190,3 +190,18 @@ test('API: PUT timeout, GET /v1/events (host-wide, filtered, follow), POST /v1/g
     await h.close();
   }
 });
+
+test('gc kills a VMM whose row is gone (found by the driver) and keeps those of live rows', async () => {
+  const h = await fakeHarness();
+  try {
+    const kept = await h.manager.create({});
+    const lost = await h.manager.create({});
+    h.store.delete(lost.id);
+    const removed = await h.manager.collect();
+    assert.ok(removed.some((l) => l.startsWith(`vmm ${lost.id} pid `)), removed.join('; '));
+    assert.ok(removed.includes(`run-dir ${lost.id}`));
+    assert.deepEqual([...h.driver.running.values()].map((v) => v.spec.id), [kept.id]);
+  } finally {
+    await h.close();
+  }
+});

@@ -205,14 +205,8 @@ export class QemuDriver implements VmmDriver {
     }
   }
 
-  /** QEMUs (and their launchers) by the run dir and `kiln-<id>` marker on their command lines. */
   findVmms(runRoot: string): FoundVmm[] {
-    const found: FoundVmm[] = [];
-    for (const p of findProcesses(`${runRoot}/`)) {
-      const id = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '))?.[1];
-      if (id) found.push({ id, pid: p.pid, kill: () => signalProcess(p, 'SIGKILL', vmMarker(id)) });
-    }
-    return found;
+    return findQemuVmms(runRoot);
   }
 
   async pause(vm: VmHandle): Promise<void> {
@@ -343,6 +337,16 @@ export class QemuDriver implements VmmDriver {
     }
     return !this.isAlive(vm);
   }
+}
+
+/** QEMUs (and their launchers) by the run dir and `kiln-<id>` marker on their command lines. */
+export function findQemuVmms(runRoot: string): FoundVmm[] {
+  const found: FoundVmm[] = [];
+  for (const p of findProcesses(`${runRoot}/`)) {
+    const id = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '))?.[1];
+    if (id) found.push({ id, pid: p.pid, kill: () => signalProcess(p, 'SIGKILL', vmMarker(id)) });
+  }
+  return found;
 }
 
 /** Hash of the QEMU command line for a canonical VM: changes whenever the device set does. */
