@@ -35,40 +35,36 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
     async (req, reply) => {
       const { argv, shell } = req.body;
       if ((argv === undefined) === (shell === undefined)) throw invalidArgument('exactly one of argv or shell is required', { field: 'argv' });
-      // The exec starts under the sandbox's shared lock: never while a pause, snapshot or destroy runs.
-      const use = await manager.useAgent(req.params.id, 'exec');
-      const { agent, rec } = use;
+      // The exec starts under the sandbox's shared lock (never while a pause, snapshot or destroy
+      // runs), held until this turn ends: the exec request below is sent in this turn, with no await before it.
+      const { agent, rec, release } = await manager.useAgent(req.params.id, 'exec');
+      queueMicrotask(release);
       const execId = `${req.params.id}.${++seq}`;
       const out = new PassThrough();
       const bytes = { stdout: 0, stderr: 0 };
       const send = (ev: Record<string, unknown>): void => {
         if (!out.writableEnded) out.write(JSON.stringify(ev) + '\n');
       };
-      let handle: ReturnType<typeof agent.exec>;
-      try {
-        handle = agent.exec(
-          {
-            ...(argv ? { argv } : {}),
-            ...(shell ? { shell } : {}),
-            env: { ...rec.spec.env, ...(req.body.env ?? {}) },
-            ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
-            stdin: req.body.stdin ?? false,
-            ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
+      const handle = agent.exec(
+        {
+          ...(argv ? { argv } : {}),
+          ...(shell ? { shell } : {}),
+          env: { ...rec.spec.env, ...(req.body.env ?? {}) },
+          ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
+          stdin: req.body.stdin ?? false,
+          ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
+        },
+        {
+          onStdout: (b: Buffer) => {
+            bytes.stdout += b.length;
+            send({ type: 'stdout', data: b.toString('base64') });
           },
-          {
-            onStdout: (b: Buffer) => {
-              bytes.stdout += b.length;
-              send({ type: 'stdout', data: b.toString('base64') });
-            },
-            onStderr: (b: Buffer) => {
-              bytes.stderr += b.length;
-              send({ type: 'stderr', data: b.toString('base64') });
-            },
+          onStderr: (b: Buffer) => {
+            bytes.stderr += b.length;
+            send({ type: 'stderr', data: b.toString('base64') });
           },
-        );
-      } finally {
-        use.release();
-      }
+        },
+      );
       running.set(execId, { sandboxId: req.params.id, writeStdin: (b) => handle.writeStdin(b), endStdin: () => handle.endStdin(), signal: (s) => handle.signal(s) });
       let finished = false;
       reply.raw.on('close', () => {
