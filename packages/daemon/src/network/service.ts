@@ -16,9 +16,11 @@ import { hostCmd, nftApply } from './host-cmd.js';
 import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from './ipv4.js';
 import { LeaseStore, type Lease } from './leases.js';
 import { type NetNames, netNames } from './names.js';
-import { renderHostAddresses, renderPolicy, domainGroups } from './nft-sandbox.js';
+import { renderHostAddresses } from './nft-sandbox.js';
+import { type LivePolicyContext, applyLivePolicy, refreshDeniedAddresses } from './live-policy.js';
 import { type NetworkPolicy, type PolicyInput, resolvePolicy } from './policy.js';
-import { capResolverLog, readResolverLog, startResolver } from './resolver.js';
+import { applyPolicyPatch, type PolicyPatch } from './policy-patch.js';
+import { capResolverLog, readResolverLog } from './resolver.js';
 import { buildEgress, buildTap, findNetworkResources, removeTopology, type TopologyParams } from './topology.js';
 import { type Uplink, formatUplink, parseUplink, uplinkNetns } from './uplink.js';
 
@@ -34,7 +36,16 @@ export interface SandboxNetwork {
   guest: GuestNetConfig;
 }
 
+/** A policy change as it happened: for the audit record and the sandbox's events. */
+export interface PolicyChange {
+  how: 'replace' | 'patch';
+  before: NetworkPolicy;
+  after: NetworkPolicy;
+}
+
 export interface NetworkServiceOptions {
+  /** Called after every policy change is in force. */
+  onPolicyChanged?: (sandboxId: string, change: PolicyChange) => void;
   config: NetworkConfig;
   db: Database.Database;
   /** Where sandbox run directories live (<stateDir>/sandboxes); the resolver keeps its files there. */
@@ -52,6 +63,8 @@ export class NetworkService {
   private readonly counters = new Map<string, NetCounters>();
   private timers: NodeJS.Timeout[] = [];
   private polling: Promise<void> | null = null;
+  private readonly policyQueue = new Map<string, Promise<PolicyChange>>();
+  private deniedRefreshedAt = 0;
 
   constructor(private readonly o: NetworkServiceOptions) {
     checkNetworkConfig(o.config);
@@ -172,19 +185,39 @@ export class NetworkService {
     this.leases.release(sandboxId);
   }
 
-  /** Replaces a running sandbox's policy, live: new connections follow it at once. */
+  private liveCtx(lease: Lease): LivePolicyContext {
+    const names = netNames(lease.sandboxId);
+    return { names, runDir: this.runDir(lease.sandboxId), gateway: lease.addresses.gateway, upstream: uplinkNetns(this.uplink) === undefined ? [] : this.dnsUpstream };
+  }
+
+  /**
+   * Changes a running sandbox's policy, live (new connections follow it at once): `replace`
+   * puts `input` in force as a whole (PUT), `patch` changes only what it names (PATCH,
+   * policy-patch.ts). Changes of one sandbox are serialised, so two patches never lose one.
+   */
+  changePolicy(sandboxId: string, change: { replace: PolicyInput } | { patch: PolicyPatch }): Promise<PolicyChange> {
+    const run = async (): Promise<PolicyChange> => {
+      const lease = this.leases.get(sandboxId);
+      if (!lease) throw new KilnError('NETWORK_NOT_FOUND', `sandbox ${sandboxId} has no network`, { status: 404 });
+      const before = lease.policy;
+      const after = 'replace' in change ? resolvePolicy(change.replace, 'policy') : applyPolicyPatch(before, change.patch);
+      await applyLivePolicy(this.liveCtx(lease), before, after);
+      this.leases.setPolicy(sandboxId, after);
+      const result: PolicyChange = { how: 'replace' in change ? 'replace' : 'patch', before, after };
+      this.o.onPolicyChanged?.(sandboxId, result);
+      return result;
+    };
+    const next = (this.policyQueue.get(sandboxId) ?? Promise.resolve()).catch(() => undefined).then(run);
+    this.policyQueue.set(sandboxId, next);
+    void next.finally(() => {
+      if (this.policyQueue.get(sandboxId) === next) this.policyQueue.delete(sandboxId);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  /** Replaces the policy (kept for callers that set a whole policy, e.g. a pool claim). */
   async setPolicy(sandboxId: string, input: PolicyInput): Promise<NetworkPolicy> {
-    const lease = this.leases.get(sandboxId);
-    if (!lease) throw new KilnError('NETWORK_NOT_FOUND', `sandbox ${sandboxId} has no network`, { status: 404 });
-    const policy = resolvePolicy(input, 'policy');
-    const names = netNames(sandboxId);
-    const before = JSON.stringify([domainGroups(lease.policy), lease.policy.deny.filter((r) => r.domain)]);
-    await nftApply(renderPolicy({ names, policy }), names.netns);
-    if (JSON.stringify([domainGroups(policy), policy.deny.filter((r) => r.domain)]) !== before) {
-      await startResolver({ names, runDir: this.runDir(sandboxId), gateway: lease.addresses.gateway, upstream: uplinkNetns(this.uplink) === undefined ? [] : this.dnsUpstream, policy });
-    }
-    this.leases.setPolicy(sandboxId, policy);
-    return policy;
+    return (await this.changePolicy(sandboxId, { replace: input })).after;
   }
 
   /** Reads counters and flows from nftables now (also done every flowPollMs). */
@@ -204,6 +237,17 @@ export class NetworkService {
     return counters;
   }
 
+  /**
+   * The guest's byte counters for the resource sampler (`kiln stats`, /metrics): the latest
+   * read (every flowPollMs), or read now when `fresh` or not read yet. Null without a network.
+   */
+  async byteCounters(sandboxId: string, fresh = false): Promise<{ rxBytes: number; txBytes: number } | null> {
+    if (!this.leases.get(sandboxId)) return null;
+    let c = this.counters.get(sandboxId);
+    if (fresh || !c) c = await this.poll(sandboxId).catch(() => undefined);
+    return c ? { rxBytes: c.bytesIn, txBytes: c.bytesOut } : null;
+  }
+
   async flows(sandboxId: string, opts: { limit?: number; verdict?: 'accept' | 'drop' } = {}): Promise<{ counters: NetCounters; flows: FlowRecord[] }> {
     const counters = await this.poll(sandboxId);
     return { counters, flows: this.flowStore.list(sandboxId, opts) };
@@ -217,9 +261,14 @@ export class NetworkService {
   private async pollAll(): Promise<void> {
     if (this.polling) return;
     this.polling = (async () => {
+      const refreshDenied = Date.now() - this.deniedRefreshedAt >= this.o.config.deniedRefreshMs;
+      if (refreshDenied) this.deniedRefreshedAt = Date.now();
       for (const l of this.leases.list()) {
         await this.poll(l.sandboxId).catch(() => undefined);
         await capResolverLog(this.runDir(l.sandboxId)).catch(() => undefined);
+        if (refreshDenied && l.policy.deny.some((r) => r.domain)) {
+          await refreshDeniedAddresses(this.liveCtx(l), l.policy).catch((err: unknown) => this.o.logger.warn({ err, sandboxId: l.sandboxId }, 'refreshing denied-domain addresses failed'));
+        }
       }
     })().finally(() => (this.polling = null));
     await this.polling;

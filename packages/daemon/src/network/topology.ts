@@ -14,6 +14,7 @@ import { hostCmd, nftApply, tryCmd } from './host-cmd.js';
 import { type NetNames, idHexFromName } from './names.js';
 import { renderSandboxTables } from './nft-sandbox.js';
 import { renderUplinkTable } from './nft-uplink.js';
+import { refreshDeniedAddresses } from './live-policy.js';
 import type { NetworkPolicy } from './policy.js';
 import { startResolver, stopResolver } from './resolver.js';
 import { type Uplink, uplinkNetns } from './uplink.js';
@@ -118,6 +119,10 @@ export async function buildEgress(p: TopologyParams): Promise<void> {
     // All three are independent (each its own namespace or process); every one is waited for.
     const results = await Promise.allSettled([sandboxTables, uplinkTable, resolver]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
+    // Denied domains are blocked by address before the guest runs (denied-domains.ts).
+    if (up !== undefined && p.policy.deny.some((r) => r.domain)) {
+      await refreshDeniedAddresses({ names: n, runDir: p.runDir, gateway: a.gateway, upstream: p.dnsUpstream }, p.policy);
+    }
   } catch (err) {
     throw setupError(n, err);
   }
