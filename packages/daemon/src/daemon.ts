@@ -126,7 +126,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     network,
     logger,
     observe: obs.api,
-    gc: () => reaper.collect(),
+    // kiln gc: this kilnd's orphans, then kiln network objects on the host that no live kilnd owns.
+    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.get(`sb-${hex}`) !== null)).removed : [])],
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },

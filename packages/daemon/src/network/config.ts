@@ -22,6 +22,8 @@ export interface NetworkConfig {
   deniedRefreshMs: number;
   /** How often the host's own addresses (always denied) are re-read. Default 30000 ms. */
   hostAddrRefreshMs: number;
+  /** Where the host-wide per-subnet locks live (subnet-lock.ts). Default /run/kiln. KILN_NET_LOCK_DIR. */
+  lockDir: string;
   /** Owner uid of each TAP, so an unprivileged QEMU can open it. Default null (root only). */
   tapUid: number | null;
 }
@@ -36,6 +38,7 @@ export const DEFAULT_NETWORK_CONFIG: NetworkConfig = {
   flowPollMs: 10_000,
   deniedRefreshMs: 60_000,
   hostAddrRefreshMs: 30_000,
+  lockDir: env.KILN_NET_LOCK_DIR ?? '/run/kiln',
   tapUid: null,
 };
 

@@ -45,3 +45,18 @@ export async function refreshDeniedAddresses(ctx: LivePolicyContext, policy: Net
   if (script) await nftApply(script, ctx.names.netns);
   return answers.length;
 }
+
+/** Runs tasks of one key one after another (a sandbox's policy changes), others concurrently. */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const next = (this.tails.get(key) ?? Promise.resolve()).catch(() => undefined).then(task);
+    this.tails.set(key, next);
+    const clear = () => {
+      if (this.tails.get(key) === next) this.tails.delete(key);
+    };
+    next.then(clear, clear);
+    return next;
+  }
+}
