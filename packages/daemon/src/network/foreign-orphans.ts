@@ -9,7 +9,9 @@
  *     a netns without addresses (another kilnd may be building it right now) only when no
  *     other kilnd is alive at all. Whatever runs inside (a VMM, a resolver) is killed with it;
  *   - a resolver, table or link whose netns no longer exists (nothing can use it any more).
- * A netns held by another live kilnd is skipped and reported with its holder.
+ * A netns held by another live kilnd is skipped and reported with its holder; so is one whose
+ * processes (a VMM, a resolver) name the state directory of a live kilnd process, which also
+ * protects a kilnd that takes no subnet lock (an older version).
  */
 import { netNames, idHexFromName } from './names.js';
 import { tryCmd } from './host-cmd.js';
@@ -17,7 +19,8 @@ import { type Cidr, cidrContains, formatCidr, parseIpv4 } from './ipv4.js';
 import { heldSubnets } from './subnet-lock.js';
 import { removeTopology } from './topology.js';
 import { type Uplink, uplinkNetns } from './uplink.js';
-import { findProcesses, signalProcess } from '../util/proc.js';
+import { findProcesses, readCmdline, signalProcess } from '../util/proc.js';
+import { readFileSync } from 'node:fs';
 
 export interface ForeignScan {
   /** This kilnd's subnet (its lock is held by this kilnd). */
@@ -62,11 +65,44 @@ function resolverProcesses(): Array<{ hex: string; proc: ReturnType<typeof findP
   return out;
 }
 
+/** State directories of the kilnd processes running now, other than this one. */
+function liveKilndStateDirs(): Array<{ pid: number; stateDir: string }> {
+  const out: Array<{ pid: number; stateDir: string }> = [];
+  for (const p of findProcesses('daemon')) {
+    const argv = p.cmdline;
+    const i = argv.indexOf('daemon');
+    if (i < 1 || !argv.slice(0, i).some((a) => /(^|\/)(kiln|kilnd|main\.js)$/.test(a))) continue;
+    const flag = argv.indexOf('--state-dir');
+    let stateDir = flag > 0 ? argv[flag + 1] : undefined;
+    if (!stateDir) {
+      try {
+        stateDir = /(?:^|\0)KILN_STATE_DIR=([^\0]+)/.exec(readFileSync(`/proc/${p.pid}/environ`, 'utf8'))?.[1];
+      } catch {
+        // gone
+      }
+    }
+    out.push({ pid: p.pid, stateDir: (stateDir ?? '/var/lib/kiln').replace(/\/+$/, '') });
+  }
+  return out;
+}
+
+/** A live kilnd whose state directory a process in `netns` names, if any. */
+async function liveUserOf(netns: string, kilnds: Array<{ pid: number; stateDir: string }>): Promise<{ pid: number; stateDir: string } | undefined> {
+  const pids = ((await tryCmd('ip', ['netns', 'pids', netns])) ?? '').split(/\s+/).filter(Boolean).map(Number);
+  for (const pid of pids) {
+    const cmd = (readCmdline(pid) ?? []).join(' ');
+    const k = kilnds.find((x) => cmd.includes(`${x.stateDir}/`));
+    if (k) return k;
+  }
+  return undefined;
+}
+
 export async function collectForeignOrphans(s: ForeignScan): Promise<ForeignResult> {
   const res: ForeignResult = { removed: [], skipped: [] };
   const others = await heldSubnets(s.lockDir, s.ownLockPath);
   const holderOf = (ip: number) => others.find((h) => cidrContains(h.subnet, ip));
   const netns = await kilnNetns();
+  const kilnds = liveKilndStateDirs();
 
   for (const [hex, name] of netns) {
     if (s.known(hex)) continue;
@@ -80,6 +116,11 @@ export async function collectForeignOrphans(s: ForeignScan): Promise<ForeignResu
     }
     if (!addrs.length && others.length) {
       res.skipped.push(`netns ${name}: no address yet and another kilnd is running (it may be building it)`);
+      continue;
+    }
+    const user = ours ? undefined : await liveUserOf(name, kilnds);
+    if (user) {
+      res.skipped.push(`netns ${name}: used by kilnd pid ${user.pid} (state dir ${user.stateDir})`);
       continue;
     }
     if (s.known(hex)) continue;
