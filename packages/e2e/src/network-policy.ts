@@ -112,15 +112,16 @@ export function registerPolicyTests({ fx, lab, run, flows, ids }: Ctx): void {
     const guestOf = (slot: number) => `${o1}.${o2}.${(slot * 8 + 2) >> 8}.${(slot * 8 + 2) & 255}`;
     // Another instance's leftovers: routes to guests of the free blocks, in the uplink namespace.
     const planted = [0, 1, 2, 3, 4, 5].filter((s) => !used.has(s));
-    lab.exec(['ip', 'link', 'add', 'kiln-x-dummy', 'type', 'dummy']);
+    lab.exec(['ip', 'link', 'add', 'kxa', 'type', 'veth', 'peer', 'name', 'kxb']);
     try {
-      for (const s of planted) lab.exec(['ip', 'route', 'add', `${guestOf(s)}/32`, 'dev', 'kiln-x-dummy']);
+      for (const dev of ['kxa', 'kxb']) lab.exec(['ip', 'link', 'set', dev, 'up']);
+      for (const s of planted) lab.exec(['ip', 'route', 'add', `${guestOf(s)}/32`, 'dev', 'kxa']);
       const c = await fx.client.create({ timeoutMs: 0 });
       const block = (await fx.client.call<{ block: string }>('GET', `/v1/sandboxes/${c.id}/network`)).block;
       assert.ok(!planted.includes(slotOf(block) / 8), `block ${block} is none of the held ones (${planted.join(',')})`);
       await fx.client.destroy(c.id);
     } finally {
-      lab.exec(['ip', 'link', 'del', 'kiln-x-dummy']);
+      lab.exec(['ip', 'link', 'del', 'kxa']);
     }
   });
 
@@ -156,7 +157,7 @@ export function registerPolicyTests({ fx, lab, run, flows, ids }: Ctx): void {
     };
     const plantNetns = (h: string, addr: string) => {
       ip('netns', 'add', `kiln-${h}`);
-      ip('-n', `kiln-${h}`, 'link', 'add', `kt${h}`, 'type', 'dummy');
+      ip('-n', `kiln-${h}`, 'tuntap', 'add', 'dev', `kt${h}`, 'mode', 'tap');
       ip('-n', `kiln-${h}`, 'addr', 'add', addr, 'dev', `kt${h}`);
     };
     const alive = (pid: number) => {

@@ -157,7 +157,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
     assert.deepEqual(results(r.out), { p80: 0 }, r.out);
     const bad = await fx.cli(['net', 'set', a, '--allow', '10.0.0.0/8']);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /policy\.allow\[0\]\.cidr.*allowPrivate.*INVALID_ARGUMENT/);
+    assert.match(bad.stderr, /patch\.allow\.add\[0\]\.cidr.*allowPrivate.*INVALID_ARGUMENT/);
     const flowsCli = await fx.cli(['net', 'flows', a, '--verdict', 'drop']);
     assert.equal(flowsCli.code, 0, flowsCli.stderr);
     assert.match(flowsCli.stdout.toString(), /drop\s+policy\s+tcp\s+\S+\s+198\.51\.100\.10:80/);
