@@ -160,13 +160,17 @@ export function registerPolicyTests({ fx, lab, run, flows, ids }: Ctx): void {
       ip('-n', `kiln-${h}`, 'tuntap', 'add', 'dev', `kt${h}`, 'mode', 'tap');
       ip('-n', `kiln-${h}`, 'addr', 'add', addr, 'dev', `kt${h}`);
     };
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
+    /** Whether the process is still there (a zombie awaiting its reaper counts as gone), after up to 5 s. */
+    const alive = async (pid: number) => {
+      for (let i = 0; i < 50; i++) {
+        try {
+          if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return false;
+        } catch {
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
+      return true;
     };
     // A live kilnd on another subnet, as far as the lock says: its netns must survive.
     const lockPath = '/run/kiln/net-10.198.0.0_16.lock';
@@ -184,7 +188,7 @@ export function registerPolicyTests({ fx, lab, run, flows, ids }: Ctx): void {
       const out = gc.stdout.toString();
       assert.ok(out.includes(`netns kiln-${orphan}`) && out.includes(`nft table inet kiln_${table}`) && out.includes(`resolver pid ${loneResolver}`), out);
       assert.ok(!out.includes(held), `a live kilnd's netns is left alone: ${out}`);
-      assert.deepEqual([alive(inNetns), alive(loneResolver)], [false, false], 'both resolvers are gone');
+      assert.deepEqual([await alive(inNetns), await alive(loneResolver)], [false, false], 'both resolvers are gone');
       assert.deepEqual([hostLeftovers(orphan), hostLeftovers(table)], [[], []]);
       assert.deepEqual(hostLeftovers(held), ['netns']);
       const { b } = ids();
