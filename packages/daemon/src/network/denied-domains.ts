@@ -41,7 +41,7 @@ export function deniedNamesSeen(log: string, domains: readonly string[]): string
 /** Resolves `names` through `servers` from inside `netns`. Names that fail are left out. */
 export async function resolveInNetns(netns: string, servers: readonly string[], names: readonly string[]): Promise<DeniedAnswer[]> {
   if (!servers.length || !names.length) return [];
-  const out = await hostCmd(process.execPath, [join(import.meta.dirname, 'resolve-cli.js'), JSON.stringify({ servers, names, timeoutMs: 2000 })], { netns, timeoutMs: 15_000 });
+  const out = await hostCmd(process.execPath, [join(import.meta.dirname, 'resolve-cli.js'), JSON.stringify({ servers, names, timeoutMs: 1000 })], { netns, timeoutMs: 15_000 });
   return (JSON.parse(out) as { answers: DeniedAnswer[] }).answers;
 }
 
