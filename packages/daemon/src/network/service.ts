@@ -282,10 +282,7 @@ export class NetworkService {
     return [...ours].filter((h) => !knownIds.has(`sb-${h}`)).sort();
   }
 
-  /**
-   * `kiln gc`: kiln network objects and resolvers on the host that no row of this kilnd owns
-   * and that are provably orphaned (foreign-orphans.ts); never another live kilnd's.
-   */
+  /** `kiln gc`: kiln network objects and resolvers no live kilnd owns (foreign-orphans.ts). */
   async collectForeign(known: (hex: string) => boolean): Promise<{ removed: string[]; skipped: string[] }> {
     if (!this.lock) return { removed: [], skipped: [] };
     const r = await collectForeignOrphans({ subnet: this.subnet, lockDir: this.o.config.lockDir, ownLockPath: this.lock.path, uplink: this.uplink, known });
