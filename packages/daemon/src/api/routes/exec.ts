@@ -14,7 +14,7 @@ import type { Static } from '@sinclair/typebox';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument, KilnError, toKilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '../schemas.js';
+import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '@kiln/contract';
 import { fromGuestError } from '../guest-errors.js';
 import { execRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 

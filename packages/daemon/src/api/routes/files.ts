@@ -9,7 +9,7 @@ import type { Static } from '@sinclair/typebox';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { MkdirBody, PathQuery, SandboxIdParams } from '../schemas.js';
+import { MkdirBody, PathQuery, SandboxIdParams } from '@kiln/contract';
 import { fromGuestError } from '../guest-errors.js';
 import { fileRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 

@@ -9,7 +9,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { ErrorBody, SandboxIdParams, SandboxView } from '../schemas.js';
+import { ErrorBody, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 
 const HostEventsQuery = Type.Object(

@@ -12,7 +12,7 @@ import { sandboxNotFound } from '../../errors.js';
 import type { GuestLogs } from '../../logs/guest-logs.js';
 import { formatLine, LOG_SERVICES, type LogLine } from '../../logs/store.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { SandboxIdParams } from '../schemas.js';
+import { SandboxIdParams } from '@kiln/contract';
 
 const LogsQuery = Type.Object(
   {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '../schemas.js';
+import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 
 type IdParams = Static<typeof SandboxIdParams>;
