@@ -4,3 +4,4 @@
  */
 export * from './schemas.js';
 export * from './network-schemas.js';
+export * from './error-codes.js';
