@@ -53,14 +53,19 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "==> build"
 npm run --silent build
 
-# `kiln` from any directory: a wrapper that runs this checkout's CLI on kiln's Node.
+# `kiln` (the client) and `kilnd` (the daemon: run, image build, doctor) from any directory:
+# wrappers that run this checkout's binaries on kiln's Node.
 cat > /usr/local/bin/kiln <<WRAP
 #!/bin/sh
 exec /opt/kiln/node/bin/node "$PWD/packages/cli/dist/main.js" "\$@"
 WRAP
-chmod 0755 /usr/local/bin/kiln
-echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln -> $PWD)"
+cat > /usr/local/bin/kilnd <<WRAP
+#!/bin/sh
+exec /opt/kiln/node/bin/node "$PWD/packages/daemon/dist/kilnd.js" "\$@"
+WRAP
+chmod 0755 /usr/local/bin/kiln /usr/local/bin/kilnd
+echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln, /usr/local/bin/kilnd -> $PWD)"
 
 echo "==> guest image"
-node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
+node packages/daemon/dist/kilnd.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
 echo "==> setup done"

@@ -1,5 +1,5 @@
 /** Errors are one clear line on stderr and a non-zero exit. */
-import { KilnApiError } from './client.js';
+import { KilnError as KilnApiError } from '@kiln/sdk';
 
 export function fail(err: unknown): never {
   if (err instanceof KilnApiError) {

@@ -36,7 +36,7 @@ const codes = {
   PERSONALIZE_FAILED: { status: 500, meaning: 'a restored VM could not be made unique (clock, entropy, address, hostname)' },
   GUEST_CTL_ERROR: { status: 500, meaning: "the guest's resident helper (kiln-guestctl) refused a request" },
   // Images and templates.
-  IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kiln image build`' },
+  IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kilnd image build`' },
   IMAGE_BUILD_FAILED: { status: 500, meaning: 'building the guest image failed' },
   TEMPLATE_NOT_FOUND: { status: 404, meaning: 'no template has this name' },
   TEMPLATE_EXISTS: { status: 409, meaning: 'a template already has this name' },

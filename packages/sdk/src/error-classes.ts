@@ -199,7 +199,7 @@ export class GuestCtlErrorError extends KilnError {
   }
 }
 register(GuestCtlErrorError);
-/** HTTP 409: no guest image for the current recipe: run `kiln image build` */
+/** HTTP 409: no guest image for the current recipe: run `kilnd image build` */
 export class ImageNotBuiltError extends KilnError {
   static readonly code = 'IMAGE_NOT_BUILT';
   constructor(message: string, opts: KilnErrorOptions = {}) {

@@ -4,6 +4,7 @@
  * carries the API key as `Authorization: Bearer …` when one is set.
  */
 import { errorClassFor, KilnError } from './errors.js';
+import { builtin } from './wire.js';
 
 export type Body = string | Uint8Array | AsyncIterable<Uint8Array>;
 
@@ -43,6 +44,8 @@ export interface TransportOptions {
   apiKey?: string;
   /** PEM of a CA to trust for https (a self-signed kilnd); selects the node:https transport. */
   ca?: string | Uint8Array;
+  /** Use node:http/https even for a URL (bodies are then Node streams, e.g. for a CLI). */
+  node?: boolean;
 }
 
 export function unreachable(target: string, err: unknown): KilnError {
@@ -56,7 +59,7 @@ const toBytes = (b: string | Uint8Array): Uint8Array => (typeof b === 'string' ?
 
 export function makeTransport(o: TransportOptions): Transport {
   const headers: Record<string, string> = o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {};
-  if (o.socket || o.ca) return new NodeTransport(o, headers);
+  if (o.socket || o.ca || o.node) return new NodeTransport(o, headers);
   if (!o.url) throw new KilnError('INVALID_ARGUMENT', 'Kiln.connect needs a url or a socket', { status: 0 });
   return new FetchTransport(o.url.replace(/\/+$/, ''), headers);
 }
@@ -140,7 +143,7 @@ class NodeTransport implements Transport {
   async request(req: HttpRequest): Promise<HttpResponse> {
     const { url, socketPath, ca } = this.node;
     const https = url?.protocol === 'https:';
-    const mod = https ? await import('node:https') : await import('node:http');
+    const mod = https ? await builtin<typeof import('node:https')>('node:https') : await builtin<typeof import('node:http')>('node:http');
     const headers: Record<string, string> = { ...this.headers };
     let payload: Uint8Array | undefined;
     if (req.json !== undefined) {

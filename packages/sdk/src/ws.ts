@@ -5,7 +5,7 @@
  */
 import { fromWire } from './errors.js';
 import type { Transport } from './transport.js';
-import { readText } from './wire.js';
+import { builtin, readText } from './wire.js';
 
 export interface WsConn {
   send(data: Uint8Array | string): void;
@@ -21,8 +21,8 @@ export async function openWs(t: Transport, path: string, h: WsHandlers): Promise
   if (!t.node) return browserWs(t.target.replace(/^http/, 'ws') + path, h);
   const { socketPath, url, ca } = t.node;
   const https = url?.protocol === 'https:';
-  const mod = https ? await import('node:https') : await import('node:http');
-  const { randomBytes } = await import('node:crypto');
+  const mod = https ? await builtin<typeof import('node:https')>('node:https') : await builtin<typeof import('node:http')>('node:http');
+  const { randomBytes } = await builtin<typeof import('node:crypto')>('node:crypto');
   return new Promise<WsConn>((resolve, reject) => {
     const req = mod.request({
       method: 'GET',

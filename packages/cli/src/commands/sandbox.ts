@@ -1,6 +1,6 @@
 /** kiln create / ls / inspect / rm / logs / events. */
 import type { Command } from 'commander';
-import { KilnClient } from '../client.js';
+import { clientFrom } from '../connect.js';
 import { parseDuration, parseKeyValues } from '../duration.js';
 import { ago, fail, printJson, table } from '../output.js';
 import { addPolicyOptions, policyFromOptions, type PolicyOpts } from './net.js';
@@ -8,10 +8,7 @@ import { addPolicyOptions, policyFromOptions, type PolicyOpts } from './net.js';
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function clientFrom(cmd: Command): KilnClient {
-  const opts = cmd.optsWithGlobals<{ socket?: string }>();
-  return new KilnClient(opts.socket ?? process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock');
-}
+export { clientFrom };
 
 function intOpt(name: string) {
   return (v: string): number => {

@@ -1,5 +1,5 @@
 /**
- * `kiln image build`: builds the guest image for the current recipe into
+ * `kilnd image build`: builds the guest image for the current recipe into
  * <stateDir>/images/<hash>, reusing the cached base layer (debootstrap + kernel) in
  * <stateDir>/images/cache/base-<key>. Each layer is built in a temporary directory and
  * renamed into place, so a failed build leaves nothing partial; with nothing changed a build

@@ -9,9 +9,11 @@
  *      their QEMUs' CPU over KILN_BENCH_IDLE_WINDOW_MS (default 20000) of idleness
  *   6. exec round-trip on a running sandbox
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
+ *   9. CLI start: `kiln --version` and `kiln ls` against `node -e 0` (bench/cli-start.ts)
+ *  10. create → first exec through the SDK (unix socket)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density").
+ * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,cli").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -22,12 +24,14 @@ import { benchNetwork } from './network.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
+import { Kiln } from '@kiln/sdk';
+import { benchCliStart, benchSdkCreateExec, printCliStart } from './cli-start.js';
 
 const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
 const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
-const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density').split(','));
+const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,cli').split(','));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
 
@@ -78,6 +82,12 @@ async function main(): Promise<void> {
   // (1) restore path, (6) exec round-trip, (3) cold boot
   const fx = new DaemonFixture('bench');
   await fx.start();
+  if (PHASES.has('cli')) {
+    const f = benchCliStart(fx.socket, Math.max(TRIALS, 20));
+    printCliStart(f, log);
+    results.cliStart = f;
+    show('(10) SDK create → first exec (unix socket)', await benchSdkCreateExec(Kiln.connect({ socket: fx.socket }), TRIALS));
+  }
   try {
     const info = await fx.client.call<{ driver: { accel: string; accelReason: string } }>('GET', '/v1/info');
     results.accel = info.driver;
@@ -92,7 +102,7 @@ async function main(): Promise<void> {
       part('create request answered (client)', r.createMs);
       part('first exec after create (client)', r.ms - r.createMs);
       const ev = await fx.client.events(r.id);
-      if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
+      if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kilnd image build)');
       const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
       if (i === 0) results.restoreSteps = steps;
       for (const [n, d] of steps) {

@@ -1,12 +1,12 @@
-/** kiln daemon — runs kilnd in the foreground; kiln image build — builds the guest image. */
+/** kilnd [run] — runs kilnd in the foreground; kilnd image build — builds the guest image. */
 import type { Command } from 'commander';
-import { buildDefaultTemplate, buildImage, startDaemon, DEFAULT_CONFIG } from '@kiln/daemon';
-import { fail } from '../output.js';
+import { DEFAULT_CONFIG } from '../config.js';
+import { fail } from './output.js';
 
-export function registerDaemonCommands(program: Command): void {
+export function registerRunCommand(program: Command): void {
   program
-    .command('daemon')
-    .description('run kilnd in the foreground')
+    .command('run', { isDefault: true })
+    .description('run kilnd in the foreground (the default command)')
     .option('--state-dir <DIR>', 'state directory (default /var/lib/kiln)')
     .option('--accel <auto|kvm|tcg>', 'accelerator (default auto)')
     .option('--destroy-on-exit', 'destroy every sandbox when the daemon exits (default: keep them for re-adoption)')
@@ -21,6 +21,7 @@ export function registerDaemonCommands(program: Command): void {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
         if (o.pool !== undefined && !/^\d+$/.test(o.pool)) throw new Error(`--pool must be a whole number (got ${o.pool})`);
+        const { startDaemon } = await import('../daemon.js');
         const d = await startDaemon({
           ...(o.pool !== undefined ? { poolSize: Number(o.pool) } : {}),
           ...(g.socket ?? process.env.KILN_SOCKET ? { socket: g.socket ?? process.env.KILN_SOCKET } : {}),
@@ -53,6 +54,9 @@ export function registerDaemonCommands(program: Command): void {
       }
     });
 
+}
+
+export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('guest images');
   image
     .command('build')
@@ -67,6 +71,8 @@ export function registerDaemonCommands(program: Command): void {
         const t0 = Date.now();
         const stateDir = o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
+        const { buildImage } = await import('../image/index.js');
+        const { buildDefaultTemplate } = await import('../template/default-template.js');
         const m = await buildImage({
           stateDir,
           force: o.force ?? false,

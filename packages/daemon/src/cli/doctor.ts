@@ -1,7 +1,6 @@
-/** kiln doctor — checks this host for what kiln needs and prints the fix for each gap. */
+/** kilnd doctor — checks this host for what kiln needs and prints the fix for each gap. */
 import type { Command } from 'commander';
-import { runDoctor } from '@kiln/daemon';
-import { fail, printJson } from '../output.js';
+import { fail, printJson } from './output.js';
 
 const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 
@@ -13,6 +12,7 @@ export function registerDoctorCommand(program: Command): void {
     .option('--json', 'print the checks as JSON')
     .action(async (o: { stateDir?: string; json?: boolean }) => {
       try {
+        const { runDoctor } = await import('../doctor/checks.js');
         const checks = await runDoctor({ stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln' });
         const failed = checks.filter((c) => c.status === 'fail').length;
         if (o.json) printJson({ ok: failed === 0, checks });
