@@ -26,6 +26,7 @@ import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
 import type { ConnectAgent } from './sandbox/guest-agent.js';
 import { Reaper } from './lifecycle/reaper.js';
+import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
@@ -137,7 +138,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     logger,
     observe: obs.api,
     // kiln gc: this kilnd's orphans, then kiln network objects on the host that no live kilnd owns.
-    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.get(`sb-${hex}`) !== null)).removed : [])],
+    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.list().some((r) => hostKey(r.id) === hex))).removed : [])],
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },

@@ -8,7 +8,7 @@ import { checkCapacity } from '../lifecycle/capacity.js';
 import { verifyAfterCreate } from '../lifecycle/deferred-check.js';
 import { onAgentClosed, watchVm } from '../lifecycle/vm-exit.js';
 import { creationSteps, type CreateCtx, type StepHost } from './create-steps.js';
-import { newSandboxId } from './ids.js';
+import { hostKey, newSandboxId } from './ids.js';
 import { WarmPool } from './pool.js';
 import type { Live, SandboxRuntime } from './runtime.js';
 import { resolveSpec, SPEC_LIMITS, withTemplateShape, type SpecInput } from './spec.js';
@@ -108,7 +108,7 @@ export class SandboxCreator {
     if (rt.o.capacity) checkCapacity(rt.store.list(), spec, rt.o.capacity);
     const now = Date.now();
     const rec: SandboxRecord = {
-      id: newSandboxId(),
+      id: newSandboxId((key) => rt.store.list().some((r) => hostKey(r.id) === key)),
       state: 'creating',
       spec,
       imageHash: null,
