@@ -32,8 +32,8 @@ apt-get install -y -qq --no-install-recommends \
   debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
 # gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl)
 # and the VMM launcher (kiln-vmm-launch). g++, make and python3: node-gyp builds better-sqlite3.
-# curl: fetches Node.js from the npm registry.
-apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl >/dev/null
+# curl: fetches Node.js from the npm registry. tmux: the terminal test drives `kiln exec -it` in it.
+apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl tmux >/dev/null
 
 ./scripts/install-node.sh
 # Everything below (and the guest image, which copies this node binary) uses kiln's Node.

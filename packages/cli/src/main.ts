@@ -18,13 +18,16 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   net: async () => [(await import('./commands/net.js')).registerNetCommands],
   template: async () => [(await import('./commands/template.js')).registerTemplateCommands],
   lifecycle: async () => [(await import('./commands/lifecycle.js')).registerLifecycleCommands],
+  key: async () => [(await import('./commands/key.js')).registerKeyCommands],
+  process: async () => [(await import('./commands/process.js')).registerProcessCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
 };
 const COMMANDS: Record<string, keyof typeof MODULES> = {
   create: 'sandbox', ls: 'sandbox', inspect: 'sandbox', rm: 'sandbox',
   exec: 'exec', logs: 'logs', stats: 'stats', audit: 'audit', cp: 'cp', net: 'net',
   template: 'template', pause: 'template', resume: 'template', snapshot: 'template',
-  events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle',
+  events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
+  ps: 'process', attach: 'process', kill: 'process', shell: 'process',
   daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved',
 };
 

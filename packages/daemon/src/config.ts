@@ -37,6 +37,13 @@ export interface DaemonConfig {
   network: NetworkConfig;
   /** Capacity limits, heartbeat and garbage collection (lifecycle/config.ts documents each default). */
   lifecycle: LifecycleConfig;
+  /** TCP listener HOST:PORT (API keys required there). Default none: the unix socket only ($KILN_LISTEN). */
+  listen: string | null;
+  /** TLS certificate and key (PEM files) of the TCP listener. Default none: plain HTTP ($KILN_TLS_CERT, $KILN_TLS_KEY). */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
+  trustedProxies: string[];
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -54,4 +61,8 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   observability: DEFAULT_OBSERVABILITY_CONFIG,
   network: DEFAULT_NETWORK_CONFIG,
   lifecycle: DEFAULT_LIFECYCLE_CONFIG,
+  listen: null,
+  tlsCert: null,
+  tlsKey: null,
+  trustedProxies: [],
 };

@@ -20,6 +20,10 @@ import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerLifecycleRoutes } from './routes/lifecycle.js';
 import type { TemplateService } from '../template/service.js';
+import { registerAuthEnforce, registerAuthIdentify, tcpActor } from '../tenancy/auth.js';
+import type { TenantAdmission } from '../tenancy/limits.js';
+import type { TenantStore } from '../tenancy/tenant-store.js';
+import { registerKeyRoutes } from './routes/keys.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -32,6 +36,8 @@ export interface ApiOptions {
   observe?: ApiObservability;
   /** Garbage collection on demand (the reaper's); default: the manager's orphan collection. */
   gc?: () => Promise<string[]>;
+  /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
+  tenancy?: { store: TenantStore; admission: TenantAdmission };
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -63,6 +69,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     }
     if (e instanceof KilnError) {
       if (e.status >= 500) req.log.error({ err: e }, 'request failed');
+      const retry = (e.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+      if (typeof retry === 'number') void reply.header('retry-after', String(retry));
       void reply.status(e.status).send({ error: e.toJSON() });
       return;
     }
@@ -82,13 +90,19 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'kilnd API', version: '1', description: 'microVM sandboxes with a private Docker daemon' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (kiln_<id>_<secret>), required on the TCP listener; the unix socket is the admin channel and needs none.' } } },
+      security: [{ apiKey: [] }],
     },
   });
 
   registerSystemRoutes(app, opts.info);
-  opts.observe?.registerHooks(app);
+  // Who is calling (before the audit hook, which records it), then what they may do (after it).
+  registerAuthIdentify(app, opts.tenancy?.store ?? null);
+  opts.observe?.registerHooks(app, tcpActor);
+  registerAuthEnforce(app);
   opts.observe?.registerRoutes(app, opts.manager);
-  registerSandboxRoutes(app, opts.manager);
+  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null);
+  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);

@@ -1,42 +1,17 @@
 /** kilnd [run] — runs kilnd in the foreground; kilnd image build — builds the guest image. */
 import type { Command } from 'commander';
-import { DEFAULT_CONFIG } from '../config.js';
+import { DAEMON_OPTIONS, daemonConfigFromOptions, type DaemonFlags } from '../daemon-options.js';
 import { fail } from './output.js';
 
 export function registerRunCommand(program: Command): void {
-  program
-    .command('run', { isDefault: true })
-    .description('run kilnd in the foreground (the default command)')
-    .option('--state-dir <DIR>', 'state directory (default /var/lib/kiln)')
-    .option('--accel <auto|kvm|tcg>', 'accelerator (default auto)')
-    .option('--destroy-on-exit', 'destroy every sandbox when the daemon exits (default: keep them for re-adoption)')
-    .option('--log-level <LEVEL>', 'log level (default info)')
-    .option('--pool <N>', 'keep N restored, unassigned sandboxes of the default shape ready (default 0)')
-    .option('--net-uplink <host|none|netns:NAME>', 'where sandbox traffic leaves: the host (masqueraded), none, or a named netns (default host; $KILN_NET_UPLINK)')
-    .option('--net-subnet <CIDR>', 'sandbox address space, one /29 per sandbox (default 10.210.0.0/16; $KILN_NET_SUBNET)')
-    .option('--net-dns <IP,…>', "upstream DNS of the sandbox resolvers (default the host's resolv.conf; $KILN_NET_DNS)")
-    .option('--no-net', 'give sandboxes no network at all (default: networking on)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean }, cmd: Command) => {
+  const run = program.command('run', { isDefault: true }).description('run kilnd in the foreground (the default command)');
+  for (const [flags, description] of DAEMON_OPTIONS) run.option(flags, description);
+  run
+    .action(async (o: DaemonFlags, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
-        if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
-        if (o.pool !== undefined && !/^\d+$/.test(o.pool)) throw new Error(`--pool must be a whole number (got ${o.pool})`);
         const { startDaemon } = await import('../daemon.js');
-        const d = await startDaemon({
-          ...(o.pool !== undefined ? { poolSize: Number(o.pool) } : {}),
-          ...(g.socket ?? process.env.KILN_SOCKET ? { socket: g.socket ?? process.env.KILN_SOCKET } : {}),
-          ...(o.stateDir ? { stateDir: o.stateDir } : {}),
-          ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
-          ...(o.logLevel ? { logLevel: o.logLevel } : {}),
-          destroyOnExit: o.destroyOnExit ?? false,
-          network: {
-            ...DEFAULT_CONFIG.network,
-            ...(o.net === false ? { enabled: false } : {}),
-            ...(o.netUplink ? { uplink: o.netUplink } : {}),
-            ...(o.netSubnet ? { subnet: o.netSubnet } : {}),
-            ...(o.netDns ? { dnsUpstream: o.netDns.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
-          },
-        });
+        const d = await startDaemon(daemonConfigFromOptions({ ...o, ...(g.socket ? { socket: g.socket } : {}) }));
         const stop = (sig: string) => {
           d.logger.info({ signal: sig }, 'shutting down');
           d.close().then(

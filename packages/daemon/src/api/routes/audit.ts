@@ -12,10 +12,29 @@ import type { AuditLog } from '../../audit/log.js';
 import { matches, queryAudit, type AuditQuery } from '../../audit/query.js';
 import type { AuditRecord } from '../../audit/record.js';
 import { verifyChain } from '../../audit/verify.js';
+import { sandboxNotFound } from '../../errors.js';
+import { SANDBOX_ID_PATTERN } from '../../sandbox/ids.js';
+import { canSee, tenantOf, visibleSandboxes } from '../../tenancy/principal.js';
+import type { FastifyRequest } from 'fastify';
+
+/**
+ * What a tenant may read: records of its own sandboxes, and its own calls that name no
+ * sandbox. (A call on another tenant's or a missing sandbox is filed under that id: unseen.)
+ */
+function visibility(req: FastifyRequest): ((r: AuditRecord) => boolean) | undefined {
+  const tenant = tenantOf(req);
+  if (tenant === null) return undefined;
+  let mine = visibleSandboxes(req) ?? new Set<string>();
+  return (r) => {
+    if (r.sandboxId === undefined) return r.actor.kind === 'key' && r.actor.tenant === tenant;
+    if (!mine.has(r.sandboxId)) mine = visibleSandboxes(req) ?? mine; // made since
+    return mine.has(r.sandboxId);
+  };
+}
 
 const AuditQueryString = Type.Object(
   {
-    sandbox: Type.Optional(Type.String({ pattern: '^sb-[0-9a-f]{12}$', description: 'Only records of this sandbox.' })),
+    sandbox: Type.Optional(Type.String({ pattern: SANDBOX_ID_PATTERN, description: 'Only records of this sandbox.' })),
     since: Type.Optional(Type.String({ minLength: 1, description: 'Only records at or after this time: ISO-8601 or ms since the epoch.' })),
     after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only records with a greater seq (a cursor). Default 0.' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size. Default 1000.' })),
@@ -36,7 +55,10 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog): void
     '/v1/audit',
     { schema: { summary: 'Audit records (hash-chained); follow=true streams NDJSON', querystring: AuditQueryString } },
     async (req, reply) => {
+      if (req.query.sandbox && !canSee(req, req.query.sandbox)) throw sandboxNotFound(req.query.sandbox);
+      const visible = visibility(req);
       const q: AuditQuery = {
+        ...(visible ? { filter: visible } : {}),
         ...(req.query.sandbox ? { sandboxId: req.query.sandbox } : {}),
         ...(req.query.since !== undefined ? { sinceMs: parseSince(req.query.since) } : {}),
         afterSeq: req.query.after ?? 0,

@@ -11,6 +11,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { ErrorBody, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
+import { sandboxNotFound } from '../../errors.js';
+import { canSee, visibleSandboxes } from '../../tenancy/principal.js';
 
 const HostEventsQuery = Type.Object(
   {
@@ -39,12 +41,15 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
     { schema: { summary: 'Lifecycle events of the host (all sandboxes) or one sandbox; follow streams NDJSON', querystring: HostEventsQuery, response: { '4xx': ErrorBody } } },
     async (req, reply) => {
       const { sandbox, follow } = req.query;
+      if (sandbox !== undefined && !canSee(req, sandbox)) throw sandboxNotFound(sandbox);
       let after = req.query.after ?? 0;
+      let mine = visibleSandboxes(req);
       const page = () => {
         // Events outlive their sandbox's row: filter the host's list rather than asking by id.
         const evs = manager.events(undefined, after);
         if (evs.length) after = evs[evs.length - 1]?.seq ?? after;
-        return evs.filter((e) => sandbox === undefined || e.sandboxId === sandbox);
+        if (mine && evs.some((e) => !mine?.has(e.sandboxId))) mine = visibleSandboxes(req); // a sandbox made since
+        return evs.filter((e) => (sandbox === undefined || e.sandboxId === sandbox) && (mine === null || mine.has(e.sandboxId)));
       };
       if (!follow) return { events: page() };
       // Hijacked so the headers leave at once: a follower sees 200 before the first new event.

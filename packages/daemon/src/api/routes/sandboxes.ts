@@ -4,10 +4,14 @@ import { Type } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
+import type { TenantAdmission } from '../../tenancy/limits.js';
+import type { TemplateService } from '../../template/service.js';
+import { tenancyOf, tenantOf, visibleSandboxes } from '../../tenancy/principal.js';
+import { assertTemplateVisible } from '../../tenancy/templates.js';
 
 type IdParams = Static<typeof SandboxIdParams>;
 
-export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager): void {
+export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager, admission: TenantAdmission | null = null, templates: TemplateService | null = null): void {
   app.post<{ Body: CreateSandboxBody; Querystring: Static<typeof CreateSandboxQuery> }>(
     '/v1/sandboxes',
     {
@@ -20,14 +24,22 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
     },
     async (req, reply) => {
       const wait = req.query.wait !== false;
-      const rec = await manager.create(req.body ?? {}, { wait });
+      const tenant = tenantOf(req);
+      const store = tenancyOf(req);
+      if (tenant !== null && req.body?.template !== undefined) await assertTemplateVisible(req, templates, req.body.template);
+      const owner =
+        tenant !== null && store
+          ? { own: (id: string) => store.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
+          : {};
+      const rec = await manager.create(req.body ?? {}, { wait, ...owner });
       return reply.status(wait ? 201 : 202).send(sandboxView(rec));
     },
   );
 
-  app.get('/v1/sandboxes', { schema: { summary: 'List sandboxes', response: { 200: Type.Object({ sandboxes: Type.Array(SandboxView) }) } } }, async () => ({
-    sandboxes: manager.list().map(sandboxView),
-  }));
+  app.get('/v1/sandboxes', { schema: { summary: 'List sandboxes', response: { 200: Type.Object({ sandboxes: Type.Array(SandboxView) }) } } }, async (req) => {
+    const mine = visibleSandboxes(req);
+    return { sandboxes: manager.list().filter((r) => mine === null || mine.has(r.id)).map(sandboxView) };
+  });
 
   app.get<{ Params: IdParams }>(
     '/v1/sandboxes/:id',
@@ -47,7 +59,7 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
   app.get<{ Params: IdParams; Querystring: Static<typeof EventsQuery> }>(
     '/v1/sandboxes/:id/events',
     { schema: { summary: 'Lifecycle events of a sandbox', params: SandboxIdParams, querystring: EventsQuery } },
-    async (req) => ({ events: manager.events(req.params.id, req.query.after ?? 0) }),
+    async (req) => ({ events: manager.events(req.params.id, req.query.after ?? 0) }), // ownership: tenancy/auth.ts
   );
   // GET /v1/sandboxes/:id/logs: routes/logs.ts (guest logs kept by kilnd).
 }
