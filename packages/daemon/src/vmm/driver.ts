@@ -107,13 +107,22 @@ export interface VmmDriver {
   resume(vm: VmHandle): Promise<void>;
 }
 
+/**
+ * The VMM's own directory inside a run dir: the one place the jailed QEMU may write (it
+ * creates its sockets there at start-up; kilnd then seals it, vmm/vmm-dir.ts). Everything
+ * root reads or writes (vmm.log, the resolver's files, disks) lives in the run dir itself,
+ * which stays root's (docs/hardening.md, "The VMM boundary").
+ */
+export const VMM_DIR = 'vmm';
+
 export function vmPaths(runDir: string): VmPaths {
+  const dir = `${runDir}/${VMM_DIR}`;
   return {
-    qmpSocket: `${runDir}/qmp.sock`,
-    agentSocket: `${runDir}/agent.sock`,
-    guestctlSocket: `${runDir}/guestctl.sock`,
-    consoleSocket: `${runDir}/console.sock`,
-    logsSocket: `${runDir}/logs.sock`,
+    qmpSocket: `${dir}/qmp.sock`,
+    agentSocket: `${dir}/agent.sock`,
+    guestctlSocket: `${dir}/guestctl.sock`,
+    consoleSocket: `${dir}/console.sock`,
+    logsSocket: `${dir}/logs.sock`,
     vmmLog: `${runDir}/vmm.log`,
   };
 }

@@ -5,8 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
-import { copyFile, rename, rm } from 'node:fs/promises';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
@@ -16,8 +15,10 @@ import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmI
 import { prepareJail } from './launcher.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
-import { vmPaths } from './driver.js';
+import { VMM_DIR, vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
+import { receiveState } from './migrate-out.js';
+import { openVmmLog, prepareVmmDir, sealVmmDir } from './vmm-dir.js';
 
 export interface QemuDriverOptions {
   accel?: AccelRequest;
@@ -140,8 +141,11 @@ export class QemuDriver implements VmmDriver {
   async start(spec: VmSpec): Promise<VmHandle> {
     const paths = vmPaths(spec.runDir);
     const args = buildQemuArgs(spec, this.accel.accel, { tcgTbSizeMiB: this.tbSize, tscKhz: hostTscKhz() });
-    const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, ...this.jail }) : null;
-    const logFd = openSync(paths.vmmLog, 'a');
+    // The only directory QEMU may write (its sockets); vmm.log and the rest stay root's.
+    const vmmDir = dirname(paths.qmpSocket);
+    prepareVmmDir(vmmDir, this.jail?.identity ?? null);
+    const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, vmmDir, ...this.jail }) : null;
+    const logFd = openVmmLog(paths.vmmLog);
     let child: ChildProcess;
     try {
       // With a network, QEMU runs inside the sandbox's namespace, where its TAP is opened for
@@ -185,6 +189,8 @@ export class QemuDriver implements VmmDriver {
         const startTime = pid === null ? null : readStartTime(pid);
         if (pid !== null && startTime !== null && isSameProcess({ pid, startTime }, vmMarker(spec.id))) {
           this.children.set(pid, child);
+          // Its sockets exist (QMP's is created last): QEMU may create nothing more there.
+          if (jail) sealVmmDir(vmmDir);
           return { id: spec.id, pid, startTime, accel: this.accel.accel, paths, timings: { launchMs: Math.round(performance.now() - tSpawn) } };
         }
       }
@@ -214,18 +220,21 @@ export class QemuDriver implements VmmDriver {
 
   async snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }> {
     const t0 = performance.now();
-    // A jailed QEMU sees only its run dir: it writes the state there and kilnd moves it.
-    const runDir = dirname(vm.paths.qmpSocket);
-    const target = this.jail && dirname(opts.stateFile) !== runDir ? join(runDir, 'snapshot.state') : opts.stateFile;
-    await this.qmp(vm, async (q) => {
-      await q.execute('stop');
-      await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
-      await q.execute('migrate', { uri: `file:${target}` });
-      await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
-    });
-    if (target !== opts.stateFile) await moveFile(target, opts.stateFile);
-    if (this.jail) chownSync(opts.stateFile, 0, 0);
-    return { durationMs: Math.round(performance.now() - t0), bytes: statSync(opts.stateFile).size };
+    // QEMU streams its state to a socket kilnd listens on in the VMM's directory; kilnd
+    // writes the file (vmm/migrate-out.ts). QEMU names no file root later opens.
+    const rx = await receiveState(join(dirname(vm.paths.qmpSocket), 'migrate.sock'), opts.stateFile);
+    try {
+      await this.qmp(vm, async (q) => {
+        await q.execute('stop');
+        await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+        await q.execute('migrate', { uri: rx.uri });
+        await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
+      });
+      const bytes = await rx.done;
+      return { durationMs: Math.round(performance.now() - t0), bytes };
+    } finally {
+      rx.close();
+    }
   }
 
   async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
@@ -347,7 +356,9 @@ export function layoutFingerprint(accel: AccelChoice['accel'], tbSize: number): 
     scratch: '/s',
     cmdline: '',
   };
-  const args = buildQemuArgs(canonical, accel, { tcgTbSizeMiB: tbSize, tscKhz: 1 });
+  // Where the sockets live is no part of the device set: a template made before they moved
+  // into the VMM's directory restores as before.
+  const args = buildQemuArgs(canonical, accel, { tcgTbSizeMiB: tbSize, tscKhz: 1 }).map((a) => a.replaceAll(`/run-dir/${VMM_DIR}/`, '/run-dir/'));
   return createHash('sha256').update(args.join('\0')).digest('hex').slice(0, 8);
 }
 
@@ -372,16 +383,6 @@ async function waitMigration(q: QmpClient, timeoutMs: number, what: string): Pro
     await sleep(st.status === undefined || st.status === 'none' ? 5 : 10);
   }
   throw new KilnError('VMM_MIGRATION_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`);
-}
-
-async function moveFile(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await copyFile(from, to);
-    await rm(from, { force: true });
-  }
 }
 
 function tail(path: string, bytes = 2000): string {
