@@ -77,6 +77,9 @@ export interface DriverCapabilities {
   snapshot: boolean;
   restore: boolean;
   pause: boolean;
+  /** Whether VMs run jailed (vmm/jail-policy.ts); absent for drivers with no jail to speak of. */
+  jail?: 'jailed' | 'insecure-no-jail' | 'refused';
+  jailReason?: string;
 }
 
 export interface VmmDriver {

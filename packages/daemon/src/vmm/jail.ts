@@ -89,7 +89,7 @@ export function jailCommand(plan: JailPlan, argv: string[], launcher = LAUNCHER_
 }
 
 /**
- * The unjailed launch (QemuDriver `jail: false`, the default when kilnd is not root): the
+ * The unjailed launch (only with --insecure-no-jail, vmm/jail-policy.ts): the
  * launcher only enters the netns, opens the host devices and execs `argv` in place. With
  * neither to do, `argv` runs directly.
  */

@@ -13,6 +13,7 @@ import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
+import { decideJail, insecureNoJailFromEnv, jailRefused, type JailDecision } from './jail-policy.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { VMM_DIR, vmPaths } from './driver.js';
@@ -28,8 +29,13 @@ export interface QemuDriverOptions {
   tcgTbSizeMiB?: number;
   /** How long start() waits for QEMU's QMP socket. Default 15000 ms. */
   startTimeoutMs?: number;
-  /** Run QEMU jailed as the unprivileged kiln-vmm user (vmm/jail.ts). Default true when kilnd is root. */
-  jail?: boolean;
+  /**
+   * Run QEMU without the jail (vmm/jail-policy.ts). Without it a kilnd that is not root
+   * refuses to start VMs (VMM_JAIL_UNAVAILABLE). Default: $KILN_INSECURE_NO_JAIL.
+   */
+  insecureNoJail?: boolean;
+  /** kilnd's uid as the jail decision sees it (tests). Default process.getuid(). */
+  uid?: number;
 }
 
 /** QEMU's seccomp filter: no obsolete syscalls, no setuid/caps, no fork/exec, no affinity/priority. */
@@ -122,9 +128,12 @@ export class QemuDriver implements VmmDriver {
   private readonly version: string;
   /** The VMM user and cgroup layout when QEMU is jailed; null = QEMU runs as kilnd's user. */
   readonly jail: { identity: VmmIdentity; cgroups: CgroupMode } | null;
+  /** Jailed, unjailed because the operator said so, or refusing to start VMs. */
+  readonly jailDecision: JailDecision;
 
   constructor(opts: QemuDriverOptions = {}) {
-    this.jail = (opts.jail ?? process.getuid?.() === 0) ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
+    this.jailDecision = decideJail({ uid: opts.uid ?? process.getuid?.(), insecureNoJail: opts.insecureNoJail ?? insecureNoJailFromEnv() });
+    this.jail = this.jailDecision.mode === 'jailed' ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
     this.accel = chooseAccel(opts.accel ?? 'auto');
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.tbSize = opts.tcgTbSizeMiB ?? 128;
@@ -135,10 +144,11 @@ export class QemuDriver implements VmmDriver {
   }
 
   capabilities(): DriverCapabilities {
-    return { name: this.name, version: this.version, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true };
+    return { name: this.name, version: this.version, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true, jail: this.jailDecision.mode, jailReason: this.jailDecision.reason };
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
+    if (this.jailDecision.mode === 'refused') throw jailRefused(this.jailDecision);
     const paths = vmPaths(spec.runDir);
     const args = buildQemuArgs(spec, this.accel.accel, { tcgTbSizeMiB: this.tbSize, tscKhz: hostTscKhz() });
     // The only directory QEMU may write (its sockets); vmm.log and the rest stay root's.
