@@ -4,6 +4,7 @@
  */
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { sandboxesDir } from './sandbox/run-dir.js';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
@@ -68,7 +69,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
 
   const network = config.network.enabled
-    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
+    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: sandboxesDir(config.stateDir), logger: logger.child({ component: 'network' }) })
     : null;
   await network?.init();
 

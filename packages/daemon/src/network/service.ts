@@ -3,7 +3,7 @@
  * per-sandbox topology (topology.ts), live policy changes, accounting and orphan cleanup.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { runDirOf } from '../sandbox/run-dir.js';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { KilnError } from '../errors.js';
@@ -97,7 +97,7 @@ export class NetworkService {
   }
 
   private runDir(sandboxId: string): string {
-    return join(this.o.sandboxesDir, sandboxId);
+    return runDirOf(this.o.sandboxesDir, sandboxId);
   }
 
   private view(lease: Lease): SandboxNetwork {

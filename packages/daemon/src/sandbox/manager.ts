@@ -6,7 +6,6 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { KilnError, sandboxNotFound, toKilnError } from '../errors.js';
 import type { Store } from '../store/store.js';
@@ -23,6 +22,7 @@ import { runSteps, StepFailedError } from './steps.js';
 import { creationSteps, type CreateCtx, type StepHost, type TemplateSource } from './create-steps.js';
 import type { SandboxRecord, SandboxSpec, SandboxState } from './types.js';
 import { WarmPool } from './pool.js';
+import { runDirLayout, runDirOf, sandboxesDir, scratchOf, type RunDirLayout } from './run-dir.js';
 import { SPEC_LIMITS } from './spec.js';
 import { checkCapacity, type CapacityLimits } from '../lifecycle/capacity.js';
 import { classifyVmExit } from '../lifecycle/exit-reason.js';
@@ -96,7 +96,7 @@ export class SandboxManager {
   private readonly pool: WarmPool | null;
 
   constructor(private readonly o: ManagerOptions) {
-    this.sandboxesDir = join(o.stateDir, 'sandboxes');
+    this.sandboxesDir = sandboxesDir(o.stateDir);
     this.stepHost = {
       store: o.store,
       driver: o.driver,
@@ -189,7 +189,7 @@ export class SandboxManager {
 
   consoleLogPath(id: string): string {
     this.get(id);
-    return join(this.sandboxesDir, id, 'console.log');
+    return this.runDir(id).consoleLog;
   }
 
   /**
@@ -275,6 +275,10 @@ export class SandboxManager {
     return { ...input, ...shape };
   }
 
+  private runDir(id: string): RunDirLayout {
+    return runDirLayout(runDirOf(this.sandboxesDir, id));
+  }
+
   private log(id: string): Logger {
     return this.o.logger.child({ sandboxId: id });
   }
@@ -292,8 +296,8 @@ export class SandboxManager {
   private async runCreate(rec: SandboxRecord, live: Live): Promise<void> {
     const ctx: CreateCtx = {
       rec,
-      runDir: join(this.sandboxesDir, rec.id),
-      scratch: join(this.sandboxesDir, rec.id, 'scratch.img'),
+      runDir: this.runDir(rec.id).dir,
+      scratch: this.runDir(rec.id).scratchRaw,
       image: null,
       template: null,
       vm: null,
@@ -336,7 +340,7 @@ export class SandboxManager {
   private consoleTail(id: string, bytes = 600): string {
     if (this.o.observer?.consoleTail) return this.o.observer.consoleTail(id, bytes);
     try {
-      return readFileSync(join(this.sandboxesDir, id, 'console.log'), 'utf8').slice(-bytes);
+      return readFileSync(this.runDir(id).consoleLog, 'utf8').slice(-bytes);
     } catch {
       return '';
     }
@@ -411,8 +415,7 @@ export class SandboxManager {
 
   /** Where a sandbox's scratch disk is and in which format (raw for cold boots, qcow2 for clones). */
   scratchOf(id: string): { path: string; format: 'raw' | 'qcow2' } {
-    const qcow = join(this.sandboxesDir, id, 'scratch.qcow2');
-    return existsSync(qcow) ? { path: qcow, format: 'qcow2' } : { path: join(this.sandboxesDir, id, 'scratch.img'), format: 'raw' };
+    return scratchOf(this.runDir(id));
   }
 
   /** Runs `fn` with the sandbox's VM paused-or-running checked for a snapshot; resync the clock after. */
@@ -538,7 +541,7 @@ export class SandboxManager {
     this.activity.delete(id);
     this.o.observer?.released?.(id);
     await this.o.network?.teardown(id);
-    await rm(join(this.sandboxesDir, id), { recursive: true, force: true });
+    await rm(this.runDir(id).dir, { recursive: true, force: true });
   }
 
   private async reconcileOne(rec: SandboxRecord): Promise<void> {
@@ -612,7 +615,7 @@ export class SandboxManager {
       // A row inserted after `known` was read (a create in progress) is not an orphan.
       if (!known.has(name) && !this.o.store.get(name)) {
         this.o.logger.warn({ sandboxId: name }, 'removing orphaned sandbox directory');
-        await rm(join(this.sandboxesDir, name), { recursive: true, force: true });
+        await rm(this.runDir(name).dir, { recursive: true, force: true });
         removed.push(`run-dir ${name}`);
       }
     }

@@ -7,10 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runDirLayout, vmLeftovers } from '../sandbox/run-dir.js';
 import { reclaimOwnership } from '../vmm/vmm-dir.js';
 import { KilnError } from '../errors.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from '../sandbox/guest-agent.js';
-import { VMM_DIR, type VmHandle, type VmmDriver } from '../vmm/driver.js';
+import type { VmHandle, VmmDriver } from '../vmm/driver.js';
 import {
   MANIFEST_FILE,
   MEM_FILE,
@@ -96,7 +97,7 @@ export async function buildTemplate(
     await deps.driver.stop(vm, { timeoutMs: 5000 });
     vm = null;
     for (const f of [MEM_FILE, STATE_FILE, SCRATCH_FILE]) await chmod(join(tmp, f), 0o444);
-    for (const f of [VMM_DIR, 'jail']) await rm(join(tmp, f), { recursive: true, force: true });
+    for (const f of vmLeftovers(runDirLayout(tmp))) await rm(f, { recursive: true, force: true });
     // The jailed VMM user owned its disk and RAM file while the VM ran: a template is root's.
     reclaimOwnership(tmp);
     const manifest: TemplateManifest = {

@@ -3,6 +3,7 @@
  * 40-method interface is the warning). An operation a driver lacks throws UNSUPPORTED_OPERATION.
  */
 import type { Accel } from './accel.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface VmSpec {
   /** Sandbox id; carried in the VMM's process name and command line. */
@@ -110,22 +111,8 @@ export interface VmmDriver {
   resume(vm: VmHandle): Promise<void>;
 }
 
-/**
- * The VMM's own directory inside a run dir: the one place the jailed QEMU may write (it
- * creates its sockets there at start-up; kilnd then seals it, vmm/vmm-dir.ts). Everything
- * root reads or writes (vmm.log, the resolver's files, disks) lives in the run dir itself,
- * which stays root's (docs/hardening.md, "The VMM boundary").
- */
-export const VMM_DIR = 'vmm';
-
+/** The VMM's files in its run dir (the layout, and who may write where, is sandbox/run-dir.ts). */
 export function vmPaths(runDir: string): VmPaths {
-  const dir = `${runDir}/${VMM_DIR}`;
-  return {
-    qmpSocket: `${dir}/qmp.sock`,
-    agentSocket: `${dir}/agent.sock`,
-    guestctlSocket: `${dir}/guestctl.sock`,
-    consoleSocket: `${dir}/console.sock`,
-    logsSocket: `${dir}/logs.sock`,
-    vmmLog: `${runDir}/vmm.log`,
-  };
+  const l = runDirLayout(runDir);
+  return { qmpSocket: l.qmpSocket, agentSocket: l.agentSocket, guestctlSocket: l.guestctlSocket, consoleSocket: l.consoleSocket, logsSocket: l.logsSocket, vmmLog: l.vmmLog };
 }

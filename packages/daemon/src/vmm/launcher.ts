@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { runDirLayout } from '../sandbox/run-dir.js';
 import type { Accel } from './accel.js';
 import { createVmCgroup, type CgroupMode, type VmLimits } from './cgroup.js';
 import type { VmSpec } from './driver.js';
@@ -51,7 +52,7 @@ export interface LaunchPrep {
  * read-write. Returns the plan for jailCommand().
  */
 export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; identity: VmmIdentity; cgroups: CgroupMode; vmmDir: string }): LaunchPrep {
-  const root = `${spec.runDir}/jail`;
+  const root = runDirLayout(spec.runDir).jailRoot;
   mkdirSync(root, { recursive: true, mode: 0o700 });
   chownSync(root, 0, 0);
   const readOnly = [spec.kernel, spec.initrd, spec.rootfs];

@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
@@ -16,10 +16,11 @@ import { prepareJail } from './launcher.js';
 import { decideJail, insecureNoJailFromEnv, jailRefused, type JailDecision } from './jail-policy.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
-import { VMM_DIR, vmPaths } from './driver.js';
+import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
 import { receiveState } from './migrate-out.js';
 import { openVmmLog, prepareVmmDir, sealVmmDir } from './vmm-dir.js';
+import { migrateSocketIn, runDirLayout, VMM_DIR } from '../sandbox/run-dir.js';
 
 export interface QemuDriverOptions {
   accel?: AccelRequest;
@@ -152,7 +153,7 @@ export class QemuDriver implements VmmDriver {
     const paths = vmPaths(spec.runDir);
     const args = buildQemuArgs(spec, this.accel.accel, { tcgTbSizeMiB: this.tbSize, tscKhz: hostTscKhz() });
     // The only directory QEMU may write (its sockets); vmm.log and the rest stay root's.
-    const vmmDir = dirname(paths.qmpSocket);
+    const vmmDir = runDirLayout(spec.runDir).vmmDir;
     prepareVmmDir(vmmDir, this.jail?.identity ?? null);
     const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, vmmDir, ...this.jail }) : null;
     const logFd = openVmmLog(paths.vmmLog);
@@ -232,7 +233,7 @@ export class QemuDriver implements VmmDriver {
     const t0 = performance.now();
     // QEMU streams its state to a socket kilnd listens on in the VMM's directory; kilnd
     // writes the file (vmm/migrate-out.ts). QEMU names no file root later opens.
-    const rx = await receiveState(join(dirname(vm.paths.qmpSocket), 'migrate.sock'), opts.stateFile);
+    const rx = await receiveState(migrateSocketIn(dirname(vm.paths.qmpSocket)), opts.stateFile);
     try {
       await this.qmp(vm, async (q) => {
         await q.execute('stop');
