@@ -9,7 +9,7 @@
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
 
@@ -28,7 +28,7 @@ describe('the VMM boundary: links planted where QEMU can write never reach root'
     id = (await fx.client.create({ memoryMiB: 768 })).id;
   });
   after(async () => {
-    await fx.client.call('DELETE', '/v1/templates/boundary-snap').catch(() => undefined);
+    for (const name of ['boundary-snap', 'boundary-boot']) await fx.client.call('DELETE', `/v1/templates/${name}`).catch(() => undefined);
     await fx.close();
     rmSync(canaries, { recursive: true, force: true });
   });
@@ -97,5 +97,24 @@ describe('the VMM boundary: links planted where QEMU can write never reach root'
     untouched(made);
     await fx.client.destroy(id);
     untouched(made);
+  });
+
+  t("a boot template built by the jailed VMM (root made its RAM file and disk) is root's alone and restores", async () => {
+    const tpl = await fx.client.call<{ name: string; key: string }>('POST', '/v1/templates', { name: 'boundary-boot', memoryMiB: 512, vcpus: 1, diskGiB: 2 });
+    try {
+      const dir = join(fx.stateDir, 'templates', tpl.key);
+      const entries = readdirSync(dir).sort();
+      assert.deepEqual(entries.filter((n) => ['vmm', 'jail', 'migrate.sock'].includes(n)), [], 'no VMM directory, jail or socket is kept');
+      for (const n of entries) {
+        const st = lstatSync(join(dir, n));
+        assert.ok(st.isFile(), `${n} is a file`);
+        assert.deepEqual([st.uid, st.gid], [0, 0], `${n} is root's`);
+      }
+      const sb = await fx.client.create({ template: 'boundary-boot' });
+      assert.equal((await fx.sh(sb.id, 'echo restored')).out, 'restored\n');
+      await fx.client.destroy(sb.id);
+    } finally {
+      await fx.client.call('DELETE', '/v1/templates/boundary-boot');
+    }
   });
 });
