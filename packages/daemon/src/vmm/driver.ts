@@ -109,6 +109,12 @@ export interface VmmDriver {
   restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle>;
   pause(vm: VmHandle): Promise<void>;
   resume(vm: VmHandle): Promise<void>;
+  /**
+   * Copies a (paused) VM's disk into a new raw file `out`, reading it the way the VMM would:
+   * the disk's contents, header included, are the VMM's (vmm/disk-flatten.ts). A qcow2 disk's
+   * backing file must lie under `templatesRoot`.
+   */
+  flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
 }
 
 /** The VMM's files in its run dir (the layout, and who may write where, is sandbox/run-dir.ts). */

@@ -19,6 +19,7 @@ import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
 import { receiveState } from './migrate-out.js';
+import { flattenDisk } from './disk-flatten.js';
 import { openVmmLog, prepareVmmDir, sealVmmDir } from './vmm-dir.js';
 import { migrateSocketIn, runDirLayout, VMM_DIR } from '../sandbox/run-dir.js';
 
@@ -246,6 +247,10 @@ export class QemuDriver implements VmmDriver {
     } finally {
       rx.close();
     }
+  }
+
+  async flattenDisk(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void> {
+    await flattenDisk({ src, out, templatesRoot, identity: this.jail?.identity ?? null });
   }
 
   async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
