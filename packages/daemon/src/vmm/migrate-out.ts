@@ -48,7 +48,8 @@ export async function receiveState(socketPath: string, stateFile: string): Promi
   done.catch(() => undefined); // observed by the caller; no unhandled rejection if it gave up first
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    // The VMM user connects: the socket must be writable by it (the directory is root's).
+    // The VMM user connects: the socket must be writable by it. Node chmods it by path, which
+    // is safe only because the directory is sealed (root's; vmm-dir.ts) when QEMU is jailed.
     server.listen({ path: socketPath, writableAll: true }, () => resolve());
   });
   return {

@@ -31,10 +31,7 @@ export interface QemuDriverOptions {
   tcgTbSizeMiB?: number;
   /** How long start() waits for QEMU's QMP socket. Default 15000 ms. */
   startTimeoutMs?: number;
-  /**
-   * Run QEMU without the jail (vmm/jail-policy.ts). Without it a kilnd that is not root
-   * refuses to start VMs (VMM_JAIL_UNAVAILABLE). Default: $KILN_INSECURE_NO_JAIL.
-   */
+  /** Run QEMU unjailed (vmm/jail-policy.ts; not root and without it: VMM_JAIL_UNAVAILABLE). Default $KILN_INSECURE_NO_JAIL. */
   insecureNoJail?: boolean;
   /** kilnd's uid as the jail decision sees it (tests). Default process.getuid(). */
   uid?: number;
@@ -154,8 +151,9 @@ export class QemuDriver implements VmmDriver {
 
   async snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }> {
     const t0 = performance.now();
-    // QEMU streams its state to a socket kilnd listens on in the VMM's directory; kilnd
-    // writes the file (vmm/migrate-out.ts). QEMU names no file root later opens.
+    // QEMU streams its state to a socket kilnd made in the VMM's sealed directory and kilnd
+    // writes the file (vmm/migrate-out.ts). Sealing again covers a VM adopted from before vmm/.
+    if (this.jail) sealVmmDir(dirname(vm.paths.qmpSocket));
     const rx = await receiveState(migrateSocketIn(dirname(vm.paths.qmpSocket)), opts.stateFile);
     try {
       await this.qmp(vm, async (q) => {
