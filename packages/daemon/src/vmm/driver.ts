@@ -69,6 +69,15 @@ export interface VmExit {
   signal: string | null;
 }
 
+/** A VMM process found on the host by the driver that starts them (see VmmDriver.findVmms). */
+export interface FoundVmm {
+  /** The sandbox id its command line names. */
+  id: string;
+  pid: number;
+  /** SIGKILLs it if the pid still names this VMM; false if it was gone. */
+  kill(): boolean;
+}
+
 export interface DriverCapabilities {
   name: string;
   /** VMM version (part of a template's key: a snapshot restores only into the same VMM). */
@@ -115,6 +124,11 @@ export interface VmmDriver {
    * backing file must lie under `templatesRoot`.
    */
   flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
+  /**
+   * This driver's VMM processes of sandboxes whose run dirs are under `runRoot`, whether or not
+   * a handle to them is known (orphan GC: a VMM whose row is gone).
+   */
+  findVmms(runRoot: string): FoundVmm[];
 }
 
 /** The VMM's files in its run dir (the layout, and who may write where, is sandbox/run-dir.ts). */

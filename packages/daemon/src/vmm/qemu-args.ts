@@ -2,7 +2,9 @@
  * The QEMU command line of one VM (microvm, its device set, sockets, seccomp filter) and the
  * layout fingerprint that every template key carries (vmm/qemu.ts runs it).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { KilnError } from '../errors.js';
 import { VMM_DIR } from '../sandbox/run-dir.js';
 import type { AccelChoice } from './accel.js';
 import type { VmSpec } from './driver.js';
@@ -106,4 +108,14 @@ export function layoutFingerprint(accel: AccelChoice['accel'], tbSize: number): 
   // into the VMM's directory restores as before.
   const args = buildQemuArgs(canonical, accel, { tcgTbSizeMiB: tbSize, tscKhz: 1 }).map((a) => a.replaceAll(`/run-dir/${VMM_DIR}/`, '/run-dir/'));
   return createHash('sha256').update(args.join('\0')).digest('hex').slice(0, 8);
+}
+
+/** The QEMU binary's version (part of the driver version, so of every template key). */
+export function qemuVersion(binary: string): string {
+  try {
+    const out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    return /version\s+([^\s]+)/.exec(out)?.[1] ?? 'unknown';
+  } catch (err) {
+    throw new KilnError('VMM_NOT_FOUND', `cannot run ${binary} --version (install qemu-system-x86 from bookworm-backports: scripts/setup.sh): ${(err as Error).message}`, { status: 503 });
+  }
 }

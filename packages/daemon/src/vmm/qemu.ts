@@ -3,19 +3,20 @@
  * a daemon restart; the daemon finds them again by pid + start time + the `kiln-<id>` marker
  * on their command line.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
-import { buildQemuArgs, layoutFingerprint, vmMarker } from './qemu-args.js';
+import { buildQemuArgs, layoutFingerprint, qemuVersion, vmMarker } from './qemu-args.js';
+import { findQemuVmms } from './find-vmms.js';
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
 import { decideJail, insecureNoJailFromEnv, jailRefused, type JailDecision } from './jail-policy.js';
 import { hostDevicesFor } from './host-fds.js';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient, waitMigration } from './qmp.js';
 import { receiveState } from './migrate-out.js';
@@ -38,6 +39,7 @@ export interface QemuDriverOptions {
 }
 
 export { buildQemuArgs, layoutFingerprint, QEMU_SANDBOX, vmMarker } from './qemu-args.js';
+export { findQemuVmms };
 
 export class QemuDriver implements VmmDriver {
   readonly name = 'qemu-microvm';
@@ -139,6 +141,10 @@ export class QemuDriver implements VmmDriver {
     } finally {
       q.close();
     }
+  }
+
+  findVmms(runRoot: string): FoundVmm[] {
+    return findQemuVmms(runRoot);
   }
 
   async pause(vm: VmHandle): Promise<void> {
@@ -279,14 +285,7 @@ export class QemuDriver implements VmmDriver {
   }
 }
 
-function qemuVersion(binary: string): string {
-  try {
-    const out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-    return /version\s+([^\s]+)/.exec(out)?.[1] ?? 'unknown';
-  } catch (err) {
-    throw new KilnError('VMM_NOT_FOUND', `cannot run ${binary} --version (install qemu-system-x86 from bookworm-backports: scripts/setup.sh): ${(err as Error).message}`, { status: 503 });
-  }
-}
+
 
 function tail(path: string, bytes = 2000): string {
   try {
