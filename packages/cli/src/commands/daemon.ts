@@ -16,7 +16,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--net-subnet <CIDR>', 'sandbox address space, one /29 per sandbox (default 10.210.0.0/16; $KILN_NET_SUBNET)')
     .option('--net-dns <IP,…>', "upstream DNS of the sandbox resolvers (default the host's resolv.conf; $KILN_NET_DNS)")
     .option('--no-net', 'give sandboxes no network at all (default: networking on)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean }, cmd: Command) => {
+    .option('--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)")
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean; insecureNoJail?: boolean }, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
@@ -27,6 +28,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
           ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+          ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
           destroyOnExit: o.destroyOnExit ?? false,
           network: {
             ...DEFAULT_CONFIG.network,
