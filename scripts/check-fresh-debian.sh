@@ -39,6 +39,7 @@ if [ ! -s "$tarball" ] || [ "${KILN_FRESH_REFRESH:-0}" = 1 ]; then
 fi
 
 root=$(mktemp -d "$CACHE/root.XXXXXX")
+chmod 0755 "$root" # it is the chroot's /: apt's _apt user must get through it
 mounted=()
 cleanup() {
   local status=$? m
@@ -66,14 +67,24 @@ echo "==> copying HEAD ($(git rev-parse --short HEAD)) to /root/kiln"
 mkdir -p "$root/root/kiln"
 git archive --format=tar HEAD | tar -C "$root/root/kiln" -xf -
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# A host whose egress passes a TLS-intercepting proxy trusts its CA locally: the chroot must too
+# (ca-certificates, installed by setup, picks these up; Node reads NODE_EXTRA_CA_CERTS). A machine
+# without such a proxy has neither, and the chroot then gets neither.
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp -a /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+passenv=()
+for v in NODE_EXTRA_CA_CERTS SSL_CERT_FILE CURL_CA_BUNDLE http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  if [ -n "${!v:-}" ]; then passenv+=("$v=${!v}"); fi
+done
 # No service starts inside the chroot.
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
 mount -t proc proc "$root/proc" && mounted+=("$root/proc")
 mount --bind /dev "$root/dev" && mounted+=("$root/dev")
+mount --bind /dev/pts "$root/dev/pts" && mounted+=("$root/dev/pts")
 
 echo "==> in the chroot: scripts/setup.sh (KILN_SETUP_NO_QEMU=1 KILN_SETUP_NO_IMAGE=1)"
-chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 "${passenv[@]}" \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   KILN_SETUP_NO_QEMU=1 KILN_SETUP_NO_IMAGE=1 /bin/bash -c '
     set -euo pipefail
