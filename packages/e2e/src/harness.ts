@@ -1,14 +1,16 @@
 /**
  * Integration fixture: a real kilnd (the `kiln daemon` CLI as a child process) in a fresh
  * state directory that borrows the built guest image, and a client for it. It owns cleanup:
- * close() destroys what the test left, stops the daemon and checks for leftovers; on failure
- * it prints the daemon log and each sandbox's console tail.
+ * close() destroys what the test left, stops the daemon and fails the suite if anything of its
+ * sandboxes is left on the host (leak-check.ts); on failure it prints the daemon log and each
+ * sandbox's console tail.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { KilnClient } from '@kiln/cli';
+import { removeLeftovers, settledLeftovers } from './leak-check.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const CLI = join(REPO, 'packages/cli/dist/main.js');
@@ -34,6 +36,8 @@ export class DaemonFixture {
   readonly client: KilnClient;
   private proc: ChildProcess | null = null;
   private anyTestFailed = false;
+  /** Every sandbox id this fixture's kilnd was seen to hand out: close() checks each for leaks. */
+  readonly sandboxIds = new Set<string>();
 
   constructor(readonly name: string) {
     this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
@@ -44,6 +48,39 @@ export class DaemonFixture {
     mkdirSync(join(IMAGE_STATE_DIR, 'templates'), { recursive: true });
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
+    this.trackSandboxIds();
+  }
+
+  /** Notes the id of every sandbox the client creates, lists or inspects. */
+  private trackSandboxIds(): void {
+    const c = this.client;
+    const create = c.create.bind(c);
+    const list = c.list.bind(c);
+    const get = c.get.bind(c);
+    c.create = async (...a: Parameters<KilnClient['create']>) => this.seen(await create(...a));
+    c.get = async (...a: Parameters<KilnClient['get']>) => this.seen(await get(...a));
+    c.list = async () => {
+      const all = await list();
+      for (const sb of all) this.seen(sb);
+      return all;
+    };
+  }
+
+  private seen<T extends { id: string }>(sb: T): T {
+    this.sandboxIds.add(sb.id);
+    return sb;
+  }
+
+  /** Ids from kilnd's own record (host events) and state dir, for sandboxes made through other paths. */
+  private async collectSandboxIds(): Promise<void> {
+    if (this.proc && this.proc.exitCode === null) {
+      const r = await this.client.call<{ events: Array<{ sandboxId: string }> }>('GET', '/v1/events').catch(() => ({ events: [] }));
+      for (const e of r.events) if (/^sb-[0-9a-f]{12}$/.test(e.sandboxId)) this.sandboxIds.add(e.sandboxId);
+    }
+    for (const dir of ['logs', 'sandboxes']) {
+      const d = join(this.stateDir, dir);
+      if (existsSync(d)) for (const name of readdirSync(d)) if (/^sb-[0-9a-f]{12}$/.test(name)) this.sandboxIds.add(name);
+    }
   }
 
   get pid(): number | undefined {
@@ -106,6 +143,7 @@ export class DaemonFixture {
       p.on('error', reject);
       p.on('close', (code) => {
         clearTimeout(timer);
+        for (const m of Buffer.concat(out).toString('utf8').matchAll(/\bsb-[0-9a-f]{12}\b/g)) this.sandboxIds.add(m[0]);
         resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
       });
       if (opts.input !== undefined) p.stdin.end(opts.input);
@@ -187,15 +225,24 @@ export class DaemonFixture {
     });
   }
 
-  /** Destroys every sandbox, stops the daemon, kills stray VMMs, removes the state dir. */
-  async close(opts: { failed?: boolean } = {}): Promise<void> {
+  /**
+   * Destroys every sandbox, stops the daemon, then asserts that nothing of this fixture's
+   * sandboxes is left on the host (VMMs, resolvers, netns, links, nft tables, cgroups, run dirs,
+   * sockets): a leak is removed and then thrown, failing the suite that caused it.
+   */
+  async close(opts: { failed?: boolean; settleMs?: number } = {}): Promise<void> {
     if (opts.failed ?? this.anyTestFailed) this.dumpDiagnostics();
+    let leaked = new Map<string, string[]>();
     try {
+      await this.collectSandboxIds();
       if (this.proc && this.proc.exitCode === null) {
         for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);
       }
     } finally {
       await this.stop();
+      await this.collectSandboxIds();
+      leaked = await settledLeftovers(this.stateDir, this.sandboxIds, opts.settleMs);
+      for (const id of leaked.keys()) removeLeftovers(this.stateDir, id);
       for (const pid of this.vmmProcesses()) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -204,6 +251,10 @@ export class DaemonFixture {
         }
       }
       rmSync(this.stateDir, { recursive: true, force: true });
+    }
+    if (leaked.size) {
+      const lines = [...leaked].map(([id, l]) => `  ${id}: ${l.join(', ')}`).join('\n');
+      throw new Error(`${this.name}: sandboxes left host resources behind after destroy and stop (removed now):\n${lines}`);
     }
   }
 }
