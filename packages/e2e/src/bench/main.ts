@@ -220,8 +220,9 @@ async function main(): Promise<void> {
     'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
     'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
   };
-  log('\nratios of p50:');
-  for (const [k, v] of Object.entries(ratios)) log(`  ${k.padEnd(26)} ${v.toFixed(2)}`);
+  const measured = Object.entries(ratios).filter(([, v]) => Number.isFinite(v));
+  if (measured.length) log('\nratios of p50:');
+  for (const [k, v] of measured) log(`  ${k.padEnd(26)} ${v.toFixed(2)}`);
   Object.assign(results, { figures, density, ratios });
   const dir = join(REPO, 'bench-results');
   mkdirSync(dir, { recursive: true });
