@@ -171,6 +171,9 @@ export class DaemonFixture {
   /** Prints what helps debug a failed test: daemon log and each sandbox's console. */
   dumpDiagnostics(): void {
     process.stderr.write(`\n--- kilnd log (${this.name}, ${this.stateDir}) ---\n${this.logTail()}\n`);
+    // A 500 names only its request id; the detail is kilnd's error line for it, maybe far back.
+    const errors = this.logTail(Infinity).split('\n').filter((l) => /"level":(50|60)/.test(l));
+    if (errors.length) process.stderr.write(`--- kilnd errors (${this.name}, last ${Math.min(errors.length, 20)}) ---\n${errors.slice(-20).map((l) => l.slice(0, 2000)).join('\n')}\n`);
     const dir = join(this.stateDir, 'logs');
     if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- guest logs of ${id} ---\n${this.consoleTail(id)}\n`);
   }
