@@ -64,6 +64,8 @@ const codes = {
   NETWORK_DISABLED: { status: 404, meaning: 'kilnd runs without sandbox networking (--no-net)' },
   NETWORK_NOT_FOUND: { status: 404, meaning: 'the sandbox has no network (yet, or any more)' },
   NETWORK_EXHAUSTED: { status: 503, meaning: "no free address block is left in kilnd's subnet" },
+  NETWORK_ADDRESS_IN_USE: { status: 409, meaning: "the sandbox's address block or netns name is already in use on this host (`kiln gc` removes kiln leftovers no live kilnd owns)" },
+  NETWORK_SUBNET_IN_USE: { status: 409, meaning: 'another kilnd holds the lock of this sandbox subnet (kilnd refuses to start; the message names the holder)' },
   NETWORK_UNAVAILABLE: { status: 503, meaning: 'a network tool (ip, nft, dnsmasq, sysctl) or the uplink namespace is missing' },
   NETWORK_SETUP_FAILED: { status: 500, meaning: "the sandbox's namespace, devices or firewall could not be set up" },
   NETWORK_CLEANUP_FAILED: { status: 500, meaning: "the sandbox's network objects could not be removed" },
