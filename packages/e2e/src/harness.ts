@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFile
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { KilnClient } from '@kiln/cli';
-import { removeLeftovers, settledLeftovers } from './leak-check.js';
+import { removeLeftovers, SandboxIdLedger, settledLeftovers } from './leak-check.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const CLI = join(REPO, 'packages/cli/dist/main.js');
@@ -72,8 +72,7 @@ export class DaemonFixture {
   readonly client: KilnClient;
   private proc: ChildProcess | null = null;
   private anyTestFailed = false;
-  /** Every sandbox id this fixture's kilnd was seen to hand out: close() checks each for leaks. */
-  readonly sandboxIds = new Set<string>();
+  private readonly ledger: SandboxIdLedger;
 
   constructor(readonly name: string) {
     this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
@@ -85,39 +84,12 @@ export class DaemonFixture {
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
     this.subnet = pickSubnet();
-    this.trackSandboxIds();
+    this.ledger = new SandboxIdLedger(this.stateDir, this.client);
   }
 
-  /** Notes the id of every sandbox the client creates, lists or inspects. */
-  private trackSandboxIds(): void {
-    const c = this.client;
-    const create = c.create.bind(c);
-    const list = c.list.bind(c);
-    const get = c.get.bind(c);
-    c.create = async (...a: Parameters<KilnClient['create']>) => this.seen(await create(...a));
-    c.get = async (...a: Parameters<KilnClient['get']>) => this.seen(await get(...a));
-    c.list = async () => {
-      const all = await list();
-      for (const sb of all) this.seen(sb);
-      return all;
-    };
-  }
-
-  private seen<T extends { id: string }>(sb: T): T {
-    this.sandboxIds.add(sb.id);
-    return sb;
-  }
-
-  /** Ids from kilnd's own record (host events) and state dir, for sandboxes made through other paths. */
-  private async collectSandboxIds(): Promise<void> {
-    if (this.proc && this.proc.exitCode === null) {
-      const r = await this.client.call<{ events: Array<{ sandboxId: string }> }>('GET', '/v1/events').catch(() => ({ events: [] }));
-      for (const e of r.events) if (/^sb-[0-9a-f]{12}$/.test(e.sandboxId)) this.sandboxIds.add(e.sandboxId);
-    }
-    for (const dir of ['logs', 'sandboxes']) {
-      const d = join(this.stateDir, dir);
-      if (existsSync(d)) for (const name of readdirSync(d)) if (/^sb-[0-9a-f]{12}$/.test(name)) this.sandboxIds.add(name);
-    }
+  /** Every sandbox id this fixture's kilnd was seen to hand out: close() checks each for leaks. */
+  get sandboxIds(): Set<string> {
+    return this.ledger.ids;
   }
 
   get pid(): number | undefined {
@@ -193,7 +165,7 @@ export class DaemonFixture {
       p.on('error', reject);
       p.on('close', (code) => {
         clearTimeout(timer);
-        for (const m of Buffer.concat(out).toString('utf8').matchAll(/\bsb-[0-9a-f]{12}\b/g)) this.sandboxIds.add(m[0]);
+        this.ledger.noteOutput(Buffer.concat(out).toString('utf8'));
         resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
       });
       if (opts.input !== undefined) p.stdin.end(opts.input);
@@ -287,13 +259,13 @@ export class DaemonFixture {
     if (opts.failed ?? this.anyTestFailed) this.dumpDiagnostics();
     let leaked = new Map<string, string[]>();
     try {
-      await this.collectSandboxIds();
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
       if (this.proc && this.proc.exitCode === null) {
         for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);
       }
     } finally {
       await this.stop();
-      await this.collectSandboxIds();
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
       leaked = await settledLeftovers(this.stateDir, this.sandboxIds, opts.settleMs);
       for (const id of leaked.keys()) removeLeftovers(this.stateDir, id);
       for (const pid of this.vmmProcesses()) {

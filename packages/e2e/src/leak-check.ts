@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { KilnClient } from '@kiln/cli';
 import { leftovers } from './lifecycle-leftovers.js';
 
 /** Where a VM's cgroup can be: cgroup v2, or each v1 hierarchy kiln uses. */
@@ -99,5 +100,53 @@ export async function settledLeftovers(stateDir: string, ids: Iterable<string>, 
     }
     if (left.size === 0 || Date.now() >= deadline) return left;
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const SANDBOX_ID = /\bsb-[0-9a-f]{12}\b/g;
+
+/**
+ * The sandbox ids one fixture's kilnd handed out: noted as they pass through its client (create,
+ * get, list) and the CLI's output, and collected from kilnd's own record (host events) and its
+ * state dir (logs/, sandboxes/) for sandboxes made any other way.
+ */
+export class SandboxIdLedger {
+  readonly ids = new Set<string>();
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly client: KilnClient,
+  ) {
+    const c = client;
+    const create = c.create.bind(c);
+    const list = c.list.bind(c);
+    const get = c.get.bind(c);
+    c.create = async (...a: Parameters<KilnClient['create']>) => this.seen(await create(...a));
+    c.get = async (...a: Parameters<KilnClient['get']>) => this.seen(await get(...a));
+    c.list = async () => {
+      const all = await list();
+      for (const sb of all) this.seen(sb);
+      return all;
+    };
+  }
+
+  private seen<T extends { id: string }>(sb: T): T {
+    this.ids.add(sb.id);
+    return sb;
+  }
+
+  noteOutput(text: string): void {
+    for (const m of text.matchAll(SANDBOX_ID)) this.ids.add(m[0]);
+  }
+
+  async collect(daemonRunning: boolean): Promise<void> {
+    if (daemonRunning) {
+      const r = await this.client.call<{ events: Array<{ sandboxId: string }> }>('GET', '/v1/events').catch(() => ({ events: [] }));
+      for (const e of r.events) this.noteOutput(e.sandboxId);
+    }
+    for (const dir of ['logs', 'sandboxes']) {
+      const d = join(this.stateDir, dir);
+      if (existsSync(d)) for (const name of readdirSync(d)) this.noteOutput(name);
+    }
   }
 }
