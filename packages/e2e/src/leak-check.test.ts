@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { DaemonFixture } from './harness.js';
@@ -44,6 +44,9 @@ test('close() fails the suite on what a sandbox left behind, names it, and remov
   } finally {
     proc.kill('SIGKILL');
     foreign.kill('SIGKILL');
+    // If an assertion failed before close() cleaned up.
+    rmSync(fx.stateDir, { recursive: true, force: true });
+    if (existsSync(cgroup)) rmdirSync(cgroup);
   }
 });
 
