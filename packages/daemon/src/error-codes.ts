@@ -33,6 +33,7 @@ const codes = {
   AGENT_UNAVAILABLE: { status: 503, meaning: "the sandbox's guest agent is not connected" },
   MEMORY_EXHAUSTED: { status: 503, meaning: 'the sandbox would overcommit host memory beyond memoryOvercommitRatio' },
   SHUTTING_DOWN: { status: 503, meaning: 'kilnd is stopping and takes no new work' },
+  POOL_MEMBER_GONE: { status: 503, meaning: 'a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own)' },
   PERSONALIZE_FAILED: { status: 500, meaning: 'a restored VM could not be made unique (clock, entropy, address, hostname)' },
   GUEST_CTL_ERROR: { status: 500, meaning: "the guest's resident helper (kiln-guestctl) refused a request" },
   // Images and templates.
