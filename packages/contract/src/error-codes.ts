@@ -20,6 +20,13 @@ const codes = {
   BODY_TOO_LARGE: { status: 413, meaning: 'the JSON body is larger than kilnd accepts (1 MiB; file uploads stream and have no such limit)' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the route does not take a body of this Content-Type (JSON or application/octet-stream)' },
   INTERNAL: { status: 500, meaning: 'an unexpected failure inside kilnd; the response names the request id, the log has the detail' },
+  // Authentication and tenants (the TCP listener; the unix socket is the admin's).
+  UNAUTHENTICATED: { status: 401, meaning: 'a TCP request without a valid API key (missing, malformed, unknown, wrong or revoked; details.reason says which)' },
+  ADMIN_ONLY: { status: 403, meaning: 'the route is for the admin (the unix socket) only, e.g. keys, tenants, gc' },
+  READ_ONLY_KEY: { status: 403, meaning: 'the API key has the read-only scope and the request would change something' },
+  KEY_NOT_FOUND: { status: 404, meaning: 'no API key has this id' },
+  TENANT_LIMIT: { status: 429, meaning: "the tenant is at a limit (sandboxes, memory, vCPUs); details.limit names it, Retry-After says when to retry" },
+  RATE_LIMITED: { status: 429, meaning: "the tenant's creates per minute are used up; Retry-After says when to retry" },
   // Sandboxes.
   SANDBOX_NOT_FOUND: { status: 404, meaning: 'no sandbox has this id' },
   EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },
@@ -36,6 +43,7 @@ const codes = {
   PERSONALIZE_FAILED: { status: 500, meaning: 'a restored VM could not be made unique (clock, entropy, address, hostname)' },
   GUEST_CTL_ERROR: { status: 500, meaning: "the guest's resident helper (kiln-guestctl) refused a request" },
   // Images and templates.
+  POOL_MEMBER_GONE: { status: 503, meaning: 'a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own)' },
   IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kilnd image build`' },
   IMAGE_BUILD_FAILED: { status: 500, meaning: 'building the guest image failed' },
   TEMPLATE_NOT_FOUND: { status: 404, meaning: 'no template has this name' },
@@ -59,6 +67,9 @@ const codes = {
   QMP_ERROR: { status: 500, meaning: 'QEMU refused a control command' },
   QMP_PROTOCOL: { status: 500, meaning: 'QEMU sent something that breaks the control protocol' },
   QMP_TIMEOUT: { status: 500, meaning: 'QEMU did not answer a control command in time' },
+  VMM_JAIL_UNAVAILABLE: { status: 503, meaning: 'QEMU cannot be jailed here (kilnd is not root, or the jail is missing a part) and --insecure-no-jail was not given' },
+  VMM_PATH_UNSAFE: { status: 500, meaning: "a path in the VMM's directory is a link or not a regular file; kilnd does not follow links the VMM can reach" },
+  DISK_UNSAFE: { status: 500, meaning: "a disk image is not what kiln makes (not qcow2, an external data file, or a backing file that is not a template's disk)" },
   CGROUP_FAILED: { status: 500, meaning: "the VM's cgroup could not be created or limited" },
   // Networking.
   NETWORK_DISABLED: { status: 404, meaning: 'kilnd runs without sandbox networking (--no-net)' },

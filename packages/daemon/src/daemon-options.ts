@@ -1,6 +1,6 @@
 /**
  * kilnd's command-line options, in one place: the flags (for whichever binary parses them —
- * `kiln daemon` today, `kilnd` tomorrow) and their translation, with the environment, into a
+ * `kilnd run`) and their translation, with the environment, into a
  * DaemonConfig. Flags win over environment variables, which win over the defaults.
  */
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -20,6 +20,7 @@ export interface DaemonFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustedProxies?: string;
+  insecureNoJail?: boolean;
 }
 
 /** [flags, description] of each option (commander syntax). */
@@ -37,6 +38,7 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--tls-cert <PEM>', 'TLS certificate of the TCP listener (default none: plain HTTP; $KILN_TLS_CERT)'],
   ['--tls-key <PEM>', 'TLS private key of the TCP listener ($KILN_TLS_KEY)'],
   ['--trusted-proxies <IP,…>', 'reverse proxies whose X-Forwarded-For is believed (default none; $KILN_TRUSTED_PROXIES)'],
+  ['--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)"],
 ];
 
 const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -61,6 +63,7 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
     ...(listen ? { listen } : {}),
     ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
     ...(proxies ? { trustedProxies: proxies } : {}),
+    ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
     destroyOnExit: o.destroyOnExit ?? false,
     network: {
       ...DEFAULT_CONFIG.network,

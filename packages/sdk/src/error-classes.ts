@@ -73,6 +73,60 @@ export class InternalError extends KilnError {
   }
 }
 register(InternalError);
+/** HTTP 401: a TCP request without a valid API key (missing, malformed, unknown, wrong or revoked; details.reason says which) */
+export class UnauthenticatedError extends KilnError {
+  static readonly code = 'UNAUTHENTICATED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('UNAUTHENTICATED', message, opts);
+    this.name = 'UnauthenticatedError';
+  }
+}
+register(UnauthenticatedError);
+/** HTTP 403: the route is for the admin (the unix socket) only, e.g. keys, tenants, gc */
+export class AdminOnlyError extends KilnError {
+  static readonly code = 'ADMIN_ONLY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('ADMIN_ONLY', message, opts);
+    this.name = 'AdminOnlyError';
+  }
+}
+register(AdminOnlyError);
+/** HTTP 403: the API key has the read-only scope and the request would change something */
+export class ReadOnlyKeyError extends KilnError {
+  static readonly code = 'READ_ONLY_KEY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('READ_ONLY_KEY', message, opts);
+    this.name = 'ReadOnlyKeyError';
+  }
+}
+register(ReadOnlyKeyError);
+/** HTTP 404: no API key has this id */
+export class KeyNotFoundError extends KilnError {
+  static readonly code = 'KEY_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('KEY_NOT_FOUND', message, opts);
+    this.name = 'KeyNotFoundError';
+  }
+}
+register(KeyNotFoundError);
+/** HTTP 429: the tenant is at a limit (sandboxes, memory, vCPUs); details.limit names it, Retry-After says when to retry */
+export class TenantLimitError extends KilnError {
+  static readonly code = 'TENANT_LIMIT';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('TENANT_LIMIT', message, opts);
+    this.name = 'TenantLimitError';
+  }
+}
+register(TenantLimitError);
+/** HTTP 429: the tenant's creates per minute are used up; Retry-After says when to retry */
+export class RateLimitedError extends KilnError {
+  static readonly code = 'RATE_LIMITED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('RATE_LIMITED', message, opts);
+    this.name = 'RateLimitedError';
+  }
+}
+register(RateLimitedError);
 /** HTTP 404: no sandbox has this id */
 export class SandboxNotFoundError extends KilnError {
   static readonly code = 'SANDBOX_NOT_FOUND';
@@ -199,6 +253,15 @@ export class GuestCtlErrorError extends KilnError {
   }
 }
 register(GuestCtlErrorError);
+/** HTTP 503: a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own) */
+export class PoolMemberGoneError extends KilnError {
+  static readonly code = 'POOL_MEMBER_GONE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('POOL_MEMBER_GONE', message, opts);
+    this.name = 'PoolMemberGoneError';
+  }
+}
+register(PoolMemberGoneError);
 /** HTTP 409: no guest image for the current recipe: run `kilnd image build` */
 export class ImageNotBuiltError extends KilnError {
   static readonly code = 'IMAGE_NOT_BUILT';
@@ -397,6 +460,33 @@ export class QmpTimeoutError extends KilnError {
   }
 }
 register(QmpTimeoutError);
+/** HTTP 503: QEMU cannot be jailed here (kilnd is not root, or the jail is missing a part) and --insecure-no-jail was not given */
+export class VmmJailUnavailableError extends KilnError {
+  static readonly code = 'VMM_JAIL_UNAVAILABLE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VMM_JAIL_UNAVAILABLE', message, opts);
+    this.name = 'VmmJailUnavailableError';
+  }
+}
+register(VmmJailUnavailableError);
+/** HTTP 500: a path in the VMM's directory is a link or not a regular file; kilnd does not follow links the VMM can reach */
+export class VmmPathUnsafeError extends KilnError {
+  static readonly code = 'VMM_PATH_UNSAFE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VMM_PATH_UNSAFE', message, opts);
+    this.name = 'VmmPathUnsafeError';
+  }
+}
+register(VmmPathUnsafeError);
+/** HTTP 500: a disk image is not what kiln makes (not qcow2, an external data file, or a backing file that is not a template's disk) */
+export class DiskUnsafeError extends KilnError {
+  static readonly code = 'DISK_UNSAFE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('DISK_UNSAFE', message, opts);
+    this.name = 'DiskUnsafeError';
+  }
+}
+register(DiskUnsafeError);
 /** HTTP 500: the VM's cgroup could not be created or limited */
 export class CgroupFailedError extends KilnError {
   static readonly code = 'CGROUP_FAILED';

@@ -4,7 +4,7 @@
  * carries the API key as `Authorization: Bearer …` when one is set.
  */
 import { errorClassFor, KilnError } from './errors.js';
-import { builtin } from './wire.js';
+import { builtin } from './builtin.js';
 
 export type Body = string | Uint8Array | AsyncIterable<Uint8Array>;
 
@@ -85,10 +85,17 @@ class FetchTransport implements Transport {
         duplex = true;
       }
     }
+    // Our own controller: cancel() must end a body a reader is waiting on (ReadableStream.cancel
+    // cannot while the stream is locked).
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(req.signal?.reason);
+    if (req.signal?.aborted) onAbort();
+    req.signal?.addEventListener('abort', onAbort, { once: true });
     let res: Response;
     try {
-      res = await fetch(this.target + req.path, { method: req.method, headers, body, signal: req.signal, ...(duplex ? { duplex: 'half' } : {}) } as RequestInit);
+      res = await fetch(this.target + req.path, { method: req.method, headers, body, signal: ctl.signal, ...(duplex ? { duplex: 'half' } : {}) } as RequestInit);
     } catch (err) {
+      req.signal?.removeEventListener('abort', onAbort);
       if ((err as Error).name === 'AbortError') throw err;
       throw unreachable(this.target, err);
     }
@@ -96,8 +103,8 @@ class FetchTransport implements Transport {
     return {
       status: res.status,
       header: (n) => res.headers.get(n),
-      body: stream ? streamToIterable(stream) : (async function* () {})(),
-      cancel: () => void stream?.cancel().catch(() => undefined),
+      body: stream ? streamToIterable(stream, () => req.signal?.removeEventListener('abort', onAbort)) : (async function* () {})(),
+      cancel: () => ctl.abort(),
     };
   }
 }
@@ -116,7 +123,7 @@ function iterableToStream(it: AsyncIterable<Uint8Array>): ReadableStream<Uint8Ar
   });
 }
 
-async function* streamToIterable(s: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* streamToIterable(s: ReadableStream<Uint8Array>, done: () => void): AsyncGenerator<Uint8Array> {
   const reader = s.getReader();
   try {
     for (;;) {
@@ -126,6 +133,7 @@ async function* streamToIterable(s: ReadableStream<Uint8Array>): AsyncGenerator<
     }
   } finally {
     reader.releaseLock();
+    done();
   }
 }
 
@@ -154,7 +162,8 @@ class NodeTransport implements Transport {
       if (typeof req.body === 'string' || req.body instanceof Uint8Array) payload = toBytes(req.body);
     }
     if (payload) headers['content-length'] = String(payload.length);
-    return new Promise<HttpResponse>((resolve, reject) => {
+    const replayable = req.body === undefined || typeof req.body === 'string' || req.body instanceof Uint8Array;
+    const attempt = (retried: boolean): Promise<HttpResponse> => new Promise<HttpResponse>((resolve, reject) => {
       const r = mod.request(
         {
           method: req.method,
@@ -177,7 +186,10 @@ class NodeTransport implements Transport {
         },
       );
       r.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.name === 'AbortError') reject(err);
+        // A kept-alive connection the server closed just as we reused it: nothing reached kilnd,
+        // so the request is sent again on a fresh one (Node's documented pattern).
+        if (r.reusedSocket && err.code === 'ECONNRESET' && replayable && !retried) attempt(true).then(resolve, reject);
+        else if (err.name === 'AbortError') reject(err);
         else if (['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTFOUND', 'EHOSTUNREACH'].includes(err.code ?? '')) reject(unreachable(this.target, err));
         else reject(err);
       });
@@ -194,5 +206,6 @@ class NodeTransport implements Transport {
         })();
       } else r.end();
     });
+    return attempt(false);
   }
 }

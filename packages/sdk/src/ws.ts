@@ -5,7 +5,8 @@
  */
 import { fromWire } from './errors.js';
 import type { Transport } from './transport.js';
-import { builtin, readText } from './wire.js';
+import { builtin } from './builtin.js';
+import { readText } from './wire.js';
 
 export interface WsConn {
   send(data: Uint8Array | string): void;

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { Kiln } from '@kiln/sdk';
 import { CLI, DaemonFixture, integrationSkipReason } from '../harness.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
+import { tlsListener } from '../tls-listener.js';
 
 const time = (argv: string[], env: NodeJS.ProcessEnv): number => {
   const t0 = performance.now();
@@ -62,19 +63,32 @@ export function printCliStart(f: CliStartFigures, log: (s: string) => void): voi
   log(`(9) kiln --version / node -e 0 = ${f.versionRatio.toFixed(2)}×, kiln ls / node -e 0 = ${f.lsRatio.toFixed(2)}× (target ≤ 1.5×)`);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const skip = integrationSkipReason();
-  if (skip) throw new Error(`cannot run: ${skip}`);
-  const trials = Number(process.env.KILN_BENCH_TRIALS ?? 20);
-  const fx = new DaemonFixture('bench-cli');
-  await fx.start();
+/**
+ * (9) and (10) in one go, on a kilnd of their own that also serves TCP with TLS (a self-signed
+ * certificate) so the SDK figure over TCP+TLS stands next to the unix-socket one.
+ */
+export async function benchClient(log: (s: string) => void, trials: number, sdkTrials: number): Promise<Record<string, unknown>> {
+  const fx = new DaemonFixture('bench-client');
+  const tls = await tlsListener(fx.stateDir);
+  await fx.start(tls.env);
   try {
-    printCliStart(benchCliStart(fx.socket, trials), console.log);
-    if (process.env.KILN_BENCH_SDK !== '0') {
-      const s = await benchSdkCreateExec(Kiln.connect({ socket: fx.socket }), Number(process.env.KILN_BENCH_SDK_TRIALS ?? 3));
-      console.log(`${'(10) SDK create → first exec (unix socket)'.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
-    }
+    const cli = benchCliStart(fx.socket, trials);
+    printCliStart(cli, log);
+    const key = (await fx.client.call<{ key: string }>('POST', '/v1/keys', { tenant: 'bench' })).key;
+    const row = (name: string, s: Summary) => log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
+    const unix = await benchSdkCreateExec(Kiln.connect({ socket: fx.socket }), sdkTrials);
+    row('(10) SDK create → first exec, unix socket', unix);
+    const overTls = await benchSdkCreateExec(Kiln.connect({ url: tls.url, apiKey: key, ca: tls.ca }), sdkTrials);
+    row('(10) SDK create → first exec, TCP + TLS', overTls);
+    log(`(10) TCP + TLS / unix socket = ${(overTls.p50 / unix.p50).toFixed(2)}×`);
+    return { cliStart: cli, sdkCreateExec: { unixSocket: unix, tcpTls: overTls } };
   } finally {
     await fx.close();
   }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const skip = integrationSkipReason();
+  if (skip) throw new Error(`cannot run: ${skip}`);
+  await benchClient(console.log, Number(process.env.KILN_BENCH_TRIALS ?? 20), Number(process.env.KILN_BENCH_SDK_TRIALS ?? 3));
 }
