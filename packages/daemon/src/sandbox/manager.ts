@@ -172,6 +172,11 @@ export class SandboxManager {
     return rec;
   }
 
+  /** Lifecycle events (paged, retained; they outlive their sandbox's row). */
+  get eventLog(): Store['eventLog'] {
+    return this.o.store.eventLog;
+  }
+
   events(id?: string, afterSeq = 0): ReturnType<Store['events']> {
     if (id !== undefined) this.get(id);
     return this.o.store.events(id, afterSeq);
