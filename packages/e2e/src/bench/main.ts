@@ -9,9 +9,13 @@
  *      their QEMUs' CPU over KILN_BENCH_IDLE_WINDOW_MS (default 20000) of idleness
  *   6. exec round-trip on a running sandbox
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
+ *   8. stalled reader: kilnd's RSS before and after KILN_BENCH_STALL_MS (default 30000) of an exec
+ *      client that reads nothing while the guest writes as fast as it can (`cat /dev/zero`),
+ *      and how much the guest's command got to write (flow control stops it)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density").
+ * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,stall"; e.g.
+ * KILN_BENCH_PHASES=stall runs (8) alone).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -21,13 +25,15 @@ import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
+import { stalledReader } from '../stalled-reader.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
 
 const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
 const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
-const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density').split(','));
+const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,stall').split(','));
+const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
 
@@ -124,6 +130,11 @@ async function main(): Promise<void> {
       rtt.push(performance.now() - t0);
     }
     if (rtt.length) show('(6) exec round-trip (true)', summarize(rtt));
+    if (PHASES.has('stall')) {
+      const r = await stalledReader(fx, keep, STALL_MS);
+      results.stalledReader = { stallMs: STALL_MS, ...r };
+      log(`(8) stalled reader, ${STALL_MS / 1000} s: kilnd RSS ${r.rssBeforeMiB.toFixed(1)} → ${r.rssAfterMiB.toFixed(1)} MiB (+${(r.rssAfterMiB - r.rssBeforeMiB).toFixed(1)}); the guest's cat wrote ${(r.writtenBytes / 1048576).toFixed(2)} MiB and sleeps in ${r.wchan}`);
+    }
     await fx.client.destroy(keep);
 
     const cold: number[] = [];
@@ -168,7 +179,7 @@ async function main(): Promise<void> {
   // (5) density: PSS per idle docker-ready sandbox
   const density: Array<{ running: number; totalPssMiB: number; perSandboxPssMiB: number; perSandboxRssMiB: number; allAnswer: boolean; idleCpuPercentPerSandbox: number }> = [];
   const fxd = new DaemonFixture('bench-density');
-  await fxd.start();
+  if (PHASES.has('density')) await fxd.start();
   try {
     if (!PHASES.has('density')) DENSITY.length = 0;
     const ids: string[] = [];
@@ -201,7 +212,7 @@ async function main(): Promise<void> {
   }
 
   // (7) network: guest → test server round trip and throughput (its own test internet)
-  results.network = await benchNetwork(log);
+  if (PHASES.has('network')) results.network = await benchNetwork(log);
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
