@@ -68,7 +68,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
 
   const network = config.network.enabled
-    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
+    ? new NetworkService({
+        config: config.network,
+        db: store.sql,
+        sandboxesDir: join(config.stateDir, 'sandboxes'),
+        logger: logger.child({ component: 'network' }),
+        onPolicyChanged: (id, c) => store.addEvent(id, 'policy', { how: c.how, before: c.before, after: c.after }),
+      })
     : null;
   await network?.init();
 
@@ -112,7 +118,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     },
     { intervalMs: driver.setCpuDemoted ? config.lifecycle.cpuBalanceIntervalMs : 0 },
   );
-  obs.bind(manager);
+  obs.bind(manager, network ? (id, fresh) => network.byteCounters(id, fresh) : undefined);
   await resolveImage().catch(() => null);
 
   const app = await buildApi({
@@ -121,7 +127,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     network,
     logger,
     observe: obs.api,
-    gc: () => reaper.collect(),
+    // kiln gc: this kilnd's orphans, then kiln network objects on the host that no live kilnd owns.
+    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.get(`sb-${hex}`) !== null)).removed : [])],
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },

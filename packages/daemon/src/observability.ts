@@ -87,7 +87,7 @@ export class Observability {
   };
 
   /** Starts sampling and log retention once the manager has reconciled. */
-  bind(manager: SandboxManager, network?: (id: string) => NetworkCounters | null): void {
+  bind(manager: SandboxManager, network?: (id: string, fresh: boolean) => Promise<NetworkCounters | null>): void {
     this.manager = manager;
     this.sampler = new ResourceSampler(
       {

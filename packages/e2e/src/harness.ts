@@ -27,7 +27,43 @@ export function integrationSkipReason(): string | null {
   return null;
 }
 
+const SUBNET_LOCK_DIR = process.env.KILN_NET_LOCK_DIR ?? '/run/kiln';
+const pickedSubnets = new Set<string>();
+
+/** Whether a live kilnd holds the lock of this subnet (subnet-lock.ts: flock on net-<base>_<prefix>.lock). */
+function subnetHeld(subnet: string): boolean {
+  const path = join(SUBNET_LOCK_DIR, `net-${subnet.replace('/', '_')}.lock`);
+  if (!existsSync(path)) return false;
+  try {
+    execFileSync('flock', ['--nonblock', '--shared', path, 'true'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A sandbox subnet for one fixture. kilnd takes a host-wide lock per subnet, so concurrent
+ * daemons (fixtures of one file, parallel runs) need subnets of their own: KILN_NET_SUBNET when
+ * the environment sets one, else a /16 in 10.200–10.250 that no live kilnd holds and no other
+ * fixture of this process picked (10.210, kilnd's default, is left to a real kilnd).
+ */
+export function pickSubnet(): string {
+  if (process.env.KILN_NET_SUBNET) return process.env.KILN_NET_SUBNET;
+  const start = Math.floor(Math.random() * 51);
+  for (let i = 0; i < 51; i++) {
+    const b = 200 + ((start + i) % 51);
+    const subnet = `10.${b}.0.0/16`;
+    if (b === 210 || pickedSubnets.has(subnet) || subnetHeld(subnet)) continue;
+    pickedSubnets.add(subnet);
+    return subnet;
+  }
+  throw new Error('no free sandbox subnet in 10.200.0.0-10.250.255.255 (every /16 is held by a kilnd)');
+}
+
 export class DaemonFixture {
+  /** This fixture's sandbox subnet (KILN_NET_SUBNET of its kilnd unless a start() env overrides it). */
+  subnet: string;
   readonly stateDir: string;
   readonly socket: string;
   readonly logPath: string;
@@ -44,6 +80,7 @@ export class DaemonFixture {
     mkdirSync(join(IMAGE_STATE_DIR, 'templates'), { recursive: true });
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
+    this.subnet = pickSubnet();
   }
 
   get pid(): number | undefined {
@@ -51,12 +88,25 @@ export class DaemonFixture {
   }
 
   async start(env: Record<string, string> = {}): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.startOnce(env);
+      } catch (err) {
+        // Another kilnd took an automatically picked subnet between the pick and the start.
+        const raced = /NETWORK_SUBNET_IN_USE/.test((err as Error).message) && !env.KILN_NET_SUBNET && !process.env.KILN_NET_SUBNET;
+        if (!raced || attempt >= 4) throw err;
+        this.subnet = pickSubnet();
+      }
+    }
+  }
+
+  private async startOnce(env: Record<string, string>): Promise<void> {
     const log = openSync(this.logPath, 'a');
     this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
       stdio: ['ignore', log, log],
       // No background template builds in tests (they would compete for the 2 cores).
       // Tests never route off this machine: no uplink unless a test brings its own (netlab.ts).
-      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', KILN_NET_UPLINK: 'none', ...env },
+      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', KILN_NET_UPLINK: 'none', KILN_NET_SUBNET: this.subnet, ...env },
     });
     closeSync(log);
     const deadline = Date.now() + 30_000;

@@ -74,7 +74,7 @@ export function registerLifecycleCommands(program: Command): void {
 
   program
     .command('gc')
-    .description('collect garbage now: orphaned VMM processes, run dirs (disks, sockets, logs), network namespaces, devices and nft tables; prints what was removed')
+    .description('collect garbage now: orphaned VMM processes, run dirs (disks, sockets, logs), network namespaces, devices, nft tables and resolvers — also those another kilnd left that no live kilnd owns; prints what was removed')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       try {
