@@ -1,6 +1,7 @@
 // `kiln … | head`: the CLI's reader closes its pipe early. Every command must then exit 0
 // quietly, never with an unhandled EPIPE stack. A fake kilnd on a unix socket serves a long
-// event list (one big write by the CLI) and an endless follow stream (many small writes).
+// event list (one big write by the CLI), an endless follow stream (many small writes) and an
+// exec whose command never stops writing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,6 +17,18 @@ const event = (seq: number) => ({ seq, sandboxId: 'sb-000000000001', at: 1_700_0
 function fakeDaemon(socket: string): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://kiln');
+    if (req.method === 'POST' && url.pathname.endsWith('/exec')) {
+      // An exec whose command never stops writing (yes).
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(JSON.stringify({ type: 'started', execId: 'sb-000000000001.1' }) + '\n');
+      const data = Buffer.from('sb-000000000001 y\n'.repeat(4096)).toString('base64');
+      const push = () => {
+        while (!res.destroyed && res.write(JSON.stringify({ type: 'stdout', data }) + '\n'));
+      };
+      res.on('drain', push);
+      push();
+      return;
+    }
     if (url.pathname !== '/v1/events') {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no' } }));
       return;
@@ -60,9 +73,9 @@ test('a closed stdout ends every kind of command quietly with exit 0', async (t)
     server.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  for (const args of [['events'], ['events', '--json'], ['events', '--follow']]) {
+  for (const args of [['events'], ['events', '--json'], ['events', '--follow'], ['exec', 'sb-000000000001', '--', 'yes']]) {
     const r = await runAndCloseEarly(socket, args);
-    assert.match(r.first, /sb-000000000001/, `kiln ${args.join(' ')} printed events first`);
+    assert.match(r.first, /sb-000000000001/, `kiln ${args.join(' ')} printed its output first`);
     assert.equal(r.stderr, '', `kiln ${args.join(' ')} printed nothing on stderr`);
     assert.equal(r.signal, null);
     assert.equal(r.code, 0, `kiln ${args.join(' ')} exited 0`);
