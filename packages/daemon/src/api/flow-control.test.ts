@@ -51,6 +51,11 @@ test('exec: a client that reads nothing stops the guest’s credit; reading agai
     const out = lines.filter((l) => l.type === 'stdout').reduce((n, l) => n + Buffer.from(l.data ?? '', 'base64').length, 0);
     assert.equal(out, TOTAL);
     assert.equal(lines.at(-1)?.type, 'exit');
+    // A client that leaves while stalled: the command is killed (the agent stops waiting for credit).
+    const left = await srv.stalled('POST', `/v1/sandboxes/${SB}/exec`, { argv: ['cat', '/dev/zero'] });
+    await settled(() => agent.blocked);
+    left.destroy();
+    await settled(() => !agent.blocked);
   } finally {
     await srv.close();
   }
