@@ -4,6 +4,7 @@
  */
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { sandboxesDir } from './sandbox/run-dir.js';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
@@ -71,7 +72,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     ? new NetworkService({
         config: config.network,
         db: store.sql,
-        sandboxesDir: join(config.stateDir, 'sandboxes'),
+        sandboxesDir: sandboxesDir(config.stateDir),
         logger: logger.child({ component: 'network' }),
         onPolicyChanged: (id, c) => store.addEvent(id, 'policy', { how: c.how, before: c.before, after: c.after }),
       })

@@ -15,7 +15,8 @@ const SB = 'sb-000000000001';
 
 async function serve(agent: StreamingAgent) {
   const app = Fastify();
-  const manager = { agentFor: () => agent.client, get: () => ({ spec: { env: {} } }) } as unknown as SandboxManager;
+  const rec = { spec: { env: {} } };
+  const manager = { useAgent: async () => ({ agent: agent.client, rec, release: () => undefined }), get: () => rec } as unknown as SandboxManager;
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
   const srv = await listenUnix(app);

@@ -3,9 +3,10 @@
  * per-sandbox topology (topology.ts), live policy changes, accounting and orphan cleanup.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { runDirOf } from '../sandbox/run-dir.js';
 import { KilnError } from '../errors.js';
 import { macFor, type SandboxAddresses } from './address-plan.js';
 import { checkNetworkConfig, type NetworkConfig, resolvConfServers } from './config.js';
@@ -107,7 +108,7 @@ export class NetworkService {
   }
 
   private runDir(sandboxId: string): string {
-    return join(this.o.sandboxesDir, sandboxId);
+    return runDirOf(this.o.sandboxesDir, sandboxId);
   }
 
   private view(lease: Lease): SandboxNetwork {

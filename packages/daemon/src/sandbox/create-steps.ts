@@ -16,6 +16,7 @@ import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { vmPaths } from '../vmm/driver.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
+import { runDirLayout } from './run-dir.js';
 import type { Step } from './steps.js';
 import type { SandboxRecord, SandboxSpec } from './types.js';
 
@@ -311,7 +312,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       name: 'scratch-disk',
       run: async (ctx) => {
         if (ctx.template && h.templates) {
-          ctx.scratch = `${ctx.runDir}/scratch.qcow2`;
+          ctx.scratch = runDirLayout(ctx.runDir).scratchQcow2;
           await h.templates.createOverlay(ctx.template, ctx.scratch);
         } else {
           await h.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { vmPaths } from '../vmm/driver.js';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 
@@ -64,6 +64,12 @@ export class FakeDriver implements VmmDriver {
   }
 
   async pause(): Promise<void> {}
+
+  findVmms(runRoot: string): FoundVmm[] {
+    return [...this.running]
+      .filter(([, v]) => v.spec.runDir.startsWith(`${runRoot}/`))
+      .map(([pid, v]) => ({ id: v.spec.id, pid, kill: () => (this.running.has(pid) ? (this.crash(pid), true) : false) }));
+  }
 
   async resume(): Promise<void> {}
 }

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { runDirLayout } from '../sandbox/run-dir.js';
 import type { Accel } from './accel.js';
 import { createVmCgroup, type CgroupMode, type VmLimits } from './cgroup.js';
 import type { VmSpec } from './driver.js';
@@ -52,7 +53,7 @@ export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; 
   // The run dir holds QEMU's sockets: owned by the VMM user, 0700, under the root-only
   // sandboxes dir. kilnd (root) reaches them; no other user does.
   chownSync(spec.runDir, uid, gid);
-  const root = `${spec.runDir}/jail`;
+  const root = runDirLayout(spec.runDir).jailRoot;
   mkdirSync(root, { recursive: true, mode: 0o700 });
   chownSync(root, 0, 0);
   const readOnly = [spec.kernel, spec.initrd, spec.rootfs];

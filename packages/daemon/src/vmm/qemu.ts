@@ -7,17 +7,18 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { copyFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
-import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
+import { findProcesses, isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
 import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient } from './qmp.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface QemuDriverOptions {
   accel?: AccelRequest;
@@ -204,6 +205,10 @@ export class QemuDriver implements VmmDriver {
     }
   }
 
+  findVmms(runRoot: string): FoundVmm[] {
+    return findQemuVmms(runRoot);
+  }
+
   async pause(vm: VmHandle): Promise<void> {
     await this.qmp(vm, (q) => q.execute('stop'));
   }
@@ -216,7 +221,7 @@ export class QemuDriver implements VmmDriver {
     const t0 = performance.now();
     // A jailed QEMU sees only its run dir: it writes the state there and kilnd moves it.
     const runDir = dirname(vm.paths.qmpSocket);
-    const target = this.jail && dirname(opts.stateFile) !== runDir ? join(runDir, 'snapshot.state') : opts.stateFile;
+    const target = this.jail && dirname(opts.stateFile) !== runDir ? runDirLayout(runDir).snapshotState : opts.stateFile;
     await this.qmp(vm, async (q) => {
       await q.execute('stop');
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
@@ -332,6 +337,16 @@ export class QemuDriver implements VmmDriver {
     }
     return !this.isAlive(vm);
   }
+}
+
+/** QEMUs (and their launchers) by the run dir and `kiln-<id>` marker on their command lines. */
+export function findQemuVmms(runRoot: string): FoundVmm[] {
+  const found: FoundVmm[] = [];
+  for (const p of findProcesses(`${runRoot}/`)) {
+    const id = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '))?.[1];
+    if (id) found.push({ id, pid: p.pid, kill: () => signalProcess(p, 'SIGKILL', vmMarker(id)) });
+  }
+  return found;
 }
 
 /** Hash of the QEMU command line for a canonical VM: changes whenever the device set does. */

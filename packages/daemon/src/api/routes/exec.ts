@@ -39,8 +39,10 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
     async (req, reply) => {
       const { argv, shell } = req.body;
       if ((argv === undefined) === (shell === undefined)) throw invalidArgument('exactly one of argv or shell is required', { field: 'argv' });
-      const agent = manager.agentFor(req.params.id, 'exec');
-      const rec = manager.get(req.params.id);
+      // The exec starts under the sandbox's shared lock (never while a pause, snapshot or destroy
+      // runs), held until this turn ends: the exec request below is sent in this turn, with no await before it.
+      const { agent, rec, release } = await manager.useAgent(req.params.id, 'exec');
+      queueMicrotask(release);
       const execId = `${req.params.id}.${++seq}`;
       const out = new BodyStream();
       const bytes = { stdout: 0, stderr: 0 };

@@ -30,10 +30,17 @@ const guest = async <T>(p: Promise<T>): Promise<T> => {
 export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT): void {
   const schema = (summary: string) => ({ summary, params: SandboxIdParams, querystring: PathQuery });
 
-  app.put<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Upload a file (octet-stream body)') }, async (req) => {
-    const agent = manager.agentFor(req.params.id, 'files');
+  app.put<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Upload a file (octet-stream body)') }, async (req, reply) => {
+    // Under the sandbox's shared lock while it lasts (a snapshot or pause waits for the file to
+    // be written), not past a client that went away.
+    const use = await manager.useAgent(req.params.id, 'files');
+    reply.raw.once('close', use.release);
+    const agent = use.agent;
     const body = req.body as Readable | undefined;
-    if (!body || typeof body.pipe !== 'function') throw invalidArgument('upload needs an application/octet-stream body', { field: 'body' });
+    if (!body || typeof body.pipe !== 'function') {
+      use.release();
+      throw invalidArgument('upload needs an application/octet-stream body', { field: 'body' });
+    }
     const mode = req.query.mode === undefined ? undefined : parseInt(req.query.mode, 8);
     // The agent client may destroy its source on error; keep the request itself alive so the
     // client can still read our error response.
@@ -56,13 +63,24 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
         });
       }
       throw err;
+    } finally {
+      use.release();
     }
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Download a file (octet-stream)') }, async (req, reply) => {
-    const agent = manager.agentFor(req.params.id, 'files');
-    const st = await guest(agent.stat(req.query.path));
-    if (st.type === 'dir') throw invalidArgument(`${req.query.path} is a directory`, { field: 'path' });
+    // Under the sandbox's shared lock until the last byte is read from the guest or the client went away.
+    const use = await manager.useAgent(req.params.id, 'files');
+    reply.raw.once('close', use.release);
+    const agent = use.agent;
+    let st: Awaited<ReturnType<typeof agent.stat>>;
+    try {
+      st = await guest(agent.stat(req.query.path));
+      if (st.type === 'dir') throw invalidArgument(`${req.query.path} is a directory`, { field: 'path' });
+    } catch (err) {
+      use.release();
+      throw err;
+    }
     const { stream, result } = agent.readFile(req.query.path);
     // The guest's bytes are acked as the client takes them (bodyFrom pulls from the agent
     // stream only then), and the last byte leaves only once the download's record is durable.
@@ -76,6 +94,8 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
         const e = fromGuestError(err);
         void audit.append(fileRecord(req.params.id, 'download', req.query.path, { errorCode: signal.aborted ? 'CANCELLED' : e.code })).catch(() => undefined);
         throw e;
+      } finally {
+        use.release();
       }
     };
     const out = bodyFrom(audited);
@@ -83,25 +103,25 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files/stat', { schema: schema('Stat a path') }, async (req) =>
-    guest(manager.agentFor(req.params.id, 'files').stat(req.query.path)),
+    manager.withAgent(req.params.id, 'files', (agent) => guest(agent.stat(req.query.path))),
   );
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files/list', { schema: schema('List a directory') }, async (req) =>
-    guest(manager.agentFor(req.params.id, 'files').list(req.query.path)),
+    manager.withAgent(req.params.id, 'files', (agent) => guest(agent.list(req.query.path))),
   );
 
   app.post<{ Params: Params; Body: Static<typeof MkdirBody> }>(
     '/v1/sandboxes/:id/files/mkdir',
     { schema: { summary: 'Make a directory', params: SandboxIdParams, body: MkdirBody } },
     async (req) => {
-      await guest(manager.agentFor(req.params.id, 'files').mkdir(req.body.path, { recursive: req.body.recursive ?? false }));
+      await manager.withAgent(req.params.id, 'files', (agent) => guest(agent.mkdir(req.body.path, { recursive: req.body.recursive ?? false })));
       await audit.append(fileRecord(req.params.id, 'mkdir', req.body.path, { recursive: req.body.recursive ?? false }));
       return { ok: true };
     },
   );
 
   app.delete<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files', { schema: schema('Remove a file or directory') }, async (req) => {
-    await guest(manager.agentFor(req.params.id, 'files').remove(req.query.path, { recursive: req.query.recursive ?? false }));
+    await manager.withAgent(req.params.id, 'files', (agent) => guest(agent.remove(req.query.path, { recursive: req.query.recursive ?? false })));
     await audit.append(fileRecord(req.params.id, 'remove', req.query.path, { recursive: req.query.recursive ?? false }));
     return { ok: true };
   });
