@@ -32,39 +32,53 @@ async function stable(count: () => number): Promise<number> {
   return last;
 }
 
-test('events: pages with a cursor; a stalled follower makes kilnd read only a few pages', { timeout: 120_000 }, async (t) => {
+async function eventsServer(t: { after(fn: () => Promise<void>): void }, n: number) {
   const db = new Database(':memory:');
   const log = new EventLog(db, { maxAgeMs: 0, maxRows: 0, pruneIntervalMs: 0 });
   db.transaction(() => {
-    for (let i = 0; i < 20_000; i++) log.add(i % 2 ? SB : 'sb-00000000000b', 'tick', { i, pad: PAD });
+    for (let i = 0; i < n; i++) log.add(i % 2 ? SB : 'sb-00000000000b', 'tick', { i, pad: PAD });
   })();
-  let served = 0;
+  const served = { n: 0 };
   const page = log.page.bind(log);
   log.page = (q) => {
     const p = page(q);
-    served += p.events.length;
+    served.n += p.events.length;
     return p;
   };
+  const all = log.all.bind(log);
+  log.all = (id, after) => {
+    const evs = all(id, after);
+    served.n += evs.length;
+    return evs;
+  };
   const app = Fastify();
-  registerLifecycleRoutes(app, { eventLog: log } as unknown as SandboxManager, async () => []);
+  registerLifecycleRoutes(app, { eventLog: log, events: (id: string | undefined, after: number) => log.all(id, after) } as unknown as SandboxManager, async () => []);
   const srv = await listenUnix(app);
   t.after(async () => {
     await srv.close();
     db.close();
   });
+  return { log, app, srv, served };
+}
 
+test('events: pages with a cursor, filtered by sandbox', { timeout: 120_000 }, async (t) => {
+  const { app } = await eventsServer(t, 100);
   const first = await app.inject({ method: 'GET', url: `/v1/events?sandbox=${SB}&limit=3` });
   const p1 = first.json<{ events: Array<{ sandboxId: string; data: { i: number } }>; nextAfter: number }>();
   assert.deepEqual(p1.events.map((e) => e.data.i), [1, 3, 5]);
   const p2 = (await app.inject({ method: 'GET', url: `/v1/events?sandbox=${SB}&limit=3&after=${p1.nextAfter}` })).json<{ events: Array<{ data: { i: number } }> }>();
   assert.deepEqual(p2.events.map((e) => e.data.i), [7, 9, 11]);
+  const last = (await app.inject({ method: 'GET', url: `/v1/events?after=95` })).json<{ events: unknown[]; nextAfter: number | null }>();
+  assert.equal(last.events.length, 5);
+  assert.equal(last.nextAfter, null);
+});
 
-  served = 0;
+test('events: a stalled follower makes kilnd read only a few pages; reading again gets the backlog, then news', { timeout: 120_000 }, async (t) => {
+  const { log, srv, served } = await eventsServer(t, 20_000);
   const res = await srv.stalled('GET', '/v1/events?follow=true');
   assert.equal(res.statusCode, 200);
-  const read = await stable(() => served);
+  const read = await stable(() => served.n);
   assert.ok(read <= 5000, `kilnd read ${read} of 20000 events for a follower that read nothing`);
-  // Reading again: the whole backlog, then a new event as it is added.
   const text = await readUntil(res, (s) => s.split('\n').length > 20_000);
   assert.equal(text.split('\n').length - 1, 20_000);
   const more = readUntil(res, (s) => s.includes('"late"'));
