@@ -1,5 +1,6 @@
 /** kilnd configuration. Every option documents its default. */
 import type { AccelRequest } from './vmm/accel.js';
+import { insecureNoJailFromEnv } from './vmm/jail-policy.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
@@ -12,6 +13,8 @@ export interface DaemonConfig {
   stateDir: string;
   /** Accelerator: auto (default) picks KVM only with vmx/svm and a working /dev/kvm. */
   accel: AccelRequest;
+  /** Run QEMU without its jail (vmm/jail-policy.ts); a kilnd that is not root needs it to start VMs. */
+  insecureNoJail: boolean;
   /** TCG translation cache in MiB. Default 128. */
   tcgTbSizeMiB: number;
   /** Destroy every sandbox when kilnd exits. Default false (VMs are re-adopted on restart). */
@@ -46,6 +49,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   socket: process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock',
   stateDir: process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
   accel: 'auto',
+  insecureNoJail: insecureNoJailFromEnv(),
   tcgTbSizeMiB: 128,
   destroyOnExit: false,
   logLevel: process.env.KILN_LOG_LEVEL ?? 'info',

@@ -45,9 +45,10 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   store.eventLog.startPruning();
   // Audit first: every later step (reconcile included) is recorded.
   const obs = await Observability.start({ stateDir: config.stateDir, ...config.observability }, logger);
-  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB });
+  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB, insecureNoJail: config.insecureNoJail });
   const caps = driver.capabilities();
   logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
+  if (caps.jail && caps.jail !== 'jailed') logger.warn({ jail: caps.jail }, caps.jailReason ?? 'QEMU is not jailed');
 
   const images = new ImageResolver(config.stateDir);
   const resolveImage = () => images.resolve();
@@ -133,6 +134,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
+      jail: caps.jail ? { mode: caps.jail, reason: caps.jailReason ?? '' } : null,
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),

@@ -228,8 +228,8 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
           target.startsWith(`${fx.stateDir}/images/`) ||
           target.startsWith(`${fx.stateDir}/templates/`) ||
           /^\/var\/lib\/kiln\/(images|templates)\//.test(target) ||
-          // a unix socket that is QEMU's own (bound in its run dir) or unnamed (socketpair, accepted)
-          (sock !== null && sockets.has(sock[1] ?? '') && ['', runDir].includes(dirnameOf(sockets.get(sock[1] ?? '') ?? '')));
+          // a unix socket that is QEMU's own (bound in its VMM dir) or unnamed (socketpair, accepted)
+          (sock !== null && sockets.has(sock[1] ?? '') && ['', join(runDir, 'vmm')].includes(dirnameOf(sockets.get(sock[1] ?? '') ?? '')));
         if (!ok) bad.push(`${fd} -> ${target}${sock ? ` (${sockets.get(sock[1] ?? '') ?? 'not unix'})` : ''}`);
       }
       assert.deepEqual(bad, [], `${id}: unexpected fds of QEMU pid ${pid}`);
@@ -251,13 +251,18 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       assert.equal(existsSync(join(root, fx.socket)), false, "kilnd's socket is visible");
       const other = id === a ? b : a;
       assert.equal(existsSync(join(root, fx.stateDir, 'sandboxes', other)), false, "the other sandbox's run dir is visible");
-      assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'qmp.sock')), 'its own sockets are there');
+      assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'vmm', 'qmp.sock')), 'its own sockets are there');
+      // of its run dir it sees only its own directory and its disk: not vmm.log, not the resolver's files
+      assert.deepEqual(readdirSync(join(root, fx.stateDir, 'sandboxes', id)).map((n) => n.replace(/^scratch\.(img|qcow2)$/, 'scratch')).sort(), ['scratch', 'vmm']);
       // no device node besides these: the TAP (and /dev/kvm under KVM) arrive as inherited fds
       assert.deepEqual(readdirSync(join(root, 'dev')).sort(), ['null', 'urandom', 'zero']);
       // its own PID namespace: QEMU is pid 1 there and sees no other process
       assert.deepEqual(readdirSync(join(root, 'proc')).filter((n) => /^\d+$/.test(n)), ['1']);
-      const mode = statSync(join(fx.stateDir, 'sandboxes', id)).mode & 0o777;
-      assert.equal(mode, 0o700, 'run dir (sockets) is private to the VMM user (and root)');
+      // the run dir is root's alone; the VMM's directory, sealed after start-up, is root's too
+      const run = statSync(join(fx.stateDir, 'sandboxes', id));
+      assert.deepEqual([run.uid, run.mode & 0o777], [0, 0o700], 'run dir is private to root');
+      const vmm = statSync(join(fx.stateDir, 'sandboxes', id, 'vmm'));
+      assert.deepEqual([vmm.uid, vmm.mode & 0o777], [0, 0o711], "the VMM's directory is sealed");
     }
   });
 

@@ -18,7 +18,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--no-net', 'give sandboxes no network at all (default: networking on)')
     .option('--events-max-age-days <DAYS>', 'delete lifecycle events older than this; 0 = no age limit (default 30; $KILN_EVENTS_MAX_AGE_DAYS)')
     .option('--events-max-rows <N>', 'keep at most the newest N lifecycle events; 0 = no count limit (default 100000; $KILN_EVENTS_MAX_ROWS)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean; eventsMaxAgeDays?: string; eventsMaxRows?: string }, cmd: Command) => {
+    .option('--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)")
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean; eventsMaxAgeDays?: string; eventsMaxRows?: string; insecureNoJail?: boolean }, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
@@ -31,6 +32,7 @@ export function registerDaemonCommands(program: Command): void {
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
           ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+          ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
           destroyOnExit: o.destroyOnExit ?? false,
           events: {
             ...DEFAULT_CONFIG.events,
