@@ -4,6 +4,7 @@ import { insecureNoJailFromEnv } from './vmm/jail-policy.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
+import { DEFAULT_EVENT_RETENTION, type EventRetention } from './store/events.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -40,6 +41,8 @@ export interface DaemonConfig {
   network: NetworkConfig;
   /** Capacity limits, heartbeat and garbage collection (lifecycle/config.ts documents each default). */
   lifecycle: LifecycleConfig;
+  /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
+  events: EventRetention;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -58,4 +61,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   observability: DEFAULT_OBSERVABILITY_CONFIG,
   network: DEFAULT_NETWORK_CONFIG,
   lifecycle: DEFAULT_LIFECYCLE_CONFIG,
+  events: DEFAULT_EVENT_RETENTION,
 };

@@ -11,6 +11,9 @@
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
  *   8. a neighbour's exec latency and kilnd's health answer and CPU while a sandbox attacks
  *      (bench/neighbour.ts: scratch fill, memory hog, console flood, fork bomb)
+ *   9. stalled reader: kilnd's RSS before and after KILN_BENCH_STALL_MS (default 30000) of an exec
+ *      client that reads nothing while the guest writes as fast as it can (`cat /dev/zero`),
+ *      and how much the guest's command got to write (flow control stops it)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
  * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour"),
@@ -23,6 +26,7 @@ import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
 import { benchNeighbour } from './neighbour.js';
+import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
@@ -32,7 +36,8 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall').split(','));
+const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
 
@@ -81,7 +86,7 @@ async function main(): Promise<void> {
   }
 
   // (1) restore path, (6) exec round-trip, (3) cold boot
-  if (PHASES.has('restore') || PHASES.has('cold')) {
+  if (PHASES.has('restore') || PHASES.has('cold') || PHASES.has('stall')) {
     const fx = new DaemonFixture('bench');
     await fx.start();
     try {
@@ -130,6 +135,11 @@ async function main(): Promise<void> {
         rtt.push(performance.now() - t0);
       }
       if (rtt.length) show('(6) exec round-trip (true)', summarize(rtt));
+      if (PHASES.has('stall')) {
+        const r = await stalledReader(fx, keep, STALL_MS);
+        results.stalledReader = { stallMs: STALL_MS, ...r };
+        log(`(9) stalled reader, ${STALL_MS / 1000} s: kilnd RSS ${r.rssBeforeMiB.toFixed(1)} → ${r.rssAfterMiB.toFixed(1)} MiB (+${(r.rssAfterMiB - r.rssBeforeMiB).toFixed(1)}); the guest's cat wrote ${(r.writtenBytes / 1048576).toFixed(2)} MiB and sleeps in ${r.wchan}`);
+      }
       await fx.client.destroy(keep);
 
       const cold: number[] = [];
