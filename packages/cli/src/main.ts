@@ -5,6 +5,9 @@
  * image build, doctor) are kilnd's.
  */
 import { Command } from 'commander';
+import { exitQuietlyOnClosedPipe } from './closed-pipe.js';
+
+exitQuietlyOnClosedPipe();
 
 type Register = (program: Command) => void;
 /** Command name → the module that registers it (loaded on demand). */
@@ -30,6 +33,8 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   ps: 'process', attach: 'process', kill: 'process', shell: 'process',
   daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved',
 };
+
+exitQuietlyOnClosedPipe();
 
 const program = new Command();
 program

@@ -1,6 +1,8 @@
 /** Errors are one clear line on stderr and a non-zero exit. */
 import { KilnError as KilnApiError } from '@kiln/sdk';
 
+export { exitQuietlyOnClosedPipe } from './closed-pipe.js';
+
 export function fail(err: unknown): never {
   if (err instanceof KilnApiError) {
     process.stderr.write(`kiln: ${err.message} (${err.code})\n`);

@@ -94,4 +94,10 @@ export const MkdirBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
+export const EventsQuery = Type.Object(
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with a larger seq (a cursor: nextAfter of the previous page). Default 0.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size. Default 1000.' })),
+  },
+  { additionalProperties: false },
+);

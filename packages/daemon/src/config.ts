@@ -4,6 +4,7 @@ import { insecureNoJailFromEnv } from './vmm/jail-policy.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
+import { DEFAULT_EVENT_RETENTION, type EventRetention } from './store/events.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -47,6 +48,8 @@ export interface DaemonConfig {
   tlsKey: string | null;
   /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
   trustedProxies: string[];
+  /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
+  events: EventRetention;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -69,4 +72,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   tlsCert: null,
   tlsKey: null,
   trustedProxies: [],
+  events: DEFAULT_EVENT_RETENTION,
 };

@@ -370,6 +370,33 @@ export class VmmUserFailedError extends KilnError {
   }
 }
 register(VmmUserFailedError);
+/** HTTP 503: kilnd cannot jail QEMU (it is not root) and was not started with --insecure-no-jail: no VM is started unjailed */
+export class VmmJailUnavailableError extends KilnError {
+  static readonly code = 'VMM_JAIL_UNAVAILABLE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VMM_JAIL_UNAVAILABLE', message, opts);
+    this.name = 'VmmJailUnavailableError';
+  }
+}
+register(VmmJailUnavailableError);
+/** HTTP 500: a path in the VMM's reach is a symbolic link or not the kind of file kilnd made; kilnd refused to follow it */
+export class VmmPathUnsafeError extends KilnError {
+  static readonly code = 'VMM_PATH_UNSAFE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VMM_PATH_UNSAFE', message, opts);
+    this.name = 'VmmPathUnsafeError';
+  }
+}
+register(VmmPathUnsafeError);
+/** HTTP 500: a sandbox's disk header names a backing or data file kiln never made (the VMM can rewrite it); the disk was not used */
+export class DiskUnsafeError extends KilnError {
+  static readonly code = 'DISK_UNSAFE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('DISK_UNSAFE', message, opts);
+    this.name = 'DiskUnsafeError';
+  }
+}
+register(DiskUnsafeError);
 /** HTTP 500: QEMU did not start */
 export class VmmStartFailedError extends KilnError {
   static readonly code = 'VMM_START_FAILED';
@@ -460,33 +487,6 @@ export class QmpTimeoutError extends KilnError {
   }
 }
 register(QmpTimeoutError);
-/** HTTP 503: QEMU cannot be jailed here (kilnd is not root, or the jail is missing a part) and --insecure-no-jail was not given */
-export class VmmJailUnavailableError extends KilnError {
-  static readonly code = 'VMM_JAIL_UNAVAILABLE';
-  constructor(message: string, opts: KilnErrorOptions = {}) {
-    super('VMM_JAIL_UNAVAILABLE', message, opts);
-    this.name = 'VmmJailUnavailableError';
-  }
-}
-register(VmmJailUnavailableError);
-/** HTTP 500: a path in the VMM's directory is a link or not a regular file; kilnd does not follow links the VMM can reach */
-export class VmmPathUnsafeError extends KilnError {
-  static readonly code = 'VMM_PATH_UNSAFE';
-  constructor(message: string, opts: KilnErrorOptions = {}) {
-    super('VMM_PATH_UNSAFE', message, opts);
-    this.name = 'VmmPathUnsafeError';
-  }
-}
-register(VmmPathUnsafeError);
-/** HTTP 500: a disk image is not what kiln makes (not qcow2, an external data file, or a backing file that is not a template's disk) */
-export class DiskUnsafeError extends KilnError {
-  static readonly code = 'DISK_UNSAFE';
-  constructor(message: string, opts: KilnErrorOptions = {}) {
-    super('DISK_UNSAFE', message, opts);
-    this.name = 'DiskUnsafeError';
-  }
-}
-register(DiskUnsafeError);
 /** HTTP 500: the VM's cgroup could not be created or limited */
 export class CgroupFailedError extends KilnError {
   static readonly code = 'CGROUP_FAILED';

@@ -57,14 +57,14 @@ export async function benchSdkCreateExec(kiln: Kiln, trials: number): Promise<Su
 
 export function printCliStart(f: CliStartFigures, log: (s: string) => void): void {
   const row = (name: string, s: Summary) => log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
-  row('(9) node -e 0', f.nodeBare);
-  row('(9) kiln --version', f.version);
-  row('(9) kiln ls', f.ls);
-  log(`(9) kiln --version / node -e 0 = ${f.versionRatio.toFixed(2)}×, kiln ls / node -e 0 = ${f.lsRatio.toFixed(2)}× (target ≤ 1.5×)`);
+  row('(10) node -e 0', f.nodeBare);
+  row('(10) kiln --version', f.version);
+  row('(10) kiln ls', f.ls);
+  log(`(10) kiln --version / node -e 0 = ${f.versionRatio.toFixed(2)}×, kiln ls / node -e 0 = ${f.lsRatio.toFixed(2)}× (target ≤ 1.5×)`);
 }
 
 /**
- * (9) and (10) in one go, on a kilnd of their own that also serves TCP with TLS (a self-signed
+ * (10) and (11) in one go, on a kilnd of their own that also serves TCP with TLS (a self-signed
  * certificate) so the SDK figure over TCP+TLS stands next to the unix-socket one.
  */
 export async function benchClient(log: (s: string) => void, trials: number, sdkTrials: number): Promise<Record<string, unknown>> {
@@ -77,10 +77,10 @@ export async function benchClient(log: (s: string) => void, trials: number, sdkT
     const key = (await fx.client.call<{ key: string }>('POST', '/v1/keys', { tenant: 'bench' })).key;
     const row = (name: string, s: Summary) => log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
     const unix = await benchSdkCreateExec(Kiln.connect({ socket: fx.socket }), sdkTrials);
-    row('(10) SDK create → first exec, unix socket', unix);
+    row('(11) SDK create → first exec, unix socket', unix);
     const overTls = await benchSdkCreateExec(Kiln.connect({ url: tls.url, apiKey: key, ca: tls.ca }), sdkTrials);
-    row('(10) SDK create → first exec, TCP + TLS', overTls);
-    log(`(10) TCP + TLS / unix socket = ${(overTls.p50 / unix.p50).toFixed(2)}×`);
+    row('(11) SDK create → first exec, TCP + TLS', overTls);
+    log(`(11) TCP + TLS / unix socket = ${(overTls.p50 / unix.p50).toFixed(2)}×`);
     return { cliStart: cli, sdkCreateExec: { unixSocket: unix, tcpTls: overTls } };
   } finally {
     await fx.close();
