@@ -58,6 +58,14 @@ export const SandboxView = Type.Object({
 });
 export type SandboxView = Static<typeof SandboxView>;
 
+/** A guest account by name or numeric uid: "root" (the default) or "user" (uid 1000, home /home/user). */
+export const GuestUser = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9_.][A-Za-z0-9_.-]*\\$?$',
+  description: 'Guest account to run as: "root" (default) or "user" (uid 1000, home /home/user), or a numeric uid.',
+});
+
 export const ExecBody = Type.Object(
   {
     argv: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Program and arguments (no shell).' })),
@@ -66,6 +74,7 @@ export const ExecBody = Type.Object(
     cwd: Type.Optional(Type.String({ minLength: 1 })),
     stdin: Type.Optional(Type.Boolean({ description: 'Keep stdin open; feed it via POST …/execs/{execId}/stdin. Default false.' })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Kill the command after this long. Default none.' })),
+    user: Type.Optional(GuestUser),
   },
   { additionalProperties: false },
 );
