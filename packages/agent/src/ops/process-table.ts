@@ -78,6 +78,9 @@ export function infoOf(p: Proc): ProcInfo {
 
 export class ProcessTable {
   private readonly procs = new Map<number, Proc>();
+  /** Order of the exits (endedAt may tie within a millisecond). */
+  private readonly exitSeq = new WeakMap<Proc, number>();
+  private exits = 0;
 
   constructor(readonly limits: ProcessLimits = DEFAULT_LIMITS) {}
 
@@ -115,6 +118,7 @@ export class ProcessTable {
     p.exitCode = exitCode;
     p.signal = signal;
     p.endedAt = Date.now();
+    this.exitSeq.set(p, ++this.exits);
     p.stdin = null;
     p.control = null;
     p.events.emit('exit');
@@ -135,7 +139,7 @@ export class ProcessTable {
 
   private prune(): void {
     const now = Date.now();
-    const exited = [...this.procs.values()].filter((p) => p.exited).sort((a, b) => (b.endedAt ?? 0) - (a.endedAt ?? 0));
+    const exited = [...this.procs.values()].filter((p) => p.exited).sort((a, b) => (this.exitSeq.get(b) ?? 0) - (this.exitSeq.get(a) ?? 0));
     let held = 0;
     exited.forEach((p, i) => {
       if (i >= this.limits.maxExited || now - (p.endedAt ?? now) > this.limits.retentionMs) {

@@ -5,7 +5,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NetworkPolicyBody } from './network-schemas.js';
 
-const StringMap = Type.Record(Type.String(), Type.String());
+export const StringMap = Type.Record(Type.String(), Type.String());
 
 export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
