@@ -30,6 +30,9 @@ const codes = {
   // Sandboxes.
   SANDBOX_NOT_FOUND: { status: 404, meaning: 'no sandbox has this id' },
   EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },
+  PROCESS_NOT_FOUND: { status: 404, meaning: 'no background process has this pid in the sandbox (exited ones are kept for a while, then forgotten)' },
+  PROCESS_NOT_RUNNING: { status: 409, meaning: 'the background process has exited (stdin, signals and resizes need a running one)' },
+  PROCESS_NOT_PTY: { status: 400, meaning: 'the process has no terminal (a resize or a terminal stream needs a PTY process)' },
   NO_SAMPLE: { status: 404, meaning: 'the sandbox has no resource sample yet (no VM, or the first sample is pending)' },
   INVALID_STATE: { status: 409, meaning: 'the sandbox is in a state that does not allow this action (e.g. exec while paused)' },
   INVALID_TRANSITION: { status: 409, meaning: 'the sandbox state machine refused a transition (a concurrent action won)' },
@@ -90,6 +93,8 @@ const codes = {
   GUEST_IS_DIRECTORY: { status: 400, meaning: 'the guest path is a directory where a file was expected' },
   GUEST_NOT_DIRECTORY: { status: 400, meaning: 'the guest path is not a directory where one was expected' },
   GUEST_INVALID_ARGUMENT: { status: 400, meaning: 'the guest agent refused an argument (bad path, bad signal, …)' },
+  GUEST_NOT_RUNNING: { status: 409, meaning: 'the guest process is no longer running' },
+  GUEST_RESOURCE_EXHAUSTED: { status: 429, meaning: 'the guest agent is at a limit (e.g. how many background processes it keeps)' },
   GUEST_CANCELLED: { status: 409, meaning: 'the guest operation was cancelled' },
   GUEST_TIMEOUT: { status: 504, meaning: 'the guest agent did not answer in time' },
   GUEST_CHANNEL_CLOSED: { status: 503, meaning: 'the channel to the guest agent closed during the request' },

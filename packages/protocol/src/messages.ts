@@ -4,6 +4,19 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import {
+  ProcInfo,
+  ProcListArgs,
+  ProcListResult,
+  ProcPidArgs,
+  ProcReadArgs,
+  ProcReadResult,
+  ProcResizeArgs,
+  ProcSignalArgs,
+  ProcStartArgs,
+  ProcStdinArgs,
+  ProcWaitArgs,
+} from './proc-messages.js';
 
 // ---- building blocks -------------------------------------------------------------------
 
@@ -245,6 +258,14 @@ export const Ops = {
   'file.remove': { args: FileRemoveArgs, result: EmptyResult },
   'sys.configure': { args: SysConfigureArgs, result: EmptyResult },
   'sys.network': { args: SysNetworkArgs, result: SysNetworkResult },
+  'proc.start': { args: ProcStartArgs, result: ProcInfo },
+  'proc.list': { args: ProcListArgs, result: ProcListResult },
+  'proc.get': { args: ProcPidArgs, result: ProcInfo },
+  'proc.read': { args: ProcReadArgs, result: ProcReadResult },
+  'proc.stdin': { args: ProcStdinArgs, result: EmptyResult },
+  'proc.signal': { args: ProcSignalArgs, result: EmptyResult },
+  'proc.wait': { args: ProcWaitArgs, result: ProcInfo },
+  'proc.resize': { args: ProcResizeArgs, result: EmptyResult },
 } as const satisfies Record<string, { args: TSchema; result: TSchema }>;
 
 export type OpName = keyof typeof Ops;
@@ -269,6 +290,11 @@ export type FileRemoveArgs = OpArgs<'file.remove'>;
 export type SysConfigureArgs = OpArgs<'sys.configure'>;
 export type SysNetworkArgs = OpArgs<'sys.network'>;
 export type SysNetworkResult = OpResult<'sys.network'>;
+export type ProcStartArgs = OpArgs<'proc.start'>;
+export type ProcInfo = OpResult<'proc.start'>;
+export type ProcReadArgs = OpArgs<'proc.read'>;
+export type ProcReadResult = OpResult<'proc.read'>;
+export type ProcChunk = ProcReadResult['chunks'][number];
 
 // ---- compiled checkers -----------------------------------------------------------------
 

@@ -145,6 +145,33 @@ export class ExecNotFoundError extends KilnError {
   }
 }
 register(ExecNotFoundError);
+/** HTTP 404: no background process has this pid in the sandbox (exited ones are kept for a while, then forgotten) */
+export class ProcessNotFoundError extends KilnError {
+  static readonly code = 'PROCESS_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROCESS_NOT_FOUND', message, opts);
+    this.name = 'ProcessNotFoundError';
+  }
+}
+register(ProcessNotFoundError);
+/** HTTP 409: the background process has exited (stdin, signals and resizes need a running one) */
+export class ProcessNotRunningError extends KilnError {
+  static readonly code = 'PROCESS_NOT_RUNNING';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROCESS_NOT_RUNNING', message, opts);
+    this.name = 'ProcessNotRunningError';
+  }
+}
+register(ProcessNotRunningError);
+/** HTTP 400: the process has no terminal (a resize or a terminal stream needs a PTY process) */
+export class ProcessNotPtyError extends KilnError {
+  static readonly code = 'PROCESS_NOT_PTY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROCESS_NOT_PTY', message, opts);
+    this.name = 'ProcessNotPtyError';
+  }
+}
+register(ProcessNotPtyError);
 /** HTTP 404: the sandbox has no resource sample yet (no VM, or the first sample is pending) */
 export class NoSampleError extends KilnError {
   static readonly code = 'NO_SAMPLE';
@@ -640,6 +667,24 @@ export class GuestInvalidArgumentError extends KilnError {
   }
 }
 register(GuestInvalidArgumentError);
+/** HTTP 409: the guest process is no longer running */
+export class GuestNotRunningError extends KilnError {
+  static readonly code = 'GUEST_NOT_RUNNING';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('GUEST_NOT_RUNNING', message, opts);
+    this.name = 'GuestNotRunningError';
+  }
+}
+register(GuestNotRunningError);
+/** HTTP 429: the guest agent is at a limit (e.g. how many background processes it keeps) */
+export class GuestResourceExhaustedError extends KilnError {
+  static readonly code = 'GUEST_RESOURCE_EXHAUSTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('GUEST_RESOURCE_EXHAUSTED', message, opts);
+    this.name = 'GuestResourceExhaustedError';
+  }
+}
+register(GuestResourceExhaustedError);
 /** HTTP 409: the guest operation was cancelled */
 export class GuestCancelledError extends KilnError {
   static readonly code = 'GUEST_CANCELLED';

@@ -9,6 +9,7 @@ import { list, mkdir, remove, stat } from './files.js';
 import { network } from './network.js';
 import { health } from './health.js';
 import { configure, hello } from './system.js';
+import { procGet, procList, procRead, procResize, procSignal, procStart, procStdin, procWait } from './processes.js';
 
 export type { AgentConfig, ExecEntry, OpContext, OpHandler } from './context.js';
 
@@ -26,4 +27,12 @@ export const handlers: { [O in OpName]: OpHandler<O> } = {
   'file.remove': remove,
   'sys.configure': configure,
   'sys.network': network,
+  'proc.start': procStart,
+  'proc.list': procList,
+  'proc.get': procGet,
+  'proc.read': procRead,
+  'proc.stdin': procStdin,
+  'proc.signal': procSignal,
+  'proc.wait': procWait,
+  'proc.resize': procResize,
 };

@@ -17,6 +17,9 @@ import { registerExecRoutes } from './routes/exec.js';
 import { registerNetworkRoutes } from './routes/network.js';
 import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
+import { registerProcessRoutes } from './routes/processes.js';
+import { registerPtyRoutes } from './routes/pty.js';
+import websocket from '@fastify/websocket';
 import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerLifecycleRoutes } from './routes/lifecycle.js';
@@ -98,6 +101,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
+  registerProcessRoutes(app, opts.manager, opts.observe?.audit);
+  // Terminal WebSockets. Keystrokes are audited only when the operator asks (KILN_AUDIT_PTY_INPUT=1).
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(async (scope) => registerPtyRoutes(scope, opts.manager, opts.observe?.audit, { recordInput: process.env.KILN_AUDIT_PTY_INPUT === '1' }));
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);

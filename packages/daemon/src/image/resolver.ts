@@ -30,6 +30,7 @@ function recipeInputs(r: Recipe, imagesDir: string): string[] {
     r.busybox.path,
     r.node.path,
     r.guestCtl.path,
+    r.ptyHelper.path,
     ...APT_STATE,
     imagesDir,
   ];

@@ -56,6 +56,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
           ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
           stdin: req.body.stdin ?? false,
           ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
+          ...(req.body.user !== undefined ? { user: req.body.user } : {}),
         },
         {
           onStdout: (b: Buffer) => {
@@ -82,6 +83,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
             ...(argv ? { argv } : {}),
             ...(shell !== undefined ? { shell } : {}),
             ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
+            ...(req.body.user !== undefined ? { user: req.body.user } : {}),
             envKeys: Object.keys(req.body.env ?? {}),
             stdin: req.body.stdin ?? false,
             stdoutBytes: bytes.stdout,
