@@ -45,16 +45,19 @@ describe('kiln exec -it and background processes in a real terminal', { skip: sk
     if (!procs) return void process.stderr.write('skipped: this kilnd has no PTY routes yet (branch procs)\n');
     const exitFile = join(fx.stateDir, 'exit-code');
     tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', `${process.execPath} ${CLI} --socket ${fx.socket} exec -it ${id} -- bash; echo $? > ${exitFile}`);
-    await waitScreen(/[#$] $/m, 'the guest prompt');
+    await waitScreen(/[#$]\s*$/m, 'the guest prompt');
     tmux('send-keys', '-t', session, 'stty size', 'Enter');
     await waitScreen(/^30 100\s*$/m, 'stty size 30 100');
     tmux('resize-window', '-t', session, '-x', '120', '-y', '40');
     tmux('send-keys', '-t', session, 'clear; stty size', 'Enter');
     await waitScreen(/^40 120\s*$/m, 'stty size 40 120 after the resize');
-    tmux('send-keys', '-t', session, 'sleep 1000; echo after-sleep-$?', 'Enter');
-    await sleep(1000);
+    tmux('send-keys', '-t', session, 'clear; sleep 1000', 'Enter');
+    await sleep(1500);
     tmux('send-keys', '-t', session, 'C-c');
-    await waitScreen(/after-sleep-130/, 'Ctrl-C interrupting sleep in the guest');
+    // bash drops the rest of a line whose command died of SIGINT: ask for the status afterwards.
+    await waitScreen(/\^C\s*\n.*[#$]\s*$/m, 'Ctrl-C interrupting sleep in the guest');
+    tmux('send-keys', '-t', session, 'echo after-sleep-$?', 'Enter');
+    await waitScreen(/^after-sleep-130\s*$/m, 'the status of the interrupted sleep (128 + SIGINT)');
     tmux('send-keys', '-t', session, 'exit 7', 'Enter');
     for (let i = 0; i < 300 && !existsSync(exitFile); i++) await sleep(100);
     assert.equal(readFileSync(exitFile, 'utf8').trim(), '7');
