@@ -4,7 +4,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { fromWire, KilnError, makeTransport, type Transport } from '@kiln/sdk';
+// The SDK's transport and errors alone (its subpath exports): `kiln ls` loads no more of it.
+import { fromWire, KilnError } from '@kiln/sdk/errors';
+import { makeTransport, type Transport } from '@kiln/sdk/transport';
 
 /** The SDK's error class (kept under the CLI's old name). */
 export { KilnError as KilnApiError };

@@ -1,5 +1,5 @@
 /** Errors are one clear line on stderr and a non-zero exit. */
-import { KilnError as KilnApiError } from '@kiln/sdk';
+import { KilnError as KilnApiError } from '@kiln/sdk/errors';
 
 export { exitQuietlyOnClosedPipe } from './closed-pipe.js';
 

@@ -8,9 +8,7 @@ import { once } from 'node:events';
 import { constants } from 'node:os';
 import { parseDuration, parseKeyValues } from '../duration.js';
 import { fail } from '../output.js';
-import { Processes } from '@kiln/sdk';
 import { clientFrom } from './sandbox.js';
-import { runTerminal } from '../terminal.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
@@ -33,9 +31,11 @@ export function registerExecCommand(program: Command): void {
         const line = o.shell ? words.join(' ') : words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
         if (o.tty && !o.detach) {
           const env = o.env ? parseKeyValues(o.env, '--env') : undefined;
+          const { runTerminal } = await import('../terminal.js');
           process.exit(await runTerminal(client.transport, id, { cmd: line, ...(o.user ? { user: o.user } : {}), ...(o.cwd ? { cwd: o.cwd } : {}), ...(env ? { env } : {}) }));
         }
         if (o.detach) {
+          const { Processes } = await import('@kiln/sdk');
           const p = await new Processes(client.transport, id).start({
             ...(o.shell ? { cmd: line } : { argv: words }),
             ...(o.env ? { env: parseKeyValues(o.env, '--env') } : {}),
