@@ -40,6 +40,7 @@ describe('a remote kilnd over TCP with TLS and an API key', { skip: skip ?? fals
   fx.test('the CLI with --host and KILN_API_KEY: create, exec, ls, rm; no key is 401 UNAUTHENTICATED', async () => {
     const created = await kiln(['create']);
     assert.equal(created.code, 0, created.stderr);
+    assert.equal(created.stderr, '', 'piped: no progress, no chatter');
     const id = created.stdout.trim().split('\n').at(-1) ?? '';
     assert.match(id, /^sb-[0-9a-f]+$/);
     const ex = await kiln(['exec', id, '--', 'sh', '-c', 'echo remote $((6*7)); exit 3']);

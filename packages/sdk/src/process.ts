@@ -3,24 +3,12 @@
  * named by its guest pid; its output is kept in a bounded buffer with absolute offsets, so a
  * second client can connect later and receive what it missed (`offset: 0` = from the start).
  */
+import type { ProcessInfo as ContractProcessInfo } from '@kiln/contract';
 import type { Transport } from './transport.js';
 import { asBody, call, enc, fromBase64, ndjson, query, readText, send, type Data } from './wire.js';
 
-export interface ProcessInfo {
-  pid: number;
-  tag: string | null;
-  argv: string[];
-  cwd: string;
-  user: string;
-  pty: boolean;
-  state: 'running' | 'exited';
-  exitCode: number | null;
-  signal: string | null;
-  startedAt: string;
-  endedAt: string | null;
-  outputBytes: number;
-  droppedBytes: number;
-}
+/** A background process as kilnd describes it (the contract's ProcessInfo). */
+export type ProcessInfo = ContractProcessInfo;
 
 export interface OutputHandlers {
   onStdout?: (data: string) => void;

@@ -44,6 +44,10 @@ export function registerImageCommands(program: Command): void {
     .action(async (o: { stateDir?: string; force?: boolean; json?: boolean; template: boolean; accel?: string }) => {
       try {
         const t0 = Date.now();
+        // Progress on a terminal; piped or redirected, only the result line (stdout) and errors.
+        const say = (line: string) => {
+          if (process.stderr.isTTY) process.stderr.write(line);
+        };
         const stateDir = o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
         const { buildImage } = await import('../image/index.js');
@@ -51,15 +55,15 @@ export function registerImageCommands(program: Command): void {
         const m = await buildImage({
           stateDir,
           force: o.force ?? false,
-          onProgress: (ev) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${ev.step}${ev.detail ? `: ${ev.detail}` : ''}${ev.done ? ' ✓' : ''}\n`),
+          onProgress: (ev) => say(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${ev.step}${ev.detail ? `: ${ev.detail}` : ''}${ev.done ? ' ✓' : ''}\n`),
         });
         if (o.template) {
           const t = await buildDefaultTemplate({
             stateDir,
             ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
-            onProgress: (step, detail) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] template ${step}${detail ? `: ${detail}` : ''}\n`),
+            onProgress: (step, detail) => say(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] template ${step}${detail ? `: ${detail}` : ''}\n`),
           });
-          process.stderr.write(`default template ${t.name} (${t.key}) ready\n`);
+          say(`default template ${t.name} (${t.key}) ready\n`);
         }
         if (o.json) process.stdout.write(JSON.stringify(m, null, 2) + '\n');
         else process.stdout.write(`image ${m.hash} (kernel ${m.kernelVersion}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
