@@ -48,12 +48,14 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const logger = deps.logger ?? pino({ level: config.logLevel, mixin: requestLogMixin }, pino.destination(2));
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirname(config.socket), { recursive: true, mode: 0o755 });
-  const store = new Store(join(config.stateDir, 'kiln.db'));
+  const store = new Store(join(config.stateDir, 'kiln.db'), { eventRetention: config.events });
+  store.eventLog.startPruning();
   // Audit first: every later step (reconcile included) is recorded.
   const obs = await Observability.start({ stateDir: config.stateDir, ...config.observability }, logger);
-  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB });
+  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB, insecureNoJail: config.insecureNoJail });
   const caps = driver.capabilities();
   logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
+  if (caps.jail && caps.jail !== 'jailed') logger.warn({ jail: caps.jail }, caps.jailReason ?? 'QEMU is not jailed');
 
   const images = new ImageResolver(config.stateDir);
   const resolveImage = () => images.resolve();
@@ -142,6 +144,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
+      jail: caps.jail ? { mode: caps.jail, reason: caps.jailReason ?? '' } : null,
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
@@ -181,6 +184,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
         network?.close();
+        store.eventLog.stopPruning();
         store.close();
         await rm(config.socket, { force: true });
       })()),

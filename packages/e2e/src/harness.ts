@@ -1,14 +1,16 @@
 /**
  * Integration fixture: a real kilnd (the `kiln daemon` CLI as a child process) in a fresh
  * state directory that borrows the built guest image, and a client for it. It owns cleanup:
- * close() destroys what the test left, stops the daemon and checks for leftovers; on failure
- * it prints the daemon log and each sandbox's console tail.
+ * close() destroys what the test left, stops the daemon and fails the suite if anything of its
+ * sandboxes is left on the host (leak-check.ts); on failure it prints the daemon log and each
+ * sandbox's console tail.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { KilnClient } from '@kiln/cli';
+import { removeLeftovers, SandboxIdLedger, settledLeftovers } from './leak-check.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const CLI = join(REPO, 'packages/cli/dist/main.js');
@@ -70,6 +72,7 @@ export class DaemonFixture {
   readonly client: KilnClient;
   private proc: ChildProcess | null = null;
   private anyTestFailed = false;
+  private readonly ledger: SandboxIdLedger;
 
   constructor(readonly name: string) {
     this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
@@ -81,6 +84,12 @@ export class DaemonFixture {
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
     this.subnet = pickSubnet();
+    this.ledger = new SandboxIdLedger(this.stateDir, this.client);
+  }
+
+  /** Every sandbox id this fixture's kilnd was seen to hand out: close() checks each for leaks. */
+  get sandboxIds(): Set<string> {
+    return this.ledger.ids;
   }
 
   get pid(): number | undefined {
@@ -156,6 +165,7 @@ export class DaemonFixture {
       p.on('error', reject);
       p.on('close', (code) => {
         clearTimeout(timer);
+        this.ledger.noteOutput(Buffer.concat(out).toString('utf8'));
         resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
       });
       if (opts.input !== undefined) p.stdin.end(opts.input);
@@ -183,6 +193,9 @@ export class DaemonFixture {
   /** Prints what helps debug a failed test: daemon log and each sandbox's console. */
   dumpDiagnostics(): void {
     process.stderr.write(`\n--- kilnd log (${this.name}, ${this.stateDir}) ---\n${this.logTail()}\n`);
+    // A 500 names only its request id; the detail is kilnd's error line for it, maybe far back.
+    const errors = this.logTail(Infinity).split('\n').filter((l) => /"level":(50|60)/.test(l));
+    if (errors.length) process.stderr.write(`--- kilnd errors (${this.name}, last ${Math.min(errors.length, 20)}) ---\n${errors.slice(-20).map((l) => l.slice(0, 2000)).join('\n')}\n`);
     const dir = join(this.stateDir, 'logs');
     if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- guest logs of ${id} ---\n${this.consoleTail(id)}\n`);
   }
@@ -237,15 +250,24 @@ export class DaemonFixture {
     });
   }
 
-  /** Destroys every sandbox, stops the daemon, kills stray VMMs, removes the state dir. */
-  async close(opts: { failed?: boolean } = {}): Promise<void> {
+  /**
+   * Destroys every sandbox, stops the daemon, then asserts that nothing of this fixture's
+   * sandboxes is left on the host (VMMs, resolvers, netns, links, nft tables, cgroups, run dirs,
+   * sockets): a leak is removed and then thrown, failing the suite that caused it.
+   */
+  async close(opts: { failed?: boolean; settleMs?: number } = {}): Promise<void> {
     if (opts.failed ?? this.anyTestFailed) this.dumpDiagnostics();
+    let leaked = new Map<string, string[]>();
     try {
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
       if (this.proc && this.proc.exitCode === null) {
         for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);
       }
     } finally {
       await this.stop();
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
+      leaked = await settledLeftovers(this.stateDir, this.sandboxIds, opts.settleMs);
+      for (const id of leaked.keys()) removeLeftovers(this.stateDir, id);
       for (const pid of this.vmmProcesses()) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -254,6 +276,10 @@ export class DaemonFixture {
         }
       }
       rmSync(this.stateDir, { recursive: true, force: true });
+    }
+    if (leaked.size) {
+      const lines = [...leaked].map(([id, l]) => `  ${id}: ${l.join(', ')}`).join('\n');
+      throw new Error(`${this.name}: sandboxes left host resources behind after destroy and stop (removed now):\n${lines}`);
     }
   }
 }

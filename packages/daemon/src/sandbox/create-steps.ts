@@ -175,7 +175,9 @@ async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
   ctx.rec.vm = vm;
   ctx.rec.updatedAt = Date.now();
   h.store.update(ctx.rec);
-  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(t ? { template: t.name, templateKey: t.key } : {}), ...timings });
+  // Every start names the jail (--insecure-no-jail shows here, vmm/jail-policy.ts).
+  const jail = h.driver.capabilities().jail;
+  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(jail ? { jail } : {}), ...(t ? { template: t.name, templateKey: t.key } : {}), ...timings });
   h.watchVm(ctx.rec.id, vm);
 }
 

@@ -87,9 +87,9 @@ export class SandboxManager {
     return this.rt.get(id);
   }
 
-  events(id?: string, afterSeq = 0): ReturnType<Store['events']> {
-    if (id !== undefined) this.get(id);
-    return this.rt.store.events(id, afterSeq);
+  /** Lifecycle events (paged, retained; they outlive their sandbox's row). */
+  get eventLog(): Store['eventLog'] {
+    return this.rt.store.eventLog;
   }
 
   /** The connected agent of a sandbox in a state that allows `action` (no lock: see useAgent). */

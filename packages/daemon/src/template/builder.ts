@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runDirLayout, vmLeftovers } from '../sandbox/run-dir.js';
-import { reclaimOwnership } from '../vmm/jail.js';
+import { reclaimOwnership } from '../vmm/vmm-dir.js';
 import { KilnError } from '../errors.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from '../sandbox/guest-agent.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
@@ -98,7 +98,7 @@ export async function buildTemplate(
     vm = null;
     for (const f of [MEM_FILE, STATE_FILE, SCRATCH_FILE]) await chmod(join(tmp, f), 0o444);
     for (const f of vmLeftovers(runDirLayout(tmp))) await rm(f, { recursive: true, force: true });
-    // The jailed VMM user owned the build dir while the VM ran: a template belongs to root.
+    // The jailed VMM user owned its disk and RAM file while the VM ran: a template is root's.
     reclaimOwnership(tmp);
     const manifest: TemplateManifest = {
       ...keyInput,

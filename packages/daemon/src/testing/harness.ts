@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { buildApi } from '../api/server.js';
 import { SandboxManager, type ManagerOptions } from '../sandbox/manager.js';
-import type { GuestAgent } from '../sandbox/guest-agent.js';
+import type { ConnectAgent, GuestAgent } from '../sandbox/guest-agent.js';
 import { Store } from '../store/store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk, type FakeAgentOptions } from './fakes.js';
 import type { FakeNetwork } from './fake-network.js';
 
-export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: Error; poolSize?: number; network?: FakeNetwork } = {}) {
+/** `connectAgent` replaces the fake agent (e.g. with the real agent over a unix socket: testing/real-agent.ts). */
+export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: Error; poolSize?: number; network?: FakeNetwork; connectAgent?: ConnectAgent } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const driver = new FakeDriver();
@@ -26,7 +27,8 @@ export async function fakeHarness(o: { agent?: FakeAgentOptions; connectError?: 
       createScratchDisk: fakeScratchDisk,
       poolSize: o.poolSize ?? 0,
       ...(o.network ? { network: o.network.asService() } : {}),
-      connectAgent: async () => {
+      connectAgent: async (path, opts) => {
+        if (o.connectAgent) return o.connectAgent(path, opts);
         if (o.connectError) throw o.connectError;
         const a = fakeAgent(o.agent);
         agents.push(a);

@@ -87,6 +87,9 @@ export interface DriverCapabilities {
   snapshot: boolean;
   restore: boolean;
   pause: boolean;
+  /** Whether VMs run jailed (vmm/jail-policy.ts); absent for drivers with no jail to speak of. */
+  jail?: 'jailed' | 'insecure-no-jail' | 'refused';
+  jailReason?: string;
 }
 
 export interface VmmDriver {
@@ -116,13 +119,19 @@ export interface VmmDriver {
   pause(vm: VmHandle): Promise<void>;
   resume(vm: VmHandle): Promise<void>;
   /**
+   * Copies a (paused) VM's disk into a new raw file `out`, reading it the way the VMM would:
+   * the disk's contents, header included, are the VMM's (vmm/disk-flatten.ts). A qcow2 disk's
+   * backing file must lie under `templatesRoot`.
+   */
+  flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
+  /**
    * This driver's VMM processes of sandboxes whose run dirs are under `runRoot`, whether or not
    * a handle to them is known (orphan GC: a VMM whose row is gone).
    */
   findVmms(runRoot: string): FoundVmm[];
 }
 
-/** The VMM's files in its run dir (the layout is sandbox/run-dir.ts). */
+/** The VMM's files in its run dir (the layout, and who may write where, is sandbox/run-dir.ts). */
 export function vmPaths(runDir: string): VmPaths {
   const l = runDirLayout(runDir);
   return { qmpSocket: l.qmpSocket, agentSocket: l.agentSocket, guestctlSocket: l.guestctlSocket, consoleSocket: l.consoleSocket, logsSocket: l.logsSocket, vmmLog: l.vmmLog };

@@ -3,11 +3,14 @@
  * never buffered whole: the guest protocol moves them in chunks with flow control.
  * Uploads, downloads, removals and mkdirs get an audit record (path, bytes, sha256) that is
  * durable before the call returns (for a download: before the last byte is sent).
+ * Downloads are flow-controlled end to end (body-stream.ts): a client that stops reading stops
+ * the guest's reads.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument } from '../../errors.js';
+import { bodyFrom } from '../body-stream.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { MkdirBody, PathQuery, SandboxIdParams } from '../schemas.js';
 import { fromGuestError } from '../guest-errors.js';
@@ -79,28 +82,24 @@ export function registerFileRoutes(app: FastifyInstance, manager: SandboxManager
       throw err;
     }
     const { stream, result } = agent.readFile(req.query.path);
-    // The last byte leaves only once the download's record is durable.
-    const out = new PassThrough();
-    stream.pipe(out, { end: false });
-    const drained = new Promise<void>((resolve, reject) => {
-      stream.once('end', resolve);
-      stream.once('error', reject);
-    });
-    Promise.all([result, drained]).then(
-      async ([r]) => {
+    // The guest's bytes are acked as the client takes them (bodyFrom pulls from the agent
+    // stream only then), and the last byte leaves only once the download's record is durable.
+    const audited = async function* (signal: AbortSignal): AsyncGenerator<Buffer> {
+      signal.addEventListener('abort', () => stream.destroy(), { once: true }); // the client left: cancel the read
+      try {
+        for await (const chunk of stream) yield chunk as Buffer;
+        const r = await result;
         await audit.append(fileRecord(req.params.id, 'download', req.query.path, { bytes: r.bytes, sha256: r.sha256 }));
-        out.end();
-      },
-      (err: unknown) => {
+      } catch (err) {
         const e = fromGuestError(err);
-        void audit.append(fileRecord(req.params.id, 'download', req.query.path, { errorCode: e.code })).catch(() => undefined);
-        stream.destroy(e);
-        out.destroy(e);
-      },
-    )
-      .catch((err: unknown) => out.destroy(err as Error))
-      .finally(use.release);
-    return reply.type('application/octet-stream').header('content-length', st.size).send(out);
+        void audit.append(fileRecord(req.params.id, 'download', req.query.path, { errorCode: signal.aborted ? 'CANCELLED' : e.code })).catch(() => undefined);
+        throw e;
+      } finally {
+        use.release();
+      }
+    };
+    const out = bodyFrom(audited);
+    return reply.header('content-length', st.size).type('application/octet-stream').send(out);
   });
 
   app.get<{ Params: Params; Querystring: Query }>('/v1/sandboxes/:id/files/stat', { schema: schema('Stat a path') }, async (req) =>
