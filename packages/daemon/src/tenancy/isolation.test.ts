@@ -48,6 +48,8 @@ test("tenants: B gets exactly the 404 of a missing id for A's sandbox, sees none
     assert.deepEqual(await list(a), [id]);
     const all = ((await h.app.inject({ method: 'GET', url: '/v1/sandboxes' })).json() as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id);
     assert.deepEqual(all.sort(), [id, admin.id].sort());
+    const owners = ((await h.app.inject({ method: 'GET', url: '/v1/sandboxes' })).json() as { sandboxes: Array<{ id: string; tenant: string | null }> }).sandboxes;
+    assert.deepEqual(Object.fromEntries(owners.map((s) => [s.id, s.tenant])), { [id]: 'a', [admin.id]: null }, 'the admin sees who owns what');
     const events = async (key: string, q = '') => (await h.fetch(`/v1/events${q}`, { key })).json() as Promise<{ events: Array<{ sandboxId: string }> }>;
     assert.deepEqual((await events(b)).events, []);
     assert.ok((await events(a)).events.length > 0 && (await events(a)).events.every((e) => e.sandboxId === id));
