@@ -41,6 +41,8 @@ export interface DaemonConfig {
   network: NetworkConfig;
   /** Capacity limits, heartbeat and garbage collection (lifecycle/config.ts documents each default). */
   lifecycle: LifecycleConfig;
+  /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
+  events: EventRetention;
   /** TCP listener HOST:PORT (API keys required there). Default none: the unix socket only ($KILN_LISTEN). */
   listen: string | null;
   /** TLS certificate and key (PEM files) of the TCP listener. Default none: plain HTTP ($KILN_TLS_CERT, $KILN_TLS_KEY). */
@@ -48,8 +50,6 @@ export interface DaemonConfig {
   tlsKey: string | null;
   /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
   trustedProxies: string[];
-  /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
-  events: EventRetention;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -68,9 +68,9 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   observability: DEFAULT_OBSERVABILITY_CONFIG,
   network: DEFAULT_NETWORK_CONFIG,
   lifecycle: DEFAULT_LIFECYCLE_CONFIG,
+  events: DEFAULT_EVENT_RETENTION,
   listen: null,
   tlsCert: null,
   tlsKey: null,
   trustedProxies: [],
-  events: DEFAULT_EVENT_RETENTION,
 };

@@ -1,6 +1,6 @@
 /**
  * kilnd's command-line options, in one place: the flags (for whichever binary parses them —
- * `kilnd run`) and their translation, with the environment, into a
+ * `kiln daemon` today, `kilnd` tomorrow) and their translation, with the environment, into a
  * DaemonConfig. Flags win over environment variables, which win over the defaults.
  */
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -20,9 +20,9 @@ export interface DaemonFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustedProxies?: string;
-  insecureNoJail?: boolean;
   eventsMaxAgeDays?: string;
   eventsMaxRows?: string;
+  insecureNoJail?: boolean;
 }
 
 /** [flags, description] of each option (commander syntax). */
@@ -36,13 +36,13 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--net-subnet <CIDR>', 'sandbox address space, one /29 per sandbox (default 10.210.0.0/16; $KILN_NET_SUBNET)'],
   ['--net-dns <IP,…>', "upstream DNS of the sandbox resolvers (default the host's resolv.conf; $KILN_NET_DNS)"],
   ['--no-net', 'give sandboxes no network at all (default: networking on)'],
+  ['--events-max-age-days <DAYS>', 'delete lifecycle events older than this; 0 = no age limit (default 30; $KILN_EVENTS_MAX_AGE_DAYS)'],
+  ['--events-max-rows <N>', 'keep at most the newest N lifecycle events; 0 = no count limit (default 100000; $KILN_EVENTS_MAX_ROWS)'],
+  ['--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)"],
   ['--listen <HOST:PORT>', 'also serve the API on TCP; every request there needs an API key (default none; $KILN_LISTEN)'],
   ['--tls-cert <PEM>', 'TLS certificate of the TCP listener (default none: plain HTTP; $KILN_TLS_CERT)'],
   ['--tls-key <PEM>', 'TLS private key of the TCP listener ($KILN_TLS_KEY)'],
   ['--trusted-proxies <IP,…>', 'reverse proxies whose X-Forwarded-For is believed (default none; $KILN_TRUSTED_PROXIES)'],
-  ['--events-max-age-days <DAYS>', 'delete lifecycle events older than this; 0 = no age limit (default 30; $KILN_EVENTS_MAX_AGE_DAYS)'],
-  ['--events-max-rows <N>', 'keep at most the newest N lifecycle events; 0 = no count limit (default 100000; $KILN_EVENTS_MAX_ROWS)'],
-  ['--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)"],
 ];
 
 const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));

@@ -73,7 +73,7 @@ export class InternalError extends KilnError {
   }
 }
 register(InternalError);
-/** HTTP 401: a TCP request without a valid API key (missing, malformed, unknown, wrong or revoked; details.reason says which) */
+/** HTTP 401: a request on the TCP listener has no valid API key (details.reason: missing, malformed, unknown, wrong or revoked) */
 export class UnauthenticatedError extends KilnError {
   static readonly code = 'UNAUTHENTICATED';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -82,7 +82,7 @@ export class UnauthenticatedError extends KilnError {
   }
 }
 register(UnauthenticatedError);
-/** HTTP 403: the route is for the admin (the unix socket) only, e.g. keys, tenants, gc */
+/** HTTP 403: the route is for the admin (the unix socket) only; no API key may call it */
 export class AdminOnlyError extends KilnError {
   static readonly code = 'ADMIN_ONLY';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -109,7 +109,7 @@ export class KeyNotFoundError extends KilnError {
   }
 }
 register(KeyNotFoundError);
-/** HTTP 429: the tenant is at a limit (sandboxes, memory, vCPUs); details.limit names it, Retry-After says when to retry */
+/** HTTP 429: the create would take the tenant past one of its limits (details.limit: maxSandboxes, maxMemoryMiB or maxVcpus); Retry-After says when to try again */
 export class TenantLimitError extends KilnError {
   static readonly code = 'TENANT_LIMIT';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -118,7 +118,7 @@ export class TenantLimitError extends KilnError {
   }
 }
 register(TenantLimitError);
-/** HTTP 429: the tenant's creates per minute are used up; Retry-After says when to retry */
+/** HTTP 429: the tenant made createsPerMinute creates in the last 60 s; Retry-After is when the oldest leaves the window */
 export class RateLimitedError extends KilnError {
   static readonly code = 'RATE_LIMITED';
   constructor(message: string, opts: KilnErrorOptions = {}) {

@@ -1,6 +1,6 @@
 /**
  * How every failed request leaves kilnd: `{error:{code,message,details?}}` with a code from the
- * registry (@kiln/contract's error-codes.ts). Schema validation failures name the field; fastify's own errors
+ * registry (error-codes.ts). Schema validation failures name the field; fastify's own errors
  * (body too large, wrong media type, malformed JSON) get kiln codes; a 500 never echoes what
  * kilnd ran on the host (command lines, paths, tool output): its message is the code's meaning
  * and the request id, and the detail goes to kilnd's log under that id.
@@ -53,6 +53,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const client = toClientError(err, req.id);
     if (client.status >= 500) req.log.error({ err }, 'request failed');
+    // A refusal that knows when to come back (tenant limits: 429) says so.
     const retry = (client.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
     if (typeof retry === 'number') void reply.header('retry-after', String(retry));
     void reply.status(client.status).send({ error: client.toJSON() });

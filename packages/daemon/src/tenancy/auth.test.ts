@@ -103,3 +103,21 @@ test('TCP: an E2B-style key is found by the hash of its full value', async () =>
     await h.close();
   }
 });
+
+test('OpenAPI declares the bearer scheme, required everywhere but health', async () => {
+  const h = await tenancyHarness();
+  try {
+    const doc = (await (await h.fetch('/openapi.json', { key: h.tenants.createKey({ tenant: 'a' }).key })).json()) as {
+      components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+      security: unknown[];
+      paths: Record<string, Record<string, { security?: unknown[] }>>;
+    };
+    assert.equal(doc.components.securitySchemes.apiKey?.type, 'http');
+    assert.equal(doc.components.securitySchemes.apiKey?.scheme, 'bearer');
+    assert.deepEqual(doc.security, [{ apiKey: [] }]);
+    assert.deepEqual(doc.paths['/v1/health']?.get?.security, []);
+    assert.ok(doc.paths['/v1/keys']?.post, 'the key routes are described');
+  } finally {
+    await h.close();
+  }
+});

@@ -48,6 +48,8 @@ test("tenants: B gets exactly the 404 of a missing id for A's sandbox, sees none
     assert.deepEqual(await list(a), [id]);
     const all = ((await h.app.inject({ method: 'GET', url: '/v1/sandboxes' })).json() as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id);
     assert.deepEqual(all.sort(), [id, admin.id].sort());
+    const owners = ((await h.app.inject({ method: 'GET', url: '/v1/sandboxes' })).json() as { sandboxes: Array<{ id: string; tenant: string | null }> }).sandboxes;
+    assert.deepEqual(Object.fromEntries(owners.map((s) => [s.id, s.tenant])), { [id]: 'a', [admin.id]: null }, 'the admin sees who owns what');
     const events = async (key: string, q = '') => (await h.fetch(`/v1/events${q}`, { key })).json() as Promise<{ events: Array<{ sandboxId: string }> }>;
     assert.deepEqual((await events(b)).events, []);
     assert.ok((await events(a)).events.length > 0 && (await events(a)).events.every((e) => e.sandboxId === id));
@@ -91,7 +93,7 @@ test('tenants: limits answer 429 with Retry-After and a code (count, memory, vcp
     assert.equal((await put({ maxSandboxes: 1 })).statusCode, 200);
     const create = (key: string, body: object = {}) => h.fetch('/v1/sandboxes', { method: 'POST', key, body: JSON.stringify(body) });
     assert.equal((await create(a)).status, 201);
-    // Two at once past the limit: both refused (the reservation holds between admission and the row).
+    // Two at once past the limit: both refused.
     const over = await Promise.all([create(a), create(a)]);
     for (const r of over) {
       assert.equal(r.status, 429);
@@ -148,5 +150,28 @@ test('TLS: the TCP listener serves HTTPS with the given certificate; keys work o
   } finally {
     await h.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tenants: a create served from the warm pool is owned by the tenant and counts against its limits', async () => {
+  const h = await tenancyHarness({ poolSize: 1 });
+  try {
+    h.manager.start();
+    const members = () => h.store.list().filter((r) => r.pool !== null && r.state === 'running');
+    for (let i = 0; i < 500 && members().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const member = members()[0]?.id;
+    assert.ok(member, 'the pool filled');
+    const a = h.tenants.createKey({ tenant: 'a' }).key;
+    const b = h.tenants.createKey({ tenant: 'b' }).key;
+    const made = await h.fetch('/v1/sandboxes', { method: 'POST', key: a, body: '{}' });
+    assert.equal(made.status, 201);
+    assert.equal(((await made.json()) as { id: string }).id, member, 'the pool member was handed over');
+    assert.equal(h.tenants.ownerOf(member), 'a');
+    assert.equal((await h.fetch(`/v1/sandboxes/${member}`, { key: a })).status, 200);
+    assert.equal((await h.fetch(`/v1/sandboxes/${member}`, { key: b })).status, 404);
+    await h.app.inject({ method: 'PUT', url: '/v1/tenants/a', payload: { maxSandboxes: 1 } });
+    assert.equal((await h.fetch('/v1/sandboxes', { method: 'POST', key: a, body: '{}' })).status, 429);
+  } finally {
+    await h.close();
   }
 });

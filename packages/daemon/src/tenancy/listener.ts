@@ -66,6 +66,9 @@ export async function listenTcp(app: FastifyInstance, cfg: ListenConfig): Promis
     app.server.emit('upgrade', req, sock, head);
   });
   server.keepAliveTimeout = 65_000;
+  // As fastify's own server: no bound on a whole request (long uploads and exec stdin stream);
+  // headers must still arrive within Node's headersTimeout (60 s).
+  server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -74,6 +74,8 @@ const info = (r: KeyRow): ApiKeyInfo => ({
 export const keyNotFound = (id: string): KilnError => new KilnError('KEY_NOT_FOUND', `API key ${id} not found`, { status: 404 });
 
 export class TenantStore {
+  private readonly touched = new Map<string, number>();
+
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
   }
@@ -130,8 +132,12 @@ export class TenantStore {
     return this.key(id);
   }
 
+  /** Notes a key's use; written at most once a minute per key (each write is a synced commit). */
   touchKey(id: string): void {
-    this.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(Date.now(), id);
+    const now = Date.now();
+    if (now - (this.touched.get(id) ?? 0) < 60_000) return;
+    this.touched.set(id, now);
+    this.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(now, id);
   }
 
   limits(tenant: string): TenantLimits {

@@ -17,7 +17,7 @@ import { listenTcp } from '../tenancy/listener.js';
 import { TenantStore } from '../tenancy/tenant-store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
 
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[] } = {}) {
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
@@ -29,7 +29,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     logger,
     resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
     createScratchDisk: fakeScratchDisk,
-    poolSize: 0,
+    poolSize: o.poolSize ?? 0,
     connectAgent: async () => fakeAgent(),
     observer: obs.observer,
   });
@@ -44,6 +44,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
   return {
     stateDir,
     app,
+    store,
     manager,
     tenants,
     audit: obs.audit,

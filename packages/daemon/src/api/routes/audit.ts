@@ -7,18 +7,16 @@
  * client takes the records (body-stream.ts), and sleeps until the next durable record once it
  * caught up: kilnd holds no backlog for a slow follower.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { invalidArgument } from '../../errors.js';
+import { invalidArgument, sandboxNotFound } from '../../errors.js';
+import type { AuditRecord } from '../../audit/record.js';
 import type { AuditLog } from '../../audit/log.js';
 import { queryAudit, type AuditQuery } from '../../audit/query.js';
 import { verifyChain } from '../../audit/verify.js';
-import type { AuditRecord } from '../../audit/record.js';
 import { bodyFrom, nextEvent, sendBody } from '../body-stream.js';
-import { sandboxNotFound } from '../../errors.js';
 import { SANDBOX_ID_PATTERN } from '../../sandbox/ids.js';
 import { canSee, tenantOf, visibleSandboxes } from '../../tenancy/principal.js';
-import type { FastifyRequest } from 'fastify';
 
 /**
  * What a tenant may read: records of its own sandboxes, and its own calls that name no
@@ -84,7 +82,8 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog): void
         afterSeq: req.query.after ?? 0,
         limit: req.query.limit ?? 1000,
       };
-      if (!req.query.follow) return { ...queryAudit(audit.dir, { ...q, untilSeq: audit.head.seq }), head: audit.head };
+      // The chain head tells how busy the whole host is: the admin's to know.
+      if (!req.query.follow) return { ...queryAudit(audit.dir, { ...q, untilSeq: audit.head.seq }), ...(visible ? {} : { head: audit.head }) };
 
       return sendBody(reply, bodyFrom((signal) => followAudit(audit, q, signal)), 'application/x-ndjson', { flushHeaders: true });
     },

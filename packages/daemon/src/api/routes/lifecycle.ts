@@ -15,7 +15,7 @@ import { bodyFrom, nextEvent, sendBody, type BodyStream } from '../body-stream.j
 import { ErrorBody, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 import { sandboxNotFound } from '../../errors.js';
-import { canSee, visibleSandboxes } from '../../tenancy/principal.js';
+import { canSee, tenantOf } from '../../tenancy/principal.js';
 
 const HostEventsQuery = Type.Object(
   {
@@ -36,16 +36,16 @@ const TimeoutBody = Type.Object(
  * SQLite a page at a time and only as fast as the client takes them (bodyFrom); a follower
  * that caught up sleeps until the next insert.
  */
-async function* followEvents(log: EventLog, q: { sandboxId?: string; after: number }, signal: AbortSignal, visible: (e: { sandboxId: string }) => boolean): AsyncGenerator<string> {
+async function* followEvents(log: EventLog, q: { sandboxId?: string; tenant?: string; after: number }, signal: AbortSignal): AsyncGenerator<string> {
   let after = q.after;
   while (!signal.aborted) {
-    const page = log.page({ ...(q.sandboxId === undefined ? {} : { sandboxId: q.sandboxId }), afterSeq: after, limit: 1000 });
+    const page = log.page({ ...(q.sandboxId === undefined ? {} : { sandboxId: q.sandboxId }), ...(q.tenant === undefined ? {} : { tenant: q.tenant }), afterSeq: after, limit: 1000 });
     // Checked and subscribed in one synchronous step: no insert falls between them.
     if (page.events.length === 0) {
       await nextEvent(log, 'added', signal);
       continue;
     }
-    for (const e of page.events) if (visible(e)) yield JSON.stringify(e) + '\n';
+    for (const e of page.events) yield JSON.stringify(e) + '\n';
     after = page.events.at(-1)?.seq ?? after;
   }
 }
@@ -62,20 +62,11 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
     async (req, reply) => {
       const { sandbox, follow } = req.query;
       if (sandbox !== undefined && !canSee(req, sandbox)) throw sandboxNotFound(sandbox);
-      // A tenant sees its own sandboxes' events only (re-read when one made since shows up).
-      let mine = visibleSandboxes(req);
-      const visible = (e: { sandboxId: string }) => {
-        if (mine === null || mine.has(e.sandboxId)) return true;
-        mine = visibleSandboxes(req);
-        return mine === null || mine.has(e.sandboxId);
-      };
       // Events outlive their sandbox's row: a destroyed sandbox's events are still found by id.
-      const q = { ...(sandbox === undefined ? {} : { sandboxId: sandbox }), after: req.query.after ?? 0 };
-      if (!follow) {
-        const page = manager.eventLog.page({ ...q, afterSeq: q.after, limit: req.query.limit ?? 1000 });
-        return { ...page, events: page.events.filter(visible) };
-      }
-      const body = bodyFrom((signal) => followEvents(manager.eventLog, q, signal, visible));
+      const tenant = tenantOf(req);
+      const q = { ...(sandbox === undefined ? {} : { sandboxId: sandbox }), ...(tenant === null ? {} : { tenant }), after: req.query.after ?? 0 };
+      if (!follow) return manager.eventLog.page({ ...q, afterSeq: q.after, limit: req.query.limit ?? 1000 });
+      const body = bodyFrom((signal) => followEvents(manager.eventLog, q, signal));
       followers.add(body);
       body.once('close', () => followers.delete(body));
       return sendBody(reply, body, 'application/x-ndjson', { flushHeaders: true });
