@@ -4,6 +4,10 @@
 # registry, scripts/install-node.sh) and what native modules need to compile, npm dependencies,
 # the build, `kiln` on the PATH, and the guest image (cached by the hash of its recipe: a second
 # run does no image work).
+#
+# Switches (for a machine that only builds kiln, e.g. scripts/check-fresh-debian.sh's chroot):
+#   KILN_SETUP_NO_QEMU=1   skip bookworm-backports, QEMU and the guest-image tools
+#   KILN_SETUP_NO_IMAGE=1  skip the guest image build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+if [ "${KILN_SETUP_NO_QEMU:-0}" != 1 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   echo "==> adding bookworm-backports (QEMU 10: read-only template memory, file: migration under seccomp)"
   cat > /etc/apt/sources.list.d/kiln-backports.sources <<'SRC'
 Types: deb
@@ -26,14 +30,19 @@ fi
 
 echo "==> apt-get update"
 apt-get update -qq
-echo "==> installing QEMU (bookworm-backports) and host tools"
-apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
-apt-get install -y -qq --no-install-recommends \
-  debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux ca-certificates >/dev/null
+if [ "${KILN_SETUP_NO_QEMU:-0}" != 1 ]; then
+  echo "==> installing QEMU (bookworm-backports) and host tools"
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+  apt-get install -y -qq --no-install-recommends \
+    debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux >/dev/null
+else
+  echo "==> KILN_SETUP_NO_QEMU=1: no QEMU, no guest-image tools"
+fi
 # gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl)
 # and the VMM launcher (kiln-vmm-launch). g++, make and python3: node-gyp builds better-sqlite3.
-# curl: fetches Node.js from the npm registry.
-apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl >/dev/null
+# curl (+ CA certificates): fetches Node.js from the npm registry.
+echo "==> installing the build tools (gcc, g++, make, python3, curl)"
+apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl ca-certificates >/dev/null
 
 ./scripts/install-node.sh
 # Everything below (and the guest image, which copies this node binary) uses kiln's Node.
@@ -61,6 +70,19 @@ WRAP
 chmod 0755 /usr/local/bin/kiln
 echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln -> $PWD)"
 
-echo "==> guest image"
-node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
+# kilnd as a systemd service (docs/operations.md): installed, not enabled or started.
+unit_dir=/etc/systemd/system
+mkdir -p "$unit_dir"
+if ! cmp -s packaging/systemd/kilnd.service "$unit_dir/kilnd.service"; then
+  install -m 0644 packaging/systemd/kilnd.service "$unit_dir/kilnd.service"
+  echo "==> installed $unit_dir/kilnd.service (not enabled: systemctl enable --now kilnd)"
+  if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+fi
+
+if [ "${KILN_SETUP_NO_IMAGE:-0}" != 1 ]; then
+  echo "==> guest image"
+  node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
+else
+  echo "==> KILN_SETUP_NO_IMAGE=1: no guest image"
+fi
 echo "==> setup done"

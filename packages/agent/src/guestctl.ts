@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { findPortOnce } from './serve-port.js';
+import { findPortOnce } from './virtio-port.js';
 import { AgentError } from '@kiln/protocol';
 import { errorFields, log } from './log.js';
 

@@ -3,13 +3,12 @@
 // net.Socket, so this drives the fd with plain fs reads and writes (each blocking one
 // libuv pool thread while it waits) and reopens the port after every EOF.
 
-import { close, open, read, readdir, readFile, write } from 'node:fs';
+import { close, open, read, write } from 'node:fs';
 import { promisify } from 'node:util';
 import { errorFields, log } from './log.js';
 import type { AgentConfig } from './ops/index.js';
 import { Session, type Transport } from './session.js';
 
-export const PORT_NAME = 'org.kiln.agent';
 const REOPEN_DELAY_MS = 50;
 /**
  * While no host is connected every open reads EOF at once: the delay doubles up to this, so a
@@ -17,35 +16,12 @@ const REOPEN_DELAY_MS = 50;
  * guest ~19 % of a host core. A host that connects is served within this long.
  */
 const MAX_REOPEN_DELAY_MS = 1000;
-const DISCOVER_POLL_MS = 200;
 const READ_BUFFER_BYTES = 512 * 1024;
 
 const openP = promisify(open);
 const readP = promisify(read);
 const writeP = promisify(write);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The device path of the virtio port named `name`, or null if there is none (now). */
-export async function findPortOnce(name: string, sysDir = '/sys/class/virtio-ports'): Promise<string | null> {
-  const dirs = await promisify(readdir)(sysDir).catch(() => [] as string[]);
-  for (const dir of dirs) {
-    const portName = await promisify(readFile)(`${sysDir}/${dir}/name`, 'utf8').catch(() => '');
-    if (portName.trim() === name) return `/dev/${dir}`;
-  }
-  return null;
-}
-
-/** Waits until a virtio port named `name` shows up and returns its device path. */
-export async function findPort(name = PORT_NAME, sysDir = '/sys/class/virtio-ports'): Promise<string> {
-  let logged = false;
-  for (;;) {
-    const found = await findPortOnce(name, sysDir);
-    if (found) return found;
-    if (!logged) log('info', 'waiting for the virtio-serial port', { name });
-    logged = true;
-    await sleep(DISCOVER_POLL_MS);
-  }
-}
 
 /**
  * Writes frames to the fd one at a time (concurrent writes from pool threads could

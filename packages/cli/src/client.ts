@@ -95,7 +95,14 @@ export class KilnClient {
     await this.call('DELETE', `/v1/sandboxes/${encodeURIComponent(id)}`);
   }
   async events(id: string, after = 0): Promise<Array<{ seq: number; at: number; type: string; data: Record<string, unknown> }>> {
-    return (await this.call<{ events: Array<{ seq: number; at: number; type: string; data: Record<string, unknown> }> }>('GET', `/v1/sandboxes/${encodeURIComponent(id)}/events?after=${after}`)).events;
+    type Ev = { seq: number; at: number; type: string; data: Record<string, unknown> };
+    const all: Ev[] = [];
+    for (let cursor: number | null = after; cursor !== null; ) {
+      const page: { events: Ev[]; nextAfter?: number | null } = await this.call('GET', `/v1/sandboxes/${encodeURIComponent(id)}/events?after=${cursor}`);
+      all.push(...page.events);
+      cursor = page.nextAfter ?? null;
+    }
+    return all;
   }
 
   /** Starts an exec; yields its NDJSON events as they arrive. */

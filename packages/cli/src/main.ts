@@ -10,9 +10,11 @@ import { registerLogsCommand } from './commands/logs.js';
 import { registerStatsCommand } from './commands/stats.js';
 import { registerNetCommands } from './commands/net.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
-import { fail } from './output.js';
+import { exitQuietlyOnClosedPipe, fail } from './output.js';
 import { registerTemplateCommands } from './commands/template.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
+
+exitQuietlyOnClosedPipe();
 
 const program = new Command();
 program

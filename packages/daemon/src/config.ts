@@ -1,8 +1,10 @@
 /** kilnd configuration. Every option documents its default. */
 import type { AccelRequest } from './vmm/accel.js';
+import { insecureNoJailFromEnv } from './vmm/jail-policy.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
+import { DEFAULT_EVENT_RETENTION, type EventRetention } from './store/events.js';
 
 export interface DaemonConfig {
   /** Unix socket of the API. Default /run/kiln/kiln.sock. */
@@ -11,6 +13,8 @@ export interface DaemonConfig {
   stateDir: string;
   /** Accelerator: auto (default) picks KVM only with vmx/svm and a working /dev/kvm. */
   accel: AccelRequest;
+  /** Run QEMU without its jail (vmm/jail-policy.ts); a kilnd that is not root needs it to start VMs. */
+  insecureNoJail: boolean;
   /** TCG translation cache in MiB. Default 128. */
   tcgTbSizeMiB: number;
   /** Destroy every sandbox when kilnd exits. Default false (VMs are re-adopted on restart). */
@@ -37,12 +41,15 @@ export interface DaemonConfig {
   network: NetworkConfig;
   /** Capacity limits, heartbeat and garbage collection (lifecycle/config.ts documents each default). */
   lifecycle: LifecycleConfig;
+  /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
+  events: EventRetention;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
   socket: process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock',
   stateDir: process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
   accel: 'auto',
+  insecureNoJail: insecureNoJailFromEnv(),
   tcgTbSizeMiB: 128,
   destroyOnExit: false,
   logLevel: process.env.KILN_LOG_LEVEL ?? 'info',
@@ -54,4 +61,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   observability: DEFAULT_OBSERVABILITY_CONFIG,
   network: DEFAULT_NETWORK_CONFIG,
   lifecycle: DEFAULT_LIFECYCLE_CONFIG,
+  events: DEFAULT_EVENT_RETENTION,
 };

@@ -4,6 +4,7 @@
  */
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { sandboxesDir } from './sandbox/run-dir.js';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
@@ -40,12 +41,14 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const logger = deps.logger ?? pino({ level: config.logLevel, mixin: requestLogMixin }, pino.destination(2));
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   await mkdir(dirname(config.socket), { recursive: true, mode: 0o755 });
-  const store = new Store(join(config.stateDir, 'kiln.db'));
+  const store = new Store(join(config.stateDir, 'kiln.db'), { eventRetention: config.events });
+  store.eventLog.startPruning();
   // Audit first: every later step (reconcile included) is recorded.
   const obs = await Observability.start({ stateDir: config.stateDir, ...config.observability }, logger);
-  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB });
+  const driver = deps.driver ?? new QemuDriver({ accel: config.accel, tcgTbSizeMiB: config.tcgTbSizeMiB, insecureNoJail: config.insecureNoJail });
   const caps = driver.capabilities();
   logger.info({ accel: caps.accel, reason: caps.accelReason }, 'accelerator');
+  if (caps.jail && caps.jail !== 'jailed') logger.warn({ jail: caps.jail }, caps.jailReason ?? 'QEMU is not jailed');
 
   const images = new ImageResolver(config.stateDir);
   const resolveImage = () => images.resolve();
@@ -67,7 +70,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   if (removedTemplates.length) logger.info({ removed: removedTemplates }, 'removed stale or partial templates');
 
   const network = config.network.enabled
-    ? new NetworkService({ config: config.network, db: store.sql, sandboxesDir: join(config.stateDir, 'sandboxes'), logger: logger.child({ component: 'network' }) })
+    ? new NetworkService({
+        config: config.network,
+        db: store.sql,
+        sandboxesDir: sandboxesDir(config.stateDir),
+        logger: logger.child({ component: 'network' }),
+        onPolicyChanged: (id, c) => store.addEvent(id, 'policy', { how: c.how, before: c.before, after: c.after }),
+      })
     : null;
   await network?.init();
 
@@ -111,7 +120,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     },
     { intervalMs: driver.setCpuDemoted ? config.lifecycle.cpuBalanceIntervalMs : 0 },
   );
-  obs.bind(manager);
+  obs.bind(manager, network ? (id, fresh) => network.byteCounters(id, fresh) : undefined);
   await resolveImage().catch(() => null);
 
   const app = await buildApi({
@@ -120,10 +129,12 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     network,
     logger,
     observe: obs.api,
-    gc: () => reaper.collect(),
+    // kiln gc: this kilnd's orphans, then kiln network objects on the host that no live kilnd owns.
+    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.get(`sb-${hex}`) !== null)).removed : [])],
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
+      jail: caps.jail ? { mode: caps.jail, reason: caps.jailReason ?? '' } : null,
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
@@ -153,6 +164,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
         network?.close();
+        store.eventLog.stopPruning();
         store.close();
         await rm(config.socket, { force: true });
       })()),

@@ -1,8 +1,12 @@
 /**
- * One registry of coded errors (in the manner of fastify's FST_ERR_*): every error that crosses
- * a boundary (HTTP, CLI, SDK) is a KilnError with a stable `code` and an HTTP status.
+ * Coded errors (in the manner of fastify's FST_ERR_*): every error that crosses a boundary
+ * (HTTP, CLI, SDK) is a KilnError with a stable `code` from the registry (error-codes.ts) and an
+ * HTTP status, by default the registry's.
  */
+import { ERROR_CODES, isErrorCode } from './error-codes.js';
+
 export interface KilnErrorOptions {
+  /** Default: the code's status in the registry (500 for a code it lacks). */
   status?: number;
   cause?: unknown;
   details?: unknown;
@@ -17,7 +21,7 @@ export class KilnError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'KilnError';
     this.code = code;
-    this.status = opts.status ?? 500;
+    this.status = opts.status ?? (isErrorCode(code) ? ERROR_CODES[code].status : 500);
     this.details = opts.details;
   }
 

@@ -4,6 +4,7 @@
  * observer that feeds them; the API hooks and routes that expose them.
  */
 import { dirname, join } from 'node:path';
+import { runDirLayout } from './sandbox/run-dir.js';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { registerApiAudit } from './audit/api-hook.js';
@@ -87,7 +88,7 @@ export class Observability {
   };
 
   /** Starts sampling and log retention once the manager has reconciled. */
-  bind(manager: SandboxManager, network?: (id: string) => NetworkCounters | null): void {
+  bind(manager: SandboxManager, network?: (id: string, fresh: boolean) => Promise<NetworkCounters | null>): void {
     this.manager = manager;
     this.sampler = new ResourceSampler(
       {
@@ -142,6 +143,6 @@ export interface ApiObservability {
 
 /** The log sockets of a VM (derived from its run dir for handles recorded before they existed). */
 function logSockets(vm: VmHandle): { consoleSocket: string; logsSocket: string } {
-  const runDir = dirname(vm.paths.qmpSocket);
-  return { consoleSocket: vm.paths.consoleSocket ?? join(runDir, 'console.sock'), logsSocket: vm.paths.logsSocket ?? join(runDir, 'logs.sock') };
+  const l = runDirLayout(dirname(vm.paths.qmpSocket));
+  return { consoleSocket: vm.paths.consoleSocket ?? l.consoleSocket, logsSocket: vm.paths.logsSocket ?? l.logsSocket };
 }

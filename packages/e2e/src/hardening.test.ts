@@ -8,9 +8,10 @@
  *   root is the jail (no device node: TAP and /dev/kvm are opened by the launcher);
  * - from inside A: filling the scratch disk fails in the guest (ENOSPC) and the host disk grows
  *   by at most the disk size; a memory hog beyond guest RAM is killed in the guest; a console
- *   flood leaves the stored log within its cap; a fork bomb hoses only A. During each: kilnd
- *   answers and B's exec latency stays within 2× its idle median just before (2.5× during the
- *   scratch fill, the closest to the bound);
+ *   flood leaves the stored log within its cap and the collector counts what it dropped; a fork
+ *   bomb hoses only A, and the CPU balancer demotes A, never B. During each: kilnd answers and
+ *   B runs commands. (How fast B and kilnd answer, and kilnd's CPU, are measurements on a
+ *   shared machine: `npm run bench -- neighbour` reports them, bench/neighbour.ts.)
  * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
@@ -22,8 +23,8 @@ import { DaemonFixture, integrationSkipReason } from './harness.js';
 
 const skip = integrationSkipReason();
 const MiB = 1024 * 1024;
-const LOG_CAP = 256 * 1024;
-const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
+/** Small enough that 20 s of console flood (read at 8 KiB/s after a 64 KiB burst) overflows it. */
+const LOG_CAP = 64 * 1024;
 /** Bytes a directory tree really occupies on disk (allocated blocks, so sparse files count as stored). */
 function allocatedBytes(path: string): number {
   if (!existsSync(path)) return 0;
@@ -53,12 +54,6 @@ function cgroupDirs(pid: number): Record<string, string> {
   return out;
 }
 
-/** CPU time (user + system) of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
-
 const dirnameOf = (p: string): string => (p === '' ? '' : p.slice(0, p.lastIndexOf('/')));
 const cg = (dir: string | undefined, file: string): string => readFileSync(join(dir ?? '/nonexistent', file), 'utf8').trim();
 
@@ -81,7 +76,6 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
   const fx = new DaemonFixture('hardening');
   let a = '';
   let b = '';
-  let idleMs = 0;
 
   const sh = async (id: string, shell: string, timeoutMs = 120_000): Promise<{ out: string; code: number | null }> => {
     let out = '';
@@ -99,46 +93,24 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     assert.ok(v.vm, `${id} has a VM`);
     return v.vm.pid;
   };
-  /** Wall times of `true` in B over `n` samples, and their median. */
-  const latencyB = async (n = 5): Promise<{ all: number[]; median: number }> => {
-    const xs: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const t0 = performance.now();
-      const r = await sh(b, 'true');
-      assert.equal(r.code, 0);
-      xs.push(performance.now() - t0);
-    }
-    return { all: xs, median: median(xs) };
-  };
   /**
-   * Measures B's idle exec latency, starts `start()` in A, and while it runs: kilnd answers
-   * (health ≤ 2 s) and the median of B's exec latency over the attack (up to 18 samples, at
-   * least 3) stays within 2× of B's idle median — the issue's target. The idle median (15
-   * samples) is taken right before each attack: a baseline from minutes earlier would measure
-   * whatever else the host did meanwhile as much as A. Returns the attack.
+   * Starts `start()` in A and, while it runs (from 4.5 s in, when the CPU balancer has had time
+   * to demote a spinning A), checks that kilnd answers and B runs a command, at least once and
+   * then every round until the attack ends. Returns the attack.
    */
-  const neighbourStaysFine = async <T>(what: string, start: () => Promise<T>, bound = 2): Promise<T> => {
-    const idle = (await latencyB(15)).median;
+  const neighbourKeepsWorking = async <T>(what: string, start: () => Promise<T>): Promise<T> => {
     const attack = start();
     let done = false;
     const settled = attack.finally(() => (done = true));
-    // A guest that keeps its vCPUs busy gets a low CPU weight after ~3 s (lifecycle/cpu-balancer.ts).
     await sleep(4500);
-    const samples: number[] = [];
-    for (let round = 0; round < 6 && !done; round++) {
-      const t0 = performance.now();
-      await fx.client.call('GET', '/v1/health');
-      const healthMs = performance.now() - t0;
-      assert.ok(healthMs < 2000, `${what}: kilnd answered /v1/health in ${healthMs.toFixed(0)} ms`);
-      samples.push(...(await latencyB(3)).all);
-    }
-    const during = samples.length;
+    let rounds = 0;
+    do {
+      assert.deepEqual(await fx.client.call('GET', '/v1/health'), { ok: true }, `${what}: kilnd answers`);
+      assert.equal((await sh(b, 'echo neighbour-ok')).out.trim(), 'neighbour-ok', `${what}: B runs commands`);
+      rounds++;
+    } while (!done && rounds < 6);
     await settled.catch(() => undefined);
-    if (samples.length < 3) samples.push(...(await latencyB(3)).all);
-    const m = median(samples);
-    process.stderr.write(`${what}: B exec ${samples.map((s) => s.toFixed(0)).join(' ')} ms (${during} during the attack), median ${m.toFixed(0)} ms; idle median ${idle.toFixed(0)} ms just before (${idleMs.toFixed(0)} ms at the start)\n`);
-    process.stderr.write(`${what}: neighbour slowdown ${(m / idle).toFixed(2)}× (target 2×, held to ${bound}×)\n`);
-    assert.ok(m <= bound * idle, `${what}: B's median exec latency ${m.toFixed(0)} ms > ${bound} × idle ${idle.toFixed(0)} ms`);
+    process.stderr.write(`${what}: kilnd and B answered ${rounds} round(s) during the attack\n`);
     return attack;
   };
 
@@ -148,8 +120,6 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     a = sa.id;
     b = sb.id;
     process.stderr.write(`sandboxes under test: A=${a} B=${b}\n`);
-    await latencyB(3); // warm B's exec path first
-    idleMs = (await latencyB(9)).median;
   });
   after(async () => {
     await fx.close();
@@ -228,8 +198,8 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
           target.startsWith(`${fx.stateDir}/images/`) ||
           target.startsWith(`${fx.stateDir}/templates/`) ||
           /^\/var\/lib\/kiln\/(images|templates)\//.test(target) ||
-          // a unix socket that is QEMU's own (bound in its run dir) or unnamed (socketpair, accepted)
-          (sock !== null && sockets.has(sock[1] ?? '') && ['', runDir].includes(dirnameOf(sockets.get(sock[1] ?? '') ?? '')));
+          // a unix socket that is QEMU's own (bound in its VMM dir) or unnamed (socketpair, accepted)
+          (sock !== null && sockets.has(sock[1] ?? '') && ['', join(runDir, 'vmm')].includes(dirnameOf(sockets.get(sock[1] ?? '') ?? '')));
         if (!ok) bad.push(`${fd} -> ${target}${sock ? ` (${sockets.get(sock[1] ?? '') ?? 'not unix'})` : ''}`);
       }
       assert.deepEqual(bad, [], `${id}: unexpected fds of QEMU pid ${pid}`);
@@ -251,13 +221,18 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       assert.equal(existsSync(join(root, fx.socket)), false, "kilnd's socket is visible");
       const other = id === a ? b : a;
       assert.equal(existsSync(join(root, fx.stateDir, 'sandboxes', other)), false, "the other sandbox's run dir is visible");
-      assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'qmp.sock')), 'its own sockets are there');
+      assert.ok(existsSync(join(root, fx.stateDir, 'sandboxes', id, 'vmm', 'qmp.sock')), 'its own sockets are there');
+      // of its run dir it sees only its own directory and its disk: not vmm.log, not the resolver's files
+      assert.deepEqual(readdirSync(join(root, fx.stateDir, 'sandboxes', id)).map((n) => n.replace(/^scratch\.(img|qcow2)$/, 'scratch')).sort(), ['scratch', 'vmm']);
       // no device node besides these: the TAP (and /dev/kvm under KVM) arrive as inherited fds
       assert.deepEqual(readdirSync(join(root, 'dev')).sort(), ['null', 'urandom', 'zero']);
       // its own PID namespace: QEMU is pid 1 there and sees no other process
       assert.deepEqual(readdirSync(join(root, 'proc')).filter((n) => /^\d+$/.test(n)), ['1']);
-      const mode = statSync(join(fx.stateDir, 'sandboxes', id)).mode & 0o777;
-      assert.equal(mode, 0o700, 'run dir (sockets) is private to the VMM user (and root)');
+      // the run dir is root's alone; the VMM's directory, sealed after start-up, is root's too
+      const run = statSync(join(fx.stateDir, 'sandboxes', id));
+      assert.deepEqual([run.uid, run.mode & 0o777], [0, 0o700], 'run dir is private to root');
+      const vmm = statSync(join(fx.stateDir, 'sandboxes', id, 'vmm'));
+      assert.deepEqual([vmm.uid, vmm.mode & 0o777], [0, 0o711], "the VMM's directory is sealed");
     }
   });
 
@@ -280,9 +255,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     const mine = () => allocatedBytes(join(fx.stateDir, 'sandboxes', a)) + allocatedBytes(join(fx.stateDir, 'logs', a));
     const mine0 = mine();
     const free0 = statfsSync(fx.stateDir);
-    // Held to 2.5×: measured 1.20–1.89× over eleven runs (docs/hardening.md), the closest of the
-    // four to 2×; the host's own writeback of A's 10 GB is no cgroup's and weighs on B too.
-    const r = await neighbourStaysFine('scratch fill', () => sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000), 2.5);
+    const r = await neighbourKeepsWorking('scratch fill', () => sh(a, 'dd if=/dev/zero of=/var/tmp/fill bs=1M 2>&1; echo "dd-exit=$?"; sync', 600_000));
     assert.match(r.out, /No space left on device/);
     const free1 = statfsSync(fx.stateDir);
     const grewBytes = mine() - mine0;
@@ -299,7 +272,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     const oomKills = (): number => Number(/oom_kill (\d+)/.exec(dirs.v2 ? cg(dirs.v2, 'memory.events') : cg(dirs.memory, 'memory.oom_control'))?.[1] ?? 0);
     const kills0 = oomKills();
     if (!dirs.v2) writeFileSync(join(dirs.memory ?? '', 'memory.max_usage_in_bytes'), '0'); // reset the peak (v1)
-    const r = await neighbourStaysFine('memory hog', () => sh(a, 'head -c 1600M /dev/zero | tail > /dev/null; echo "hog-exit=$?"', 300_000));
+    const r = await neighbourKeepsWorking('memory hog', () => sh(a, 'head -c 1600M /dev/zero | tail > /dev/null; echo "hog-exit=$?"', 300_000));
     assert.doesNotMatch(r.out, /hog-exit=0/, `the hog was not stopped: ${r.out}`);
     const peak = Number(dirs.v2 ? cg(dirs.v2, 'memory.peak') : cg(dirs.memory, 'memory.max_usage_in_bytes'));
     const rssKiB = Number(/(\d+)/.exec(status(pid).VmRSS ?? '')?.[1]);
@@ -310,25 +283,30 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     assert.equal((await sh(a, 'echo alive')).out.trim(), 'alive');
   });
 
-  t('a console flood leaves the stored log within its cap', async () => {
-    const cpu0 = cpuSeconds(fx.pid ?? 0);
-    const t0 = performance.now();
-    await neighbourStaysFine('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000));
-    const kilndCores = (cpuSeconds(fx.pid ?? 0) - cpu0) / ((performance.now() - t0) / 1000);
+  t('a console flood leaves the stored log within its cap, and what the cap dropped is counted', async () => {
+    const dropped = async (): Promise<number> => {
+      const res = await fx.client.raw({ method: 'GET', path: '/metrics' });
+      let text = '';
+      for await (const c of res) text += String(c);
+      const m = new RegExp(`^kiln_sandbox_log_dropped_bytes\\{sandbox="${a}"\\} (\\S+)$`, 'm').exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const dropped0 = await dropped();
+    await neighbourKeepsWorking('console flood', () => sh(a, 'timeout 20 sh -c "yes kiln-console-flood-0123456789abcdef > /dev/console"; true', 120_000));
     const dir = join(fx.stateDir, 'logs', a);
     const bytes = readdirSync(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0);
-    process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment); kilnd used ${kilndCores.toFixed(2)} of a core\n`);
-    // kilnd reads the console at 8 KiB/s past a burst (logs/collector.ts): unthrottled, this
-    // flood kept kilnd at 0.45–0.70 of a core; at 64 KiB/s 0.13–0.27; at 8 KiB/s ~0.06
-    assert.ok(kilndCores < 0.35, `kilnd used ${kilndCores.toFixed(2)} of a core during the flood`);
+    const droppedBytes = (await dropped()) - dropped0;
+    process.stderr.write(`console flood: ${bytes} bytes stored for A (cap ${LOG_CAP} per segment), ${droppedBytes} dropped and counted\n`);
     assert.ok(bytes <= 2 * LOG_CAP + 64 * 1024, `stored ${bytes} bytes`);
+    // 20 s of `yes` is far more than the cap: the cap dropped bytes, and /metrics says how many.
+    assert.ok(droppedBytes > 0, `kiln_sandbox_log_dropped_bytes for ${a} rose by ${droppedBytes}`);
   });
 
   t('a fork bomb hoses only its own guest', async () => {
     // GNU timeout kills the whole process group (every bomb copy) after 30 s.
     const pid = await pidOf(a);
     const dirs = cgroupDirs(pid);
-    await neighbourStaysFine('fork bomb', () => sh(a, "timeout -s KILL 30 sh -c 'b(){ b | b & }; b; sleep 60'; echo bomb-done", 120_000).catch(() => undefined));
+    await neighbourKeepsWorking('fork bomb', () => sh(a, "timeout -s KILL 30 sh -c 'b(){ b | b & }; b; sleep 60'; echo bomb-done", 120_000).catch(() => undefined));
     // A may stay up, or kilnd's heartbeat fails it (GUEST_UNRESPONSIVE) while its guest is
     // saturated: either way only A is affected.
     const rec = (await fx.client.call('GET', `/v1/sandboxes/${a}`)) as { state: string; error: { code: string } | null };

@@ -1,14 +1,16 @@
 /**
  * Integration fixture: a real kilnd (the `kiln daemon` CLI as a child process) in a fresh
  * state directory that borrows the built guest image, and a client for it. It owns cleanup:
- * close() destroys what the test left, stops the daemon and checks for leftovers; on failure
- * it prints the daemon log and each sandbox's console tail.
+ * close() destroys what the test left, stops the daemon and fails the suite if anything of its
+ * sandboxes is left on the host (leak-check.ts); on failure it prints the daemon log and each
+ * sandbox's console tail.
  */
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, readdirSync, readFileSync, rmSync, symlinkSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { KilnClient } from '@kiln/cli';
+import { removeLeftovers, SandboxIdLedger, settledLeftovers } from './leak-check.js';
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const CLI = join(REPO, 'packages/cli/dist/main.js');
@@ -27,13 +29,50 @@ export function integrationSkipReason(): string | null {
   return null;
 }
 
+const SUBNET_LOCK_DIR = process.env.KILN_NET_LOCK_DIR ?? '/run/kiln';
+const pickedSubnets = new Set<string>();
+
+/** Whether a live kilnd holds the lock of this subnet (subnet-lock.ts: flock on net-<base>_<prefix>.lock). */
+function subnetHeld(subnet: string): boolean {
+  const path = join(SUBNET_LOCK_DIR, `net-${subnet.replace('/', '_')}.lock`);
+  if (!existsSync(path)) return false;
+  try {
+    execFileSync('flock', ['--nonblock', '--shared', path, 'true'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A sandbox subnet for one fixture. kilnd takes a host-wide lock per subnet, so concurrent
+ * daemons (fixtures of one file, parallel runs) need subnets of their own: KILN_NET_SUBNET when
+ * the environment sets one, else a /16 in 10.200–10.250 that no live kilnd holds and no other
+ * fixture of this process picked (10.210, kilnd's default, is left to a real kilnd).
+ */
+export function pickSubnet(): string {
+  if (process.env.KILN_NET_SUBNET) return process.env.KILN_NET_SUBNET;
+  const start = Math.floor(Math.random() * 51);
+  for (let i = 0; i < 51; i++) {
+    const b = 200 + ((start + i) % 51);
+    const subnet = `10.${b}.0.0/16`;
+    if (b === 210 || pickedSubnets.has(subnet) || subnetHeld(subnet)) continue;
+    pickedSubnets.add(subnet);
+    return subnet;
+  }
+  throw new Error('no free sandbox subnet in 10.200.0.0-10.250.255.255 (every /16 is held by a kilnd)');
+}
+
 export class DaemonFixture {
+  /** This fixture's sandbox subnet (KILN_NET_SUBNET of its kilnd unless a start() env overrides it). */
+  subnet: string;
   readonly stateDir: string;
   readonly socket: string;
   readonly logPath: string;
   readonly client: KilnClient;
   private proc: ChildProcess | null = null;
   private anyTestFailed = false;
+  private readonly ledger: SandboxIdLedger;
 
   constructor(readonly name: string) {
     this.stateDir = mkdtempSync(`/tmp/kiln-it-${name}-`);
@@ -44,6 +83,13 @@ export class DaemonFixture {
     mkdirSync(join(IMAGE_STATE_DIR, 'templates'), { recursive: true });
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
+    this.subnet = pickSubnet();
+    this.ledger = new SandboxIdLedger(this.stateDir, this.client);
+  }
+
+  /** Every sandbox id this fixture's kilnd was seen to hand out: close() checks each for leaks. */
+  get sandboxIds(): Set<string> {
+    return this.ledger.ids;
   }
 
   get pid(): number | undefined {
@@ -51,12 +97,25 @@ export class DaemonFixture {
   }
 
   async start(env: Record<string, string> = {}): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.startOnce(env);
+      } catch (err) {
+        // Another kilnd took an automatically picked subnet between the pick and the start.
+        const raced = /NETWORK_SUBNET_IN_USE/.test((err as Error).message) && !env.KILN_NET_SUBNET && !process.env.KILN_NET_SUBNET;
+        if (!raced || attempt >= 4) throw err;
+        this.subnet = pickSubnet();
+      }
+    }
+  }
+
+  private async startOnce(env: Record<string, string>): Promise<void> {
     const log = openSync(this.logPath, 'a');
     this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
       stdio: ['ignore', log, log],
       // No background template builds in tests (they would compete for the 2 cores).
       // Tests never route off this machine: no uplink unless a test brings its own (netlab.ts).
-      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', KILN_NET_UPLINK: 'none', ...env },
+      env: { ...process.env, KILN_LAZY_TEMPLATES: '0', KILN_NET_UPLINK: 'none', KILN_NET_SUBNET: this.subnet, ...env },
     });
     closeSync(log);
     const deadline = Date.now() + 30_000;
@@ -106,6 +165,7 @@ export class DaemonFixture {
       p.on('error', reject);
       p.on('close', (code) => {
         clearTimeout(timer);
+        this.ledger.noteOutput(Buffer.concat(out).toString('utf8'));
         resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
       });
       if (opts.input !== undefined) p.stdin.end(opts.input);
@@ -133,6 +193,9 @@ export class DaemonFixture {
   /** Prints what helps debug a failed test: daemon log and each sandbox's console. */
   dumpDiagnostics(): void {
     process.stderr.write(`\n--- kilnd log (${this.name}, ${this.stateDir}) ---\n${this.logTail()}\n`);
+    // A 500 names only its request id; the detail is kilnd's error line for it, maybe far back.
+    const errors = this.logTail(Infinity).split('\n').filter((l) => /"level":(50|60)/.test(l));
+    if (errors.length) process.stderr.write(`--- kilnd errors (${this.name}, last ${Math.min(errors.length, 20)}) ---\n${errors.slice(-20).map((l) => l.slice(0, 2000)).join('\n')}\n`);
     const dir = join(this.stateDir, 'logs');
     if (existsSync(dir)) for (const id of readdirSync(dir)) process.stderr.write(`--- guest logs of ${id} ---\n${this.consoleTail(id)}\n`);
   }
@@ -187,15 +250,24 @@ export class DaemonFixture {
     });
   }
 
-  /** Destroys every sandbox, stops the daemon, kills stray VMMs, removes the state dir. */
-  async close(opts: { failed?: boolean } = {}): Promise<void> {
+  /**
+   * Destroys every sandbox, stops the daemon, then asserts that nothing of this fixture's
+   * sandboxes is left on the host (VMMs, resolvers, netns, links, nft tables, cgroups, run dirs,
+   * sockets): a leak is removed and then thrown, failing the suite that caused it.
+   */
+  async close(opts: { failed?: boolean; settleMs?: number } = {}): Promise<void> {
     if (opts.failed ?? this.anyTestFailed) this.dumpDiagnostics();
+    let leaked = new Map<string, string[]>();
     try {
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
       if (this.proc && this.proc.exitCode === null) {
         for (const sb of await this.client.list().catch(() => [])) await this.client.destroy(sb.id).catch(() => undefined);
       }
     } finally {
       await this.stop();
+      await this.ledger.collect(this.proc !== null && this.proc.exitCode === null);
+      leaked = await settledLeftovers(this.stateDir, this.sandboxIds, opts.settleMs);
+      for (const id of leaked.keys()) removeLeftovers(this.stateDir, id);
       for (const pid of this.vmmProcesses()) {
         try {
           process.kill(pid, 'SIGKILL');
@@ -204,6 +276,10 @@ export class DaemonFixture {
         }
       }
       rmSync(this.stateDir, { recursive: true, force: true });
+    }
+    if (leaked.size) {
+      const lines = [...leaked].map(([id, l]) => `  ${id}: ${l.join(', ')}`).join('\n');
+      throw new Error(`${this.name}: sandboxes left host resources behind after destroy and stop (removed now):\n${lines}`);
     }
   }
 }

@@ -6,43 +6,12 @@
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
 import { hostLeftovers, LAB, NetLab } from './netlab.js';
-
-const BB = '/opt/kiln/bin/busybox';
-/** A shell line that fetches URL with a deadline and prints `<tag>=<exit code>` (busybox wget's own -T crashes). */
-const fetch = (tag: string, url: string, secs = 6) => `( ${BB} timeout ${secs} ${BB} wget -q -O - ${url} >/tmp/${tag}.out 2>&1; echo ${tag}=$? )`;
-
-interface FlowView {
-  verdict: string;
-  reason: string | null;
-  protocol: string;
-  src: string;
-  dst: string;
-  dstPort: number | null;
-  packetsOut: number;
-  packetsIn: number;
-}
-interface Flows {
-  counters: Record<string, number>;
-  flows: FlowView[];
-}
-interface NetView {
-  address: string;
-  gateway: string;
-  netns: string;
-  tap: string;
-  mac: string;
-}
-
-function hostAddress(): string {
-  const links = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show']).toString()) as Array<{ ifname: string; addr_info: Array<{ local: string }> }>;
-  for (const l of links) for (const a of l.addr_info) if (!a.local.startsWith('127.') && !a.local.startsWith('10.210.')) return a.local;
-  throw new Error('the host has no non-loopback IPv4 address');
-}
+import { BB, fetch, type Flows, hostAddress, type NetView, results } from './net-probe.js';
+import { registerPolicyTests } from './network-policy.js';
 
 describe('sandbox network and egress policy', { skip: integrationSkipReason() ?? false, timeout: 900_000 }, () => {
   const lab = new NetLab();
@@ -51,7 +20,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
   let b = '';
   let hostServer: Server;
   let hostPort = 0;
-  const hostIp = hostAddress();
+  const hostIp = hostAddress(fx.subnet);
 
   const run = async (id: string, shell: string, timeoutMs = 120_000): Promise<{ code: number | null; out: string }> => {
     const chunks: Buffer[] = [];
@@ -63,7 +32,6 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
     }
     return { code, out: Buffer.concat(chunks).toString() };
   };
-  const results = (out: string): Record<string, number> => Object.fromEntries([...out.matchAll(/^(\w+)=(\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
   const flows = (id: string) => fx.client.call<Flows>('GET', `/v1/sandboxes/${id}/network/flows`);
   const net = (id: string) => fx.client.call<NetView>('GET', `/v1/sandboxes/${id}/network`);
   const guestIp = async (id: string) => (await net(id)).address.split('/')[0] as string;
@@ -90,7 +58,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
 
   t('the guest gets its address at run time, resolves through its resolver and reaches 80 and 443', async () => {
     const n = await net(a);
-    assert.match(n.address, /^10\.210\.\d+\.\d+\/30$/);
+    assert.match(n.address, new RegExp(`^${fx.subnet.split('.').slice(0, 2).join('\\.')}\\.\\d+\\.\\d+/30$`));
     assert.equal(n.netns, `kiln-${a.slice(3)}`);
     const r = await run(a, `ip -4 -o addr show; ip link show; cat /etc/resolv.conf; ${BB} nslookup ${LAB.domain}; ${fetch('p80', `http://${LAB.domain}/`)}; ${fetch('p443', `http://${LAB.web}:443/`)}; cat /tmp/p80.out /tmp/p443.out`);
     assert.ok(r.out.includes(`inet ${n.address}`), r.out);
@@ -189,11 +157,13 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
     assert.deepEqual(results(r.out), { p80: 0 }, r.out);
     const bad = await fx.cli(['net', 'set', a, '--allow', '10.0.0.0/8']);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /policy\.allow\[0\]\.cidr.*allowPrivate.*INVALID_ARGUMENT/);
+    assert.match(bad.stderr, /patch\.allow\.add\[0\]\.cidr.*allowPrivate.*INVALID_ARGUMENT/);
     const flowsCli = await fx.cli(['net', 'flows', a, '--verdict', 'drop']);
     assert.equal(flowsCli.code, 0, flowsCli.stderr);
     assert.match(flowsCli.stdout.toString(), /drop\s+policy\s+tcp\s+\S+\s+198\.51\.100\.10:80/);
   });
+
+  registerPolicyTests({ fx, lab, run, flows, ids: () => ({ a, b }) });
 
   t('kiln rm leaves no netns, link or nft table of the sandbox', async () => {
     const hex = a.slice(3);

@@ -138,6 +138,53 @@ describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
     assert.equal(existsSync(join(fx.stateDir, 'sandboxes', id, 'docker.sock')), false);
   });
 
+  t("files: mkdir, stat, list and remove act on the guest's file system", async () => {
+    const c = fx.client;
+    const base = `/sandboxes/${id}/files`;
+    const api = <T>(method: string, path: string, body?: unknown) => c.call<T>(method, `/v1${base}${path}`, body);
+    await api('POST', '/mkdir', { path: '/root/tree/a/b', recursive: true });
+    await run({ shell: 'printf 12345 > /root/tree/a/five.txt && ln -s five.txt /root/tree/a/link' });
+    const st = await c.stat(id, '/root/tree/a/five.txt');
+    assert.deepEqual([st.type, st.size], ['file', 5]);
+    assert.equal((await c.stat(id, '/root/tree/a/b')).type, 'dir');
+    const ls = await api<Array<{ name: string; type: string }>>('GET', `/list?path=${encodeURIComponent('/root/tree/a')}`);
+    assert.deepEqual(ls.map((e) => `${e.name}:${e.type}`).sort(), ['b:dir', 'five.txt:file', 'link:symlink']);
+    await assert.rejects(api('POST', '/mkdir', { path: '/root/tree/x/y' }), { code: 'GUEST_NOT_FOUND' });
+    await assert.rejects(api('DELETE', `?path=${encodeURIComponent('/root/tree')}`), { code: 'GUEST_EXISTS' });
+    await assert.rejects(c.stat(id, '/root/no-such-file'), { code: 'GUEST_NOT_FOUND' });
+    await api('DELETE', `?path=${encodeURIComponent('/root/tree')}&recursive=true`);
+    assert.equal((await run({ shell: 'test -e /root/tree; echo $?' })).stdout.toString().trim(), '1', 'gone in the guest');
+  });
+
+  t("exec signal reaches the command's process group in the guest", async () => {
+    let execId = '';
+    let out = '';
+    let exit: Extract<ExecEvent, { type: 'exit' }> | null = null;
+    for await (const ev of fx.client.exec(id, { shell: 'trap "echo got-term; exit 9" TERM; sleep 300 & wait; echo never' })) {
+      if (ev.type === 'started') {
+        execId = ev.execId;
+        // The trap is set before the shell forks sleep; give it a moment to get there.
+        await run({ shell: 'sleep 0.5' });
+        await fx.client.signal(id, execId, 'SIGTERM');
+      } else if (ev.type === 'stdout') out += Buffer.from(ev.data, 'base64').toString();
+      else if (ev.type === 'exit') exit = ev;
+    }
+    assert.match(out, /got-term/);
+    assert.doesNotMatch(out, /never/);
+    assert.equal(exit?.exitCode, 9);
+    assert.equal((await run({ shell: 'pgrep -f "sleep [3]00" || echo none' })).stdout.toString().trim(), 'none', 'the signal reached the group');
+    await assert.rejects(fx.client.signal(id, execId, 'SIGKILL'), { code: 'EXEC_NOT_FOUND' });
+  });
+
+  t('/v1/info describes this kilnd: version, accelerator, the guest image it runs', async () => {
+    const info = await fx.client.call<{ version: string; driver: { accel?: string }; image: { hash: string; kernelVersion?: string } | null; stateDir: string }>('GET', '/v1/info');
+    assert.equal(info.version, (await fx.cli(['--version'])).stdout.toString().trim());
+    assert.ok(info.driver.accel === 'tcg' || info.driver.accel === 'kvm', JSON.stringify(info.driver));
+    assert.equal(info.stateDir, fx.stateDir);
+    assert.match(info.image?.hash ?? '', /^[0-9a-f]{16}$/);
+    assert.equal(info.image?.kernelVersion, (await run({ argv: ['uname', '-r'] })).stdout.toString().trim());
+  });
+
   t('the CLI lists and inspects; bad input is a clear error', async () => {
     const ls = await fx.cli(['ls', '--json']);
     const list = JSON.parse(ls.stdout.toString()) as Array<{ id: string; state: string }>;

@@ -7,6 +7,7 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
+import { leftovers } from './lifecycle-leftovers.js';
 
 const skip = integrationSkipReason();
 
@@ -121,6 +122,55 @@ describe('templates, clones, pause/resume and fork', { skip: skip ?? false }, ()
     } finally {
       await fx.client.destroy(child.id);
       await fx.client.call('DELETE', '/v1/templates/fork-test');
+    }
+  });
+
+  t('a destroy sent during a snapshot waits for it: the snapshot completes and forks, then the sandbox is gone', async () => {
+    const sb = await fx.client.create({});
+    // 400 MB of guest RAM in use: the snapshot (RAM included) takes a while to write.
+    await sh(sb.id, 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=400 2>/dev/null');
+    let snapDone = false;
+    const snap = fx.client.call<{ name: string }>('POST', `/v1/sandboxes/${sb.id}/snapshot`, { name: 'destroyed-parent' }).finally(() => (snapDone = true));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(snapDone, false, 'the destroy is sent while the snapshot runs');
+    const [tpl] = await Promise.all([snap, fx.client.destroy(sb.id)]);
+    assert.equal(tpl.name, 'destroyed-parent');
+    await assert.rejects(fx.client.get(sb.id), { code: 'SANDBOX_NOT_FOUND' });
+    assert.deepEqual(leftovers(fx.stateDir, sb.id), [], 'the parent left nothing');
+    const child = await fx.client.create({ template: 'destroyed-parent' });
+    try {
+      assert.equal((await sh(child.id, 'hostname; test -s /dev/shm/fill && echo filled')).out, `${child.id}\nfilled\n`, 'the snapshot taken before the destroy restores');
+    } finally {
+      await fx.client.destroy(child.id);
+      await fx.client.call('DELETE', '/v1/templates/destroyed-parent');
+    }
+  });
+
+  t('a pause sent during a snapshot runs after it: the guest is then frozen until resumed', async () => {
+    const sb = await fx.client.create({});
+    try {
+      await sh(sb.id, 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=400 2>/dev/null');
+      // The guest's monotonic clock stands still while its vCPUs are stopped.
+      const uptimeMs = async () => Math.round(Number((await sh(sb.id, 'cut -d" " -f1 /proc/uptime')).out) * 1000);
+      const guest0 = await uptimeMs();
+      const host0 = Date.now();
+      let snapMs: number | null = null;
+      const snap = fx.client.call('POST', `/v1/sandboxes/${sb.id}/snapshot`, { name: 'paused-parent' }).then(() => (snapMs = Date.now() - host0));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(snapMs, null, 'the pause is sent while the snapshot runs');
+      const [, paused] = await Promise.all([snap, fx.client.call<{ state: string }>('POST', `/v1/sandboxes/${sb.id}/pause`)]);
+      assert.equal(paused.state, 'paused');
+      const PAUSED_MS = 3000;
+      await new Promise((r) => setTimeout(r, PAUSED_MS));
+      assert.equal((await fx.client.call<{ state: string }>('POST', `/v1/sandboxes/${sb.id}/resume`)).state, 'running');
+      const frozenMs = Date.now() - host0 - ((await uptimeMs()) - guest0);
+      process.stderr.write(`# snapshot answered after ${snapMs} ms; the guest stood still ${frozenMs} ms (snapshot, then ${PAUSED_MS} ms paused)\n`);
+      // The VM is stopped for (at most) the snapshot; stopped again for the pause only if the
+      // pause ran after the snapshot resumed it (run together, the snapshot's resume undoes it).
+      assert.ok(frozenMs >= (snapMs ?? 0) + PAUSED_MS / 2, `the guest ran while its sandbox was paused (stood still ${frozenMs} ms)`);
+    } finally {
+      await fx.client.destroy(sb.id);
+      await fx.client.call('DELETE', '/v1/templates/paused-parent').catch(() => undefined);
     }
   });
 });

@@ -34,6 +34,8 @@ interface Pending {
   hooks: RequestHooks;
   timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
+  /** The host itself holds the request's stream back (its consumer is not reading): no idle timeout meanwhile. */
+  held: boolean;
   resolve(value: unknown): void;
   reject(err: Error): void;
 }
@@ -97,7 +99,7 @@ export class RpcChannel extends EventEmitter {
         return;
       }
       const timeoutMs = hooks.timeoutMs ?? this.requestTimeoutMs;
-      const p: Pending = { op, hooks, timeoutMs, timer: undefined, resolve: resolve as (v: unknown) => void, reject };
+      const p: Pending = { op, hooks, timeoutMs, timer: undefined, held: false, resolve: resolve as (v: unknown) => void, reject };
       this.pending.set(id, p);
       this.arm(id, p);
       this.sendFrame({ k: 'req', id, op, args });
@@ -129,13 +131,29 @@ export class RpcChannel extends EventEmitter {
     }
   }
 
+  /**
+   * Holds (or releases) request `id`'s idle timer: while the host withholds credit because its
+   * own consumer is not reading, the agent's silence is expected, not a sign of a dead agent.
+   */
+  protected holdTimer(id: number, held: boolean): void {
+    const p = this.pending.get(id);
+    if (!p || p.held === held) return;
+    p.held = held;
+    if (held && p.timer) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+    }
+    if (!held) this.arm(id, p);
+  }
+
   protected isPending(id: number): boolean {
     return this.pending.has(id);
   }
 
   private arm(id: number, p: Pending): void {
     if (p.timer) clearTimeout(p.timer);
-    if (p.timeoutMs <= 0) return;
+    p.timer = undefined;
+    if (p.timeoutMs <= 0 || p.held) return;
     p.timer = setTimeout(() => {
       this.settle(id, new AgentError('TIMEOUT', `${p.op} (request ${id}) got no ${p.hooks.idle ? 'activity' : 'reply'} within ${p.timeoutMs} ms`));
       this.giveUp(p);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -251,5 +252,32 @@ test('a download that times out tells the agent to stop sending', async () => {
   await assert.rejects(result, code('TIMEOUT'));
   assert.equal(stream.destroyed, true);
   assert.deepEqual(seen.at(-1), { k: 'end', id, s: 'file', cancel: true });
+  client.close();
+});
+
+test('a download whose reader pauses longer than the idle timeout does not time out: credit waits for the reader', async () => {
+  const toAgent = new PassThrough();
+  const toHost = new PassThrough();
+  const client = new AgentClient(Duplex.from({ readable: toHost, writable: toAgent }), { requestTimeoutMs: 200 });
+  const seen: Record<string, unknown>[] = [];
+  const d = new FrameDecoder();
+  toAgent.on('data', (c: Buffer) => d.push(c).forEach((f) => seen.push(f.header)));
+  const { stream, result } = client.readFile('/big');
+  await waitFrames(seen as unknown as Frame[], 1);
+  const id = seen[0]?.id;
+  // A full window: the stream's buffer is over its high-water mark, nothing is acked.
+  const chunks = 4;
+  for (let i = 0; i < chunks; i++) toHost.write(encodeFrame({ k: 'data', id, s: 'file' }, Buffer.alloc(256 * 1024, i)));
+  await new Promise((r) => setTimeout(r, 1000)); // five idle timeouts with no frame either way
+  assert.equal(stream.destroyed, false);
+  assert.ok(!seen.some((h) => h.k === 'end'), 'no cancel was sent');
+  const got: Buffer[] = [];
+  stream.on('data', (b: Buffer) => got.push(b));
+  await waitFrames(seen as unknown as Frame[], 2); // the reader took data: an ack
+  toHost.write(encodeFrame({ k: 'end', id, s: 'file' }));
+  const all = Buffer.concat(Array.from({ length: chunks }, (_, i) => Buffer.alloc(256 * 1024, i)));
+  toHost.write(encodeFrame({ k: 'res', id, ok: true, result: { bytes: all.length, sha256: createHash('sha256').update(all).digest('hex') } }));
+  assert.equal((await result).bytes, all.length);
+  assert.equal(Buffer.concat(got).length, all.length);
   client.close();
 });

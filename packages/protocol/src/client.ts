@@ -331,7 +331,9 @@ export class AgentClient extends RpcChannel {
   }
 
   /**
-   * Downloads `path`. The stream applies backpressure through acks; destroying it early
+   * Downloads `path`. The stream applies backpressure through acks (a reader that stops reading
+   * stops the agent, without timing out: the idle timeout runs only while the agent has credit);
+   * destroying it early
    * cancels the read (result rejects with CANCELLED). `result` never causes an unhandled
    * rejection if ignored; it also verifies the size and sha256 the agent reports.
    */
@@ -347,8 +349,10 @@ export class AgentClient extends RpcChannel {
       read: () => {
         receiver.consumed(unackedConsumed);
         unackedConsumed = 0;
+        this.holdTimer(id, false);
       },
       destroy: (err, cb) => {
+        this.holdTimer(id, false);
         if (!ended && !settled) this.sendFrame({ k: 'end', id, s: 'file', cancel: true });
         cb(err);
       },
@@ -373,7 +377,11 @@ export class AgentClient extends RpcChannel {
           bytes += body.length;
           if (stream.destroyed) return;
           if (stream.push(body)) receiver.consumed(body.length);
-          else unackedConsumed += body.length;
+          else {
+            // Our reader is behind: credit waits for it, and so does the idle timeout.
+            unackedConsumed += body.length;
+            this.holdTimer(id, true);
+          }
         },
         onEnd: (s, cancel) => {
           if (s !== 'file' || ended) return;

@@ -16,18 +16,29 @@ export function registerDaemonCommands(program: Command): void {
     .option('--net-subnet <CIDR>', 'sandbox address space, one /29 per sandbox (default 10.210.0.0/16; $KILN_NET_SUBNET)')
     .option('--net-dns <IP,…>', "upstream DNS of the sandbox resolvers (default the host's resolv.conf; $KILN_NET_DNS)")
     .option('--no-net', 'give sandboxes no network at all (default: networking on)')
-    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean }, cmd: Command) => {
+    .option('--events-max-age-days <DAYS>', 'delete lifecycle events older than this; 0 = no age limit (default 30; $KILN_EVENTS_MAX_AGE_DAYS)')
+    .option('--events-max-rows <N>', 'keep at most the newest N lifecycle events; 0 = no count limit (default 100000; $KILN_EVENTS_MAX_ROWS)')
+    .option('--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)")
+    .action(async (o: { stateDir?: string; accel?: string; destroyOnExit?: boolean; logLevel?: string; pool?: string; netUplink?: string; netSubnet?: string; netDns?: string; net?: boolean; eventsMaxAgeDays?: string; eventsMaxRows?: string; insecureNoJail?: boolean }, cmd: Command) => {
       try {
         const g = cmd.optsWithGlobals<{ socket?: string }>();
         if (o.accel !== undefined && !['auto', 'kvm', 'tcg'].includes(o.accel)) throw new Error(`--accel must be auto, kvm or tcg (got ${o.accel})`);
         if (o.pool !== undefined && !/^\d+$/.test(o.pool)) throw new Error(`--pool must be a whole number (got ${o.pool})`);
+        if (o.eventsMaxAgeDays !== undefined && !/^\d+(\.\d+)?$/.test(o.eventsMaxAgeDays)) throw new Error(`--events-max-age-days must be a number of days (got ${o.eventsMaxAgeDays})`);
+        if (o.eventsMaxRows !== undefined && !/^\d+$/.test(o.eventsMaxRows)) throw new Error(`--events-max-rows must be a whole number (got ${o.eventsMaxRows})`);
         const d = await startDaemon({
           ...(o.pool !== undefined ? { poolSize: Number(o.pool) } : {}),
           ...(g.socket ?? process.env.KILN_SOCKET ? { socket: g.socket ?? process.env.KILN_SOCKET } : {}),
           ...(o.stateDir ? { stateDir: o.stateDir } : {}),
           ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
           ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+          ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
           destroyOnExit: o.destroyOnExit ?? false,
+          events: {
+            ...DEFAULT_CONFIG.events,
+            ...(o.eventsMaxAgeDays !== undefined ? { maxAgeMs: Number(o.eventsMaxAgeDays) * 24 * 3600 * 1000 } : {}),
+            ...(o.eventsMaxRows !== undefined ? { maxRows: Number(o.eventsMaxRows) } : {}),
+          },
           network: {
             ...DEFAULT_CONFIG.network,
             ...(o.net === false ? { enabled: false } : {}),

@@ -8,12 +8,13 @@ const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('check the host: accelerator, QEMU, seccomp, cgroups, namespaces, nftables, disk, image, templates')
+    .description('check the host: accelerator, QEMU, seccomp, cgroups, namespaces, VMM jail, nftables, disk, image, templates')
     .option('--state-dir <DIR>', 'state directory (default $KILN_STATE_DIR or /var/lib/kiln)')
     .option('--json', 'print the checks as JSON')
-    .action(async (o: { stateDir?: string; json?: boolean }) => {
+    .option('--insecure-no-jail', 'check for a kilnd run with --insecure-no-jail (default $KILN_INSECURE_NO_JAIL)')
+    .action(async (o: { stateDir?: string; json?: boolean; insecureNoJail?: boolean }) => {
       try {
-        const checks = await runDoctor({ stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln' });
+        const checks = await runDoctor({ stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln', ...(o.insecureNoJail ? { insecureNoJail: true } : {}) });
         const failed = checks.filter((c) => c.status === 'fail').length;
         if (o.json) printJson({ ok: failed === 0, checks });
         else {

@@ -1,5 +1,6 @@
 /** kiln exec ID [--env] [--cwd] [-i] -- CMD… : streams output, exits with the command's code. */
 import type { Command } from 'commander';
+import { once } from 'node:events';
 import { constants } from 'node:os';
 import { parseDuration, parseKeyValues } from '../duration.js';
 import { fail } from '../output.js';
@@ -37,11 +38,13 @@ export function registerExecCommand(program: Command): void {
               execId = ev.execId;
               if (o.interactive) stdinDone = client.sendStdin(id, ev.execId, process.stdin);
               break;
+            // Waiting for our own reader keeps flow control end to end: the next event is read
+            // from kilnd (and the guest's command allowed to write more) only after this one left.
             case 'stdout':
-              process.stdout.write(Buffer.from(ev.data, 'base64'));
+              if (!process.stdout.write(Buffer.from(ev.data, 'base64'))) await once(process.stdout, 'drain');
               break;
             case 'stderr':
-              process.stderr.write(Buffer.from(ev.data, 'base64'));
+              if (!process.stderr.write(Buffer.from(ev.data, 'base64'))) await once(process.stderr, 'drain');
               break;
             case 'exit': {
               if (stdinDone) process.stdin.destroy();

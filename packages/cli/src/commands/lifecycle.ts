@@ -13,6 +13,11 @@ interface EventView {
   data: Record<string, unknown>;
 }
 
+interface EventPage {
+  events: EventView[];
+  nextAfter?: number | null;
+}
+
 const line = (e: EventView, host: boolean): string =>
   `${new Date(e.at).toISOString()}  ${host ? `${e.sandboxId}  ` : ''}${e.type.padEnd(16)} ${JSON.stringify(e.data)}\n`;
 
@@ -29,12 +34,19 @@ export function registerLifecycleCommands(program: Command): void {
         if (id) q.set('sandbox', id);
         if (id) await client.get(id).catch(async (err: unknown) => {
           // A destroyed sandbox has no row but keeps its events: only refuse ids with none.
-          if ((await client.call<{ events: EventView[] }>('GET', `/v1/events?${q.toString()}`)).events.length === 0) throw err;
+          if ((await client.call<{ events: EventView[] }>('GET', `/v1/events?${q.toString()}&limit=1`)).events.length === 0) throw err;
         });
         if (!o.follow) {
-          const { events } = await client.call<{ events: EventView[] }>('GET', `/v1/events?${q.toString()}`);
-          if (o.json) return printJson(events);
-          for (const e of events) process.stdout.write(line(e, !id));
+          // A page at a time (the API pages by seq cursor); --json prints one array of them all.
+          const all: EventView[] = [];
+          for (let after: number | null = 0; after !== null; ) {
+            q.set('after', String(after));
+            const page: EventPage = await client.call<EventPage>('GET', `/v1/events?${q.toString()}`);
+            if (o.json) all.push(...page.events);
+            else for (const e of page.events) process.stdout.write(line(e, !id));
+            after = page.nextAfter ?? null;
+          }
+          if (o.json) printJson(all);
           return;
         }
         q.set('follow', 'true');
@@ -62,7 +74,7 @@ export function registerLifecycleCommands(program: Command): void {
 
   program
     .command('gc')
-    .description('collect garbage now: orphaned VMM processes, run dirs (disks, sockets, logs), network namespaces, devices and nft tables; prints what was removed')
+    .description('collect garbage now: orphaned VMM processes, run dirs (disks, sockets, logs), network namespaces, devices, nft tables and resolvers — also those another kilnd left that no live kilnd owns; prints what was removed')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       try {

@@ -54,6 +54,35 @@ export function policyFromOptions(o: PolicyOpts): Record<string, unknown> | unde
   };
 }
 
+export interface PatchOpts extends PolicyOpts {
+  removeAllow?: string[];
+  removeDeny?: string[];
+  removeAllowPrivate?: string[];
+}
+
+/** The PATCH body of `kiln net set` (without --replace): only what the flags name. */
+export function patchFromOptions(o: PatchOpts): Record<string, unknown> {
+  const list = <T>(add: T[] | undefined, remove: T[] | undefined) =>
+    add || remove ? { ...(add ? { add } : {}), ...(remove ? { remove } : {}) } : undefined;
+  const allow = list(o.allow?.map((r) => parseNetRule(r, '--allow')), o.removeAllow?.map((r) => parseNetRule(r, '--remove-allow')));
+  const deny = list(o.deny?.map((r) => parseNetRule(r, '--deny')), o.removeDeny?.map((r) => parseNetRule(r, '--remove-deny')));
+  const allowPrivate = list(o.allowPrivate, o.removeAllowPrivate);
+  const body = { ...(o.net !== undefined ? { preset: o.net } : {}), ...(allow ? { allow } : {}), ...(deny ? { deny } : {}), ...(allowPrivate ? { allowPrivate } : {}) };
+  if (!Object.keys(body).length) throw new Error('nothing to change: give --net, --allow, --deny, --allow-private or a --remove-* flag (or --replace)');
+  return body;
+}
+
+interface PolicyView {
+  preset: string;
+  allow: Array<{ cidr?: string; domain?: string; protocol: string; ports: string[] }>;
+  deny: Array<{ cidr?: string; domain?: string; protocol: string; ports: string[] }>;
+  allowPrivate: string[];
+}
+
+const ruleText = (r: PolicyView['allow'][number]) => [r.cidr ?? r.domain, r.protocol, r.ports.join(',') || undefined].filter(Boolean).join(':');
+const describePolicy = (p: PolicyView) =>
+  `preset ${p.preset}; allow [${p.allow.map(ruleText).join(' ')}]; deny [${p.deny.map(ruleText).join(' ')}]; allowPrivate [${p.allowPrivate.join(' ')}]`;
+
 interface FlowRow {
   verdict: string;
   reason: string | null;
@@ -112,14 +141,31 @@ export function registerNetCommands(program: Command): void {
       }
     });
 
-  addPolicyOptions(net.command('set <id>').description("replace a running sandbox's egress policy (new connections follow it at once)"))
+  addPolicyOptions(
+    net
+      .command('set <id>')
+      .description(
+        "change a running sandbox's egress policy; only what the flags name changes (preset, rules added or removed), everything else stays; --replace sets the whole policy instead. New connections follow it at once",
+      ),
+  )
+    .option('--remove-allow <RULE>', 'remove allow rules: TARGET alone removes every rule for it, TARGET:PROTO[:PORTS] that exact rule (repeatable)', collect)
+    .option('--remove-deny <RULE>', 'remove deny rules, like --remove-allow (repeatable)', collect)
+    .option('--remove-allow-private <CIDR>', 'take a private range back (repeatable)', collect)
+    .option('--replace', 'replace the whole policy with what --net/--allow/--deny/--allow-private say (omitted parts take their defaults)')
     .option('--json', 'print the resulting policy as JSON')
-    .action(async (id: string, o: PolicyOpts & { json?: boolean }, cmd: Command) => {
+    .action(async (id: string, o: PatchOpts & { replace?: boolean; json?: boolean }, cmd: Command) => {
       try {
-        const body = policyFromOptions(o) ?? {};
-        const r = await clientFrom(cmd).call<{ policy: unknown }>('PUT', `/v1/sandboxes/${enc(id)}/network/policy`, body);
+        const client = clientFrom(cmd);
+        const path = `/v1/sandboxes/${enc(id)}/network/policy`;
+        let r: { policy: PolicyView; before: PolicyView };
+        if (o.replace) {
+          if (o.removeAllow || o.removeDeny || o.removeAllowPrivate) throw new Error('--replace sets the whole policy; it takes no --remove-* flags');
+          r = await client.call('PUT', path, policyFromOptions(o) ?? {});
+        } else {
+          r = await client.call('PATCH', path, patchFromOptions(o));
+        }
         if (o.json) printJson(r.policy);
-        else process.stdout.write(`policy of ${id}: ${JSON.stringify(r.policy)}\n`);
+        else process.stdout.write(`policy of ${id}\n  before: ${describePolicy(r.before)}\n  now:    ${describePolicy(r.policy)}\n`);
       } catch (err) {
         fail(err);
       }

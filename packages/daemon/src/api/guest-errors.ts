@@ -1,25 +1,16 @@
-/** Maps errors raised by the guest agent onto KilnErrors with HTTP statuses. */
+/**
+ * Maps errors raised by the guest agent onto KilnErrors: wire code X becomes GUEST_X with the
+ * status the registry (error-codes.ts) gives it; a code the registry lacks becomes GUEST_INTERNAL.
+ */
+import { isErrorCode } from '../error-codes.js';
 import { KilnError } from '../errors.js';
-
-const STATUS: Record<string, number> = {
-  NOT_FOUND: 404,
-  PERMISSION_DENIED: 403,
-  EXISTS: 409,
-  IS_DIRECTORY: 400,
-  NOT_DIRECTORY: 400,
-  INVALID_ARGUMENT: 400,
-  TIMEOUT: 504,
-  CHANNEL_CLOSED: 503,
-  CANCELLED: 409,
-  NOT_RUNNING: 409,
-  RESOURCE_EXHAUSTED: 429,
-};
 
 export function fromGuestError(err: unknown): KilnError {
   if (err instanceof KilnError) return err;
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : 'INTERNAL';
   const message = err instanceof Error ? err.message : String(err);
-  return new KilnError(`GUEST_${code}`, message, { status: STATUS[code] ?? 502, cause: err });
+  const kilnCode = `GUEST_${code}`;
+  return isErrorCode(kilnCode) ? new KilnError(kilnCode, message, { cause: err }) : new KilnError('GUEST_INTERNAL', `${code}: ${message}`, { cause: err });
 }
 
 /** For ops on one background process: the agent's NOT_FOUND / NOT_RUNNING name the process. */

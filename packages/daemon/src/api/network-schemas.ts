@@ -22,6 +22,44 @@ export const NetworkPolicyBody = Type.Object(
 );
 export type NetworkPolicyBody = Static<typeof NetworkPolicyBody>;
 
+const RuleRef = Type.Object(
+  {
+    cidr: Type.Optional(Type.String({ description: 'IPv4 CIDR (exactly one of cidr/domain).' })),
+    domain: Type.Optional(Type.String()),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('icmp'), Type.Literal('any')])),
+    ports: Type.Optional(Type.Array(Type.Union([Type.Integer({ minimum: 1, maximum: 65535 }), Type.String({ pattern: '^\\d{1,5}(-\\d{1,5})?$' })]))),
+  },
+  { additionalProperties: false, description: 'A rule to remove: only cidr/domain removes every rule for that target; with protocol/ports, the rule that normalises to exactly that. It must match.' },
+);
+const RulesPatch = Type.Object(
+  {
+    add: Type.Optional(Type.Array(Rule, { maxItems: 256, description: 'Rules to add (one already there is a no-op).' })),
+    remove: Type.Optional(Type.Array(RuleRef, { maxItems: 256, description: 'Rules to remove (each must match one in force).' })),
+  },
+  { additionalProperties: false },
+);
+
+export const NetworkPolicyPatchBody = Type.Object(
+  {
+    preset: Type.Optional(Type.Union([Type.Literal('default'), Type.Literal('locked'), Type.Literal('none')], { description: 'New preset; absent = unchanged.' })),
+    allow: Type.Optional(RulesPatch),
+    deny: Type.Optional(RulesPatch),
+    allowPrivate: Type.Optional(
+      Type.Object(
+        { add: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })), remove: Type.Optional(Type.Array(Type.String(), { maxItems: 64 })) },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'A change to the egress policy that names only what it changes; everything else stays. A patch that changes nothing is refused.' },
+);
+export type NetworkPolicyPatchBody = Static<typeof NetworkPolicyPatchBody>;
+
+export const PolicyChangeView = Type.Object({
+  policy: Type.Unknown({ description: 'The policy now in force.' }),
+  before: Type.Unknown({ description: 'The policy before this change.' }),
+});
+
 export const FlowsQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000, description: 'Most recent first. Default 1000.' })),

@@ -4,12 +4,17 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { NetworkPolicyBody } from './network-schemas.js';
+import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
 
 export const StringMap = Type.Record(Type.String(), Type.String());
 
-export const ErrorBody = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
-});
+/** A code of the error registry (error-codes.ts); the OpenAPI description has the table. */
+export const ErrorCodeSchema = Type.Unsafe<ErrorCode>({ type: 'string', enum: Object.keys(ERROR_CODES), description: 'A stable code from the error registry' });
+
+export const ErrorBody = Type.Object(
+  { error: Type.Object({ code: ErrorCodeSchema, message: Type.String(), details: Type.Optional(Type.Unknown()) }) },
+  { title: 'Error', description: 'Every error response: {error:{code,message,details?}}' },
+);
 
 export const CreateSandboxBody = Type.Object(
   {
@@ -98,4 +103,10 @@ export const MkdirBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false });
+export const EventsQuery = Type.Object(
+  {
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with a larger seq (a cursor: nextAfter of the previous page). Default 0.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size. Default 1000.' })),
+  },
+  { additionalProperties: false },
+);

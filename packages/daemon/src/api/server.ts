@@ -8,7 +8,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { Logger } from 'pino';
-import { KilnError } from '../errors.js';
+import { installErrorHandlers } from './error-handler.js';
+import { ERROR_CODES, errorCodeTable, SANDBOX_FAILURE_CODES } from '../error-codes.js';
 import type { ApiObservability } from '../observability.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { registerSandboxRoutes } from './routes/sandboxes.js';
@@ -52,40 +53,34 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   // File uploads and stdin arrive as raw byte streams: hand the stream to the route.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.setErrorHandler((err, req, reply) => {
-    const e = err as Error & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>; validationContext?: string; statusCode?: number; code?: string };
-    if (e.validation) {
-      const v = e.validation[0];
-      const extra = v?.params?.additionalProperty;
-      const field = extra ? String(extra) : (v?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.') || e.validationContext || 'request';
-      const message = extra
-        ? `unknown field ${JSON.stringify(extra)} in ${e.validationContext ?? 'request'}`
-        : `invalid ${e.validationContext ?? 'request'} field ${field}: ${v?.message ?? 'invalid'}`;
-      void reply.status(400).send({ error: { code: 'INVALID_ARGUMENT', message, details: { field } } });
-      return;
-    }
-    if (e instanceof KilnError) {
-      if (e.status >= 500) req.log.error({ err: e }, 'request failed');
-      void reply.status(e.status).send({ error: e.toJSON() });
-      return;
-    }
-    if (typeof e.statusCode === 'number' && e.statusCode < 500) {
-      void reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
-      return;
-    }
-    req.log.error({ err: e }, 'unhandled error');
-    void reply.status(500).send({ error: { code: 'INTERNAL', message: e.message } });
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url}` } });
-  });
+  installErrorHandlers(app);
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'kilnd API', version: '1', description: 'microVM sandboxes with a private Docker daemon' },
-    },
+      info: {
+        title: 'kilnd API',
+        version: '1',
+        description: `microVM sandboxes with a private Docker daemon.\n\nEvery error is \`{error:{code,message,details?}}\` with one of these codes (\`x-kiln-error-codes\` has them as data; \`sandbox.error.code\` may also be one of the last rows):\n\n${errorCodeTable()}`,
+      },
+      components: {
+        schemas: {
+          Error: {
+            type: 'object',
+            required: ['error'],
+            properties: {
+              error: {
+                type: 'object',
+                required: ['code', 'message'],
+                properties: { code: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' }, details: {} },
+              },
+            },
+          },
+        },
+      },
+      'x-kiln-error-codes': ERROR_CODES,
+      'x-kiln-sandbox-failure-codes': SANDBOX_FAILURE_CODES,
+    } as Record<string, unknown>,
   });
 
   registerSystemRoutes(app, opts.info);

@@ -12,8 +12,9 @@
  * (health, info, list/inspect, events, logs, stats, metrics, the audit log itself, openapi);
  * `recordMetadataReads: false` leaves those out (for heavy polling or scraping). GETs that
  * read from a guest (files: download, stat, list) are always recorded. A successful
- * change of a sandbox's policy (PUT/POST …/policy) also gets a `policy` record holding the
- * policy asked for. Route log lines are bound to the sandbox id.
+ * change of a sandbox's policy (PUT/PATCH …/policy) also gets a `policy` record holding the
+ * request body and, as the route reports it (auditDetail), the policy before and after the
+ * change. Route log lines are bound to the sandbox id.
  */
 import { AsyncResource } from 'node:async_hooks';
 import type { Socket } from 'node:net';
@@ -33,7 +34,14 @@ export interface ApiAuditOptions {
 const CTX = Symbol('kiln.requestContext');
 const SCOPE = Symbol('kiln.asyncScope');
 const RECORDED = Symbol('kiln.recorded');
-type Req = FastifyRequest & { [CTX]?: RequestContext; [SCOPE]?: AsyncResource; [RECORDED]?: boolean };
+const DETAIL = Symbol('kiln.auditDetail');
+type Req = FastifyRequest & { [CTX]?: RequestContext; [SCOPE]?: AsyncResource; [RECORDED]?: boolean; [DETAIL]?: Record<string, unknown> };
+
+/** Lets a route add what it knows (e.g. a policy before and after its change) to the call's `policy` record. */
+export function auditDetail(req: FastifyRequest, data: Record<string, unknown>): void {
+  const r = req as Req;
+  r[DETAIL] = { ...r[DETAIL], ...data };
+}
 
 export function isMetadataRead(method: string, route: string | undefined): boolean {
   if (method !== 'GET' && method !== 'HEAD') return false;
@@ -129,7 +137,7 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
     const sandboxId = sandboxOf(req, reply, payload);
     // A policy change is recorded with the policy asked for (the api record has only the path).
     if (/\/policy$/.test(req.routeOptions.url ?? '') && req.method !== 'GET' && reply.statusCode < 300 && sandboxId) {
-      void o.audit.append({ type: 'policy', sandboxId, requestId: req.id, actor: ctx?.actor ?? actorOf(null), data: { route: req.routeOptions.url ?? null, method: req.method, policy: (req.body ?? null) as Record<string, unknown> | null } }).catch(() => undefined); // the api record below fails too
+      void o.audit.append({ type: 'policy', sandboxId, requestId: req.id, actor: ctx?.actor ?? actorOf(null), data: { route: req.routeOptions.url ?? null, method: req.method, policy: (req.body ?? null) as Record<string, unknown> | null, ...req[DETAIL] } }).catch(() => undefined); // the api record below fails too
     }
     await o.audit.append({
       type: 'api',

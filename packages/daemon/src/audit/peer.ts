@@ -7,9 +7,14 @@
  * either: it does not show which socket is whose peer (only the sock_diag netlink interface
  * does, which Node cannot speak). So we ask the kernel directly with the one interpreter
  * every Debian system has (perl-base is Essential: yes): the connection's file descriptor
- * becomes the child's stdin and `getsockopt(STDIN, SOL_SOCKET, SO_PEERCRED)` answers. It runs
+ * becomes the child's fd 3 and `getsockopt(fd 3, SOL_SOCKET, SO_PEERCRED)` answers. It runs
  * once per connection (≈10–30 ms, in parallel with nothing else waiting on it but that
  * connection's first request), not per request.
+ *
+ * Fd 3, never 0–2: libuv makes a child's stdio descriptors blocking, and O_NONBLOCK belongs
+ * to the open file description that the child shares with kilnd. Handed over as stdin, the
+ * connection became blocking in kilnd too, and the first response larger than the socket
+ * buffer to a client that read slowly froze kilnd's whole event loop in writev(2).
  */
 import { spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -20,7 +25,7 @@ export interface PeerCredentials {
   gid: number;
 }
 
-const PERL = 'use Socket; my $c = getsockopt(STDIN, SOL_SOCKET, SO_PEERCRED) or die "getsockopt: $!\\n"; print join(" ", unpack("i3", $c)), "\\n";';
+const PERL = 'use Socket; open(my $s, "+<&=3") or die "fd 3: $!\\n"; my $c = getsockopt($s, SOL_SOCKET, SO_PEERCRED) or die "getsockopt: $!\\n"; print join(" ", unpack("i3", $c)), "\\n";';
 const PERL_BIN = '/usr/bin/perl';
 
 /** The fd of a connected net.Socket (libuv pipe handle), or null (e.g. an injected request). */
@@ -40,7 +45,7 @@ export function peerCredentials(sock: Socket, timeoutMs = 5000): Promise<PeerCre
     let out = '';
     let child;
     try {
-      child = spawn(PERL_BIN, ['-e', PERL], { stdio: [fd, 'pipe', 'ignore'], timeout: timeoutMs });
+      child = spawn(PERL_BIN, ['-e', PERL], { stdio: ['ignore', 'pipe', 'ignore', fd], timeout: timeoutMs });
     } catch {
       resolve(null);
       return;

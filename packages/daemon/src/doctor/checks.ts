@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { chooseAccel } from '../vmm/accel.js';
 import { detectCgroups } from '../vmm/cgroup.js';
 import { LAUNCHER_PATH, VMM_USER } from '../vmm/jail.js';
+import { decideJail, insecureNoJailFromEnv } from '../vmm/jail-policy.js';
 import { readManifest } from '../image/manifest.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -28,6 +29,8 @@ export interface DoctorOptions {
   qemuBinary?: string;
   /** Free space below which the disk check warns. Default 20 GiB. */
   minFreeGiB?: number;
+  /** kilnd runs with --insecure-no-jail. Default $KILN_INSECURE_NO_JAIL. */
+  insecureNoJail?: boolean;
 }
 
 const GiB = 1024 ** 3;
@@ -126,6 +129,14 @@ export function checkVmmUser(): CheckResult {
   return ok('vmm-user', `${VMM_USER} uid ${entry.split(':')[2]} (QEMU runs as it, jailed)`);
 }
 
+/** Whether kilnd would jail QEMU, run it unjailed (--insecure-no-jail) or refuse VMs. */
+export function checkJail(insecureNoJail: boolean, uid = process.getuid?.()): CheckResult {
+  const d = decideJail({ uid, insecureNoJail });
+  if (d.mode === 'jailed') return ok('jail', d.reason);
+  if (d.mode === 'insecure-no-jail') return gap('jail', 'warn', `INSECURE: ${d.reason}`, 'run kilnd as root without --insecure-no-jail');
+  return gap('jail', 'fail', d.reason, 'run kilnd as root (or, knowingly, with --insecure-no-jail)');
+}
+
 export function checkNftables(): CheckResult {
   const v = run('nft', ['--version']);
   if (!v) return gap('nftables', 'fail', 'nft not found', `${SETUP} (nftables)`);
@@ -179,6 +190,7 @@ export async function runDoctor(o: DoctorOptions): Promise<CheckResult[]> {
     checkNamespaces(),
     checkLauncher(),
     checkVmmUser(),
+    checkJail(o.insecureNoJail ?? insecureNoJailFromEnv()),
     checkNftables(),
     checkDisk(o.stateDir, o.minFreeGiB ?? 20),
     await checkImage(o.stateDir),

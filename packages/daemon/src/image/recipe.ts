@@ -24,8 +24,15 @@ export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
 export const ROOTFS_PACKAGES: readonly string[] = ['docker.io', 'iptables', 'kmod', 'ca-certificates', 'iproute2', 'procps'];
 /** Modules the initramfs loads to reach the root (dependencies are added from modules.dep). */
 export const INITRAMFS_MODULES: readonly string[] = ['virtio_mmio', 'virtio_blk', 'virtio_console', 'overlay'];
-/** Image-specific kernel arguments; the VMM driver appends console and TSC arguments. */
-export const IMAGE_CMDLINE = 'rdinit=/init panic=-1 quiet';
+/**
+ * Image-specific kernel arguments; the VMM driver appends console and TSC arguments.
+ * `panic=-1` reboots at once on a panic and `reboot=t` makes every reboot a triple fault, which
+ * QEMU (`-no-reboot`) turns into its own exit: the kernel otherwise picks its reboot method
+ * itself, and Debian's 6.1.0-57 cloud kernel picked `efi` on a microvm without EFI, so a panicked
+ * guest spun in the fallback methods forever instead of ending (seen: GUEST_UNRESPONSIVE 30 s
+ * later instead of GUEST_PANIC).
+ */
+export const IMAGE_CMDLINE = 'rdinit=/init panic=-1 reboot=t quiet';
 
 /** packages/daemon/guest: the guest-side scripts copied into the image */
 export const DEFAULT_GUEST_DIR = fileURLToPath(new URL('../../guest/', import.meta.url));

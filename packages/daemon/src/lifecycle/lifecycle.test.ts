@@ -36,8 +36,7 @@ test('capacity: count (pool members and creating included, failed not) → 429; 
 test('the manager refuses over capacity before creating anything, even for concurrent creates', async () => {
   const h = await fakeHarness();
   try {
-    const m = h.mkManager();
-    Object.assign((m as unknown as { o: object }).o, { capacity: { maxSandboxes: 2, memoryOvercommitRatio: 100 } });
+    const m = h.mkManager({ capacity: { maxSandboxes: 2, memoryOvercommitRatio: 100 } });
     const results = await Promise.allSettled([m.create({}), m.create({}), m.create({}), m.create({})]);
     const refused = results.filter((r) => r.status === 'rejected' && (r.reason as KilnError).code === 'CAPACITY_EXCEEDED');
     assert.equal(refused.length, 2);
@@ -187,6 +186,21 @@ test('API: PUT timeout, GET /v1/events (host-wide, filtered, follow), POST /v1/g
     ac.abort();
     await reader?.cancel().catch(() => undefined);
     assert.match(text, /"stopping"/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('gc kills a VMM whose row is gone (found by the driver) and keeps those of live rows', async () => {
+  const h = await fakeHarness();
+  try {
+    const kept = await h.manager.create({});
+    const lost = await h.manager.create({});
+    h.store.delete(lost.id);
+    const removed = await h.manager.collect();
+    assert.ok(removed.some((l) => l.startsWith(`vmm ${lost.id} pid `)), removed.join('; '));
+    assert.ok(removed.includes(`run-dir ${lost.id}`));
+    assert.deepEqual([...h.driver.running.values()].map((v) => v.spec.id), [kept.id]);
   } finally {
     await h.close();
   }

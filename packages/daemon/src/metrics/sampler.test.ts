@@ -86,3 +86,16 @@ test('sampler: a fresh sample asks an idle guest', async () => {
   await round({ fresh: true });
   assert.equal(state.healthCalls, before + 1);
 });
+
+test('sampler: network bytes come from the network source, read now on a fresh sample', async () => {
+  const rec = { id: 'sb-000000000001', state: 'running', vm: { pid: 4242 } } as unknown as SandboxRecord;
+  const asked: boolean[] = [];
+  const sampler = new ResourceSampler(
+    { list: () => [rec], agent: () => null, scratchPath: () => null, network: async (_id, fresh) => (asked.push(fresh), { rxBytes: 300, txBytes: 40 }) },
+    { readUsage: () => ({ cpuSeconds: 0, rssBytes: 1 }) },
+  );
+  await sampler.sampleAll();
+  await sampler.sampleAll({ fresh: true });
+  assert.deepEqual(asked, [false, true]);
+  assert.deepEqual(sampler.get(rec.id)?.net, { rxBytes: 300, txBytes: 40 });
+});

@@ -1,8 +1,8 @@
 /**
  * Periodic resource samples of every sandbox with a VM: its VMM's CPU time and RSS (/proc of
  * the QEMU pid), guest memory and load (the agent's `health`), scratch-disk use (allocated
- * blocks of its scratch file), and network bytes when a counter source is given (the network
- * module's, once it exists). Samples are kept in memory: the latest one per sandbox.
+ * blocks of its scratch file), and the guest's network bytes from the network service's
+ * nftables counters (read every flowPollMs there; read now on a fresh sample). Samples are kept in memory: the latest one per sandbox.
  *
  * The host-side figures are read every round. The guest is asked only while its VMM is busy
  * (or was in the previous round), and otherwise every `idleGuestIntervalMs`: each `health`
@@ -36,8 +36,8 @@ export interface SamplerSource {
   /** The sandbox's agent if it can answer now, else null. */
   agent(id: string): GuestAgent | null;
   scratchPath(id: string): string | null;
-  /** Network byte counters of a sandbox; hook for the network module. Default: none. */
-  network?(id: string): NetworkCounters | null;
+  /** Network byte counters of a sandbox (`fresh`: read them now). Default: none. */
+  network?(id: string, fresh: boolean): NetworkCounters | null | Promise<NetworkCounters | null>;
 }
 
 export interface SamplerOptions {
@@ -151,6 +151,7 @@ export class ResourceSampler {
     const health = agent ? await withTimeout(agent.health(), this.o.healthTimeoutMs ?? 1500) : null;
     const scratch = this.src.scratchPath(rec.id);
     const disk = scratch ? allocatedBytes(scratch) : null;
+    const net = this.src.network ? await Promise.resolve(this.src.network(rec.id, fresh)).catch(() => null) : null;
     const sample: SandboxSample = {
       id: rec.id,
       state: rec.state,
@@ -168,7 +169,7 @@ export class ResourceSampler {
           }
         : (prev?.guest ?? null),
       disk: disk && scratch ? { path: scratch, ...disk } : null,
-      net: this.src.network?.(rec.id) ?? null,
+      net,
     };
     this.latest.set(rec.id, sample);
   }

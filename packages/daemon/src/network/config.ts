@@ -18,8 +18,12 @@ export interface NetworkConfig {
   dnsUpstream: string[] | null;
   /** How often flows and counters are read from nftables. Default 10000 ms. */
   flowPollMs: number;
+  /** How often denied domains are resolved again for the address deny-set (denied-domains.ts). Default 60000 ms. */
+  deniedRefreshMs: number;
   /** How often the host's own addresses (always denied) are re-read. Default 30000 ms. */
   hostAddrRefreshMs: number;
+  /** Where the host-wide per-subnet locks live (subnet-lock.ts). Default /run/kiln. KILN_NET_LOCK_DIR. */
+  lockDir: string;
   /** Owner uid of each TAP, so an unprivileged QEMU can open it. Default null (root only). */
   tapUid: number | null;
 }
@@ -32,7 +36,9 @@ export const DEFAULT_NETWORK_CONFIG: NetworkConfig = {
   subnet: env.KILN_NET_SUBNET ?? '10.210.0.0/16',
   dnsUpstream: env.KILN_NET_DNS ? env.KILN_NET_DNS.split(',').map((s) => s.trim()).filter(Boolean) : null,
   flowPollMs: 10_000,
+  deniedRefreshMs: 60_000,
   hostAddrRefreshMs: 30_000,
+  lockDir: env.KILN_NET_LOCK_DIR ?? '/run/kiln',
   tapUid: null,
 };
 

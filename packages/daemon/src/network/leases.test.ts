@@ -52,3 +52,16 @@ test('leases: a full subnet is a coded error', () => {
   assert.throws(() => leases.allocate('sb-000000000003', tiny, DEFAULT_POLICY), { code: 'NETWORK_EXHAUSTED' });
   db.close();
 });
+
+test('leases: a block something else on the host uses is skipped, not handed out', () => {
+  const db = new Database(':memory:');
+  const leases = new LeaseStore(db);
+  const busy = (slot: number) => slot === 0 || slot === 2;
+  assert.equal(leases.allocate('sb-000000000001', subnet, DEFAULT_POLICY, busy).slot, 1);
+  assert.equal(leases.allocate('sb-000000000002', subnet, DEFAULT_POLICY, busy).slot, 3);
+  const tiny = parseCidr('10.210.0.0/28') as Cidr;
+  const db2 = new Database(':memory:');
+  assert.throws(() => new LeaseStore(db2).allocate('sb-000000000003', tiny, DEFAULT_POLICY, () => true), /2 held by something else on this host/);
+  db.close();
+  db2.close();
+});

@@ -54,20 +54,26 @@ export class LeaseStore {
     db.exec(SCHEMA);
   }
 
-  /** The sandbox's lease, creating one on the lowest free slot of `subnet`. */
-  allocate(sandboxId: string, subnet: Cidr, policy: NetworkPolicy): Lease {
+  /**
+   * The sandbox's lease, creating one on the lowest free slot of `subnet`. `busy`: slots whose
+   * addresses something else on the host already uses (skipped, e.g. another instance's leftovers).
+   */
+  allocate(sandboxId: string, subnet: Cidr, policy: NetworkPolicy, busy: (slot: number) => boolean = () => false): Lease {
     const subnetText = formatCidr(subnet);
     const tx = this.db.transaction((): Lease => {
       const existing = this.get(sandboxId);
       if (existing) return existing;
-      const used = this.db.prepare('SELECT slot FROM net_leases WHERE subnet = ? ORDER BY slot').pluck().all(subnetText) as number[];
+      const used = new Set(this.db.prepare('SELECT slot FROM net_leases WHERE subnet = ? ORDER BY slot').pluck().all(subnetText) as number[]);
       let slot = 0;
-      for (const s of used) {
-        if (s !== slot) break;
-        slot++;
+      let skipped = 0;
+      for (; slot < slotCount(subnet); slot++) {
+        if (used.has(slot)) continue;
+        if (!busy(slot)) break;
+        skipped++;
       }
       if (slot >= slotCount(subnet)) {
-        throw new KilnError('NETWORK_EXHAUSTED', `no free address block in ${subnetText} (${used.length} in use)`, { status: 503 });
+        const also = skipped ? `, ${skipped} held by something else on this host` : '';
+        throw new KilnError('NETWORK_EXHAUSTED', `no free address block in ${subnetText} (${used.size} in use${also})`, { status: 503 });
       }
       this.db
         .prepare('INSERT INTO net_leases (sandbox_id, subnet, slot, policy, created_at) VALUES (?, ?, ?, ?, ?)')

@@ -9,7 +9,8 @@
  *   forward   established/related → accept_flow; new from the guest → egress; the rest (inbound
  *             connections) → drop_flow;
  *   egress    always-deny (host addresses, link-local/metadata, loopback, multicast, every
- *             sandbox), DNS to anyone but the resolver, the deny-list, private ranges not in
+ *             sandbox), DNS to anyone but the resolver, the deny-list (and the addresses
+ *             denied domains resolve to, set deny_dom4), private ranges not in
  *             allowPrivate → drop_flow; preset default: TCP 80/443; allow-list; else drop_flow;
  *   input     the netns itself (the host side): DNS to the resolver on the gateway address only;
  *   output    the resolver's queries to its upstream servers only;
@@ -23,6 +24,7 @@ import type { NetNames } from './names.js';
 import type { NetworkPolicy, PolicyRule } from './policy.js';
 import { NEVER_ALLOWED, PRIVATE_RANGES } from './ranges.js';
 import { formatCidr } from './ipv4.js';
+import { DENIED_SET, type DeniedAnswer, deniedElements } from './denied-domains.js';
 
 /** Idle timeout of per-flow accounting entries and of resolver-learnt domain addresses. */
 export const FLOW_TIMEOUT_S = 3600;
@@ -191,12 +193,19 @@ function l4match(protocol: string, ports: readonly string[]): string {
   return ` meta l4proto ${protocol} th dport { ${ports.join(', ')} }`;
 }
 
-/** Flushes and refills the policy chains and sets (part of the create script, and a live change). */
-export function renderPolicy(p: { names: NetNames; policy: NetworkPolicy }): string {
+/**
+ * Flushes and refills the policy chains and sets (part of the create script, and a live
+ * change). `denied`: the addresses denied domains resolve to now (denied-domains.ts); the set
+ * is created here too, so a table made by an older kilnd gains it on its first change.
+ */
+export function renderPolicy(p: { names: NetNames; policy: NetworkPolicy; denied?: readonly DeniedAnswer[] }): string {
   const t = p.names.table;
   const { policy } = p;
   const out = [`flush chain inet ${t} egress`, `flush chain inet ${t} resolver`];
   for (const [n] of POLICY_SETS) out.push(`flush set inet ${t} ${n}`);
+  out.push(`add set inet ${t} ${DENIED_SET} { type ipv4_addr; flags timeout; size ${FLOW_SET_SIZE}; }`, `flush set inet ${t} ${DENIED_SET}`);
+  const deniedEls = deniedElements(p.denied ?? []);
+  if (deniedEls.length) out.push(`add element inet ${t} ${DENIED_SET} { ${deniedEls.join(', ')} }`);
   const add = (set: string, xs: string[]) => {
     if (xs.length) out.push(`add element inet ${t} ${set} { ${xs.join(', ')} }`);
   };
@@ -220,6 +229,7 @@ export function renderPolicy(p: { names: NetNames; policy: NetworkPolicy }): str
     rule('egress', 'ip daddr @never4 jump drop_flow');
     rule('egress', 'meta l4proto { tcp, udp } th dport 53 jump drop_flow');
     rule('egress', 'ip daddr @deny_any jump drop_flow');
+    rule('egress', `ip daddr @${DENIED_SET} jump drop_flow`);
     rule('egress', 'ip daddr . meta l4proto @deny_proto jump drop_flow');
     rule('egress', 'ip daddr . meta l4proto . th dport @deny_ports jump drop_flow');
     rule('egress', 'ip daddr @private4 ip daddr != @allow_private4 jump drop_flow');

@@ -7,7 +7,7 @@
  * restart, like the VM) and drops to nobody, keeping only CAP_NET_ADMIN for the nft sets.
  */
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { runDirLayout } from '../sandbox/run-dir.js';
 import { readCmdline, sleep } from '../util/proc.js';
 import { hostCmd } from './host-cmd.js';
 import type { NetNames } from './names.js';
@@ -22,12 +22,7 @@ export interface ResolverParams {
   policy: NetworkPolicy;
 }
 
-export const resolverPaths = (runDir: string) => ({
-  conf: join(runDir, 'dnsmasq.conf'),
-  pid: join(runDir, 'dnsmasq.pid'),
-  log: join(runDir, 'dns.log'),
-  oldLog: join(runDir, 'dns.log.1'),
-});
+export const resolverPaths = (runDir: string) => runDirLayout(runDir).resolver;
 
 /** Query logs are capped: past this size dns.log becomes dns.log.1 (replacing it). Default 4 MiB. */
 export const DNS_LOG_MAX_BYTES = 4 * 1024 * 1024;

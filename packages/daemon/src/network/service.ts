@@ -3,24 +3,31 @@
  * per-sandbox topology (topology.ts), live policy changes, accounting and orphan cleanup.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { runDirOf } from '../sandbox/run-dir.js';
 import { KilnError } from '../errors.js';
 import { macFor, type SandboxAddresses } from './address-plan.js';
 import { checkNetworkConfig, type NetworkConfig, resolvConfServers } from './config.js';
-import { FlowStore, type FlowRecord } from './flow-store.js';
-import { type NetCounters, parseAccounting } from './flows.js';
+import type { FlowRecord } from './flow-store.js';
+import type { NetCounters } from './flows.js';
+import { NetAccounting } from './accounting.js';
 import type { GuestNetConfig } from './guest.js';
-import { hostCmd, nftApply } from './host-cmd.js';
-import { type Cidr, cidrContains, formatCidr, parseCidr, parseIpv4 } from './ipv4.js';
+import { nftApply } from './host-cmd.js';
+import { type Cidr, formatCidr, parseCidr } from './ipv4.js';
 import { LeaseStore, type Lease } from './leases.js';
 import { type NetNames, netNames } from './names.js';
-import { renderHostAddresses, renderPolicy, domainGroups } from './nft-sandbox.js';
+import { renderHostAddresses } from './nft-sandbox.js';
+import { KeyedQueue, type LivePolicyContext, applyLivePolicy, refreshDeniedAddresses } from './live-policy.js';
 import { type NetworkPolicy, type PolicyInput, resolvePolicy } from './policy.js';
-import { capResolverLog, readResolverLog, startResolver } from './resolver.js';
+import { applyPolicyPatch, type PolicyPatch } from './policy-patch.js';
+import { capResolverLog, readResolverLog } from './resolver.js';
 import { buildEgress, buildTap, findNetworkResources, removeTopology, type TopologyParams } from './topology.js';
-import { type Uplink, formatUplink, parseUplink, uplinkNetns } from './uplink.js';
+import { type Uplink, checkHostTools, formatUplink, parseUplink, uplinkNetns } from './uplink.js';
+import { acquireSubnetLock, type SubnetLock } from './subnet-lock.js';
+import { busySlots, readHostAddrs } from './host-addresses.js';
+import { collectForeignOrphans } from './foreign-orphans.js';
 
 export interface SandboxNetwork {
   sandboxId: string;
@@ -34,7 +41,16 @@ export interface SandboxNetwork {
   guest: GuestNetConfig;
 }
 
+/** A policy change as it happened: for the audit record and the sandbox's events. */
+export interface PolicyChange {
+  how: 'replace' | 'patch';
+  before: NetworkPolicy;
+  after: NetworkPolicy;
+}
+
 export interface NetworkServiceOptions {
+  /** Called after every policy change is in force. */
+  onPolicyChanged?: (sandboxId: string, change: PolicyChange) => void;
   config: NetworkConfig;
   db: Database.Database;
   /** Where sandbox run directories live (<stateDir>/sandboxes); the resolver keeps its files there. */
@@ -46,38 +62,31 @@ export class NetworkService {
   readonly uplink: Uplink;
   readonly subnet: Cidr;
   private readonly leases: LeaseStore;
-  private readonly flowStore: FlowStore;
+  private readonly accounting: NetAccounting;
   private readonly dnsUpstream: string[];
   private hostAddrs: string[] = [];
-  private readonly counters = new Map<string, NetCounters>();
   private timers: NodeJS.Timeout[] = [];
   private polling: Promise<void> | null = null;
+  private readonly policyQueue = new KeyedQueue();
+  private deniedRefreshedAt = 0;
+  private lock: SubnetLock | null = null;
 
   constructor(private readonly o: NetworkServiceOptions) {
     checkNetworkConfig(o.config);
     this.uplink = parseUplink(o.config.uplink);
     this.subnet = parseCidr(o.config.subnet) as Cidr;
     this.leases = new LeaseStore(o.db);
-    this.flowStore = new FlowStore(o.db);
+    this.accounting = new NetAccounting(o.db);
     this.dnsUpstream = o.config.dnsUpstream ?? resolvConfServers();
   }
 
   /** Checks the host's tools and the uplink; starts the accounting and host-address timers. */
   async init(): Promise<void> {
-    for (const [tool, arg] of [['ip', '-V'], ['nft', '--version'], ['dnsmasq', '--version'], ['sysctl', '--version']] as const) {
-      await hostCmd(tool, [arg]).catch((err: unknown) => {
-        throw new KilnError('NETWORK_UNAVAILABLE', `${tool} is missing or broken (scripts/setup.sh installs it): ${(err as Error).message}`, { cause: err });
-      });
-    }
-    if (this.uplink.kind === 'netns') {
-      const list = await hostCmd('ip', ['netns', 'list']);
-      if (!list.split('\n').some((l) => l.split(' ')[0] === (this.uplink as { name: string }).name)) {
-        throw new KilnError('NETWORK_UNAVAILABLE', `uplink network namespace ${this.uplink.name} does not exist`, { details: { field: 'network.uplink' } });
-      }
-    }
-    if (this.uplink.kind === 'host') await hostCmd('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    await checkHostTools(this.uplink);
     if (this.uplink.kind !== 'none' && !this.dnsUpstream.length) this.o.logger.warn('no upstream DNS server: sandbox resolvers answer only denied names');
-    this.hostAddrs = await this.readHostAddrs();
+    // Before anything is built or removed: this subnet is ours alone on this host.
+    this.lock = await acquireSubnetLock(this.subnet, { lockDir: this.o.config.lockDir, stateDir: dirname(this.o.sandboxesDir) });
+    this.hostAddrs = await readHostAddrs(this.subnet);
     this.o.logger.info({ uplink: formatUplink(this.uplink), subnet: formatCidr(this.subnet), dnsUpstream: this.dnsUpstream }, 'network');
     const poll = setInterval(() => void this.pollAll(), this.o.config.flowPollMs);
     const refresh = setInterval(() => void this.refreshHostAddrs(), this.o.config.hostAddrRefreshMs);
@@ -89,6 +98,8 @@ export class NetworkService {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.lock?.release();
+    this.lock = null;
   }
 
   /** Validates a policy (INVALID_ARGUMENT naming the field). */
@@ -97,7 +108,7 @@ export class NetworkService {
   }
 
   private runDir(sandboxId: string): string {
-    return join(this.o.sandboxesDir, sandboxId);
+    return runDirOf(this.o.sandboxesDir, sandboxId);
   }
 
   private view(lease: Lease): SandboxNetwork {
@@ -139,7 +150,11 @@ export class NetworkService {
    * `complete` resolved; when it rejects, the caller tears the network down.
    */
   async setupStaged(sandboxId: string, policy: NetworkPolicy): Promise<{ net: SandboxNetwork; complete: Promise<void> }> {
-    const lease = this.leases.allocate(sandboxId, this.subnet, policy);
+    // Blocks whose addresses something else holds in the uplink namespace (another instance's
+    // leftovers) are skipped instead of failing at `ip addr add`.
+    const up = uplinkNetns(this.uplink);
+    const busy = up === undefined ? new Set<number>() : await busySlots(this.subnet, up);
+    const lease = this.leases.allocate(sandboxId, this.subnet, policy, (slot) => busy.has(slot));
     const net = this.view(lease);
     const params: TopologyParams = {
       names: net.names,
@@ -167,46 +182,60 @@ export class NetworkService {
   /** Removes everything of the sandbox's network, its flow history and its lease. Idempotent. */
   async teardown(sandboxId: string): Promise<void> {
     await removeTopology(netNames(sandboxId), this.uplink, this.runDir(sandboxId));
-    this.flowStore.deleteFor(sandboxId);
-    this.counters.delete(sandboxId);
+    this.accounting.forget(sandboxId);
     this.leases.release(sandboxId);
   }
 
-  /** Replaces a running sandbox's policy, live: new connections follow it at once. */
+  private liveCtx(lease: Lease): LivePolicyContext {
+    const names = netNames(lease.sandboxId);
+    return { names, runDir: this.runDir(lease.sandboxId), gateway: lease.addresses.gateway, upstream: uplinkNetns(this.uplink) === undefined ? [] : this.dnsUpstream };
+  }
+
+  /**
+   * Changes a running sandbox's policy, live (new connections follow it at once): `replace`
+   * puts `input` in force as a whole (PUT), `patch` changes only what it names (PATCH,
+   * policy-patch.ts). Changes of one sandbox are serialised, so two patches never lose one.
+   */
+  changePolicy(sandboxId: string, change: { replace: PolicyInput } | { patch: PolicyPatch }): Promise<PolicyChange> {
+    const run = async (): Promise<PolicyChange> => {
+      const lease = this.leases.get(sandboxId);
+      if (!lease) throw new KilnError('NETWORK_NOT_FOUND', `sandbox ${sandboxId} has no network`, { status: 404 });
+      const before = lease.policy;
+      const after = 'replace' in change ? resolvePolicy(change.replace, 'policy') : applyPolicyPatch(before, change.patch);
+      await applyLivePolicy(this.liveCtx(lease), before, after);
+      this.leases.setPolicy(sandboxId, after);
+      const result: PolicyChange = { how: 'replace' in change ? 'replace' : 'patch', before, after };
+      this.o.onPolicyChanged?.(sandboxId, result);
+      return result;
+    };
+    return this.policyQueue.run(sandboxId, run);
+  }
+
+  /** Replaces the policy (kept for callers that set a whole policy, e.g. a pool claim). */
   async setPolicy(sandboxId: string, input: PolicyInput): Promise<NetworkPolicy> {
-    const lease = this.leases.get(sandboxId);
-    if (!lease) throw new KilnError('NETWORK_NOT_FOUND', `sandbox ${sandboxId} has no network`, { status: 404 });
-    const policy = resolvePolicy(input, 'policy');
-    const names = netNames(sandboxId);
-    const before = JSON.stringify([domainGroups(lease.policy), lease.policy.deny.filter((r) => r.domain)]);
-    await nftApply(renderPolicy({ names, policy }), names.netns);
-    if (JSON.stringify([domainGroups(policy), policy.deny.filter((r) => r.domain)]) !== before) {
-      await startResolver({ names, runDir: this.runDir(sandboxId), gateway: lease.addresses.gateway, upstream: uplinkNetns(this.uplink) === undefined ? [] : this.dnsUpstream, policy });
-    }
-    this.leases.setPolicy(sandboxId, policy);
-    return policy;
+    return (await this.changePolicy(sandboxId, { replace: input })).after;
   }
 
   /** Reads counters and flows from nftables now (also done every flowPollMs). */
   async poll(sandboxId: string): Promise<NetCounters> {
     const lease = this.leases.get(sandboxId);
     if (!lease) throw new KilnError('NETWORK_NOT_FOUND', `sandbox ${sandboxId} has no network`, { status: 404 });
-    const names = netNames(sandboxId);
-    const json = await hostCmd('nft', ['-j', 'list', 'ruleset'], { netns: names.netns });
-    const { counters, flows } = parseAccounting(json, names.table, {
-      guest: lease.addresses.guest,
-      gateway: lease.addresses.gateway,
-      subnet: lease.subnet,
-      hostAddrs: this.hostAddrs,
-    });
-    this.flowStore.merge(sandboxId, flows);
-    this.counters.set(sandboxId, counters);
-    return counters;
+    return this.accounting.poll(lease, this.hostAddrs);
+  }
+
+  /**
+   * The guest's byte counters for the resource sampler (`kiln stats`, /metrics): the latest
+   * read (every flowPollMs), or read now when `fresh` or not read yet. Null without a network.
+   */
+  async byteCounters(sandboxId: string, fresh = false): Promise<{ rxBytes: number; txBytes: number } | null> {
+    if (!this.leases.get(sandboxId)) return null;
+    const c = (fresh ? undefined : this.accounting.latest(sandboxId)) ?? (await this.poll(sandboxId).catch(() => undefined));
+    return c ? { rxBytes: c.bytesIn, txBytes: c.bytesOut } : null;
   }
 
   async flows(sandboxId: string, opts: { limit?: number; verdict?: 'accept' | 'drop' } = {}): Promise<{ counters: NetCounters; flows: FlowRecord[] }> {
     const counters = await this.poll(sandboxId);
-    return { counters, flows: this.flowStore.list(sandboxId, opts) };
+    return { counters, flows: this.accounting.list(sandboxId, opts) };
   }
 
   /** The resolver's query log (the last `maxBytes`). */
@@ -217,38 +246,27 @@ export class NetworkService {
   private async pollAll(): Promise<void> {
     if (this.polling) return;
     this.polling = (async () => {
+      const refreshDenied = Date.now() - this.deniedRefreshedAt >= this.o.config.deniedRefreshMs;
+      if (refreshDenied) this.deniedRefreshedAt = Date.now();
       for (const l of this.leases.list()) {
         await this.poll(l.sandboxId).catch(() => undefined);
         await capResolverLog(this.runDir(l.sandboxId)).catch(() => undefined);
+        if (refreshDenied && l.policy.deny.some((r) => r.domain)) {
+          await refreshDeniedAddresses(this.liveCtx(l), l.policy).catch((err: unknown) => this.o.logger.warn({ err, sandboxId: l.sandboxId }, 'refreshing denied-domain addresses failed'));
+        }
       }
     })().finally(() => (this.polling = null));
     await this.polling;
   }
 
-  private async readHostAddrs(): Promise<string[]> {
-    const out = JSON.parse(await hostCmd('ip', ['-j', '-4', 'addr', 'show'])) as Array<{ addr_info?: Array<{ local?: string }> }>;
-    const addrs = new Set<string>();
-    for (const link of out) {
-      for (const a of link.addr_info ?? []) {
-        const ip = a.local ? parseIpv4(a.local) : null;
-        if (ip !== null && !cidrContains(this.subnet, ip) && a.local) addrs.add(a.local);
-      }
-    }
-    return [...addrs].sort();
-  }
-
   private async refreshHostAddrs(): Promise<void> {
-    try {
-      const next = await this.readHostAddrs();
-      if (next.join() === this.hostAddrs.join()) return;
-      this.o.logger.info({ hostAddrs: next }, 'host addresses changed; updating every sandbox');
-      this.hostAddrs = next;
-      for (const l of this.leases.list()) {
-        const names = netNames(l.sandboxId);
-        await nftApply(renderHostAddresses(names, next), names.netns).catch((err: unknown) => this.o.logger.warn({ err, sandboxId: l.sandboxId }, 'host address update failed'));
-      }
-    } catch (err) {
-      this.o.logger.warn({ err }, 'reading host addresses failed');
+    const next = await readHostAddrs(this.subnet).catch((err: unknown) => void this.o.logger.warn({ err }, 'reading host addresses failed'));
+    if (!next || next.join() === this.hostAddrs.join()) return;
+    this.o.logger.info({ hostAddrs: next }, 'host addresses changed; updating every sandbox');
+    this.hostAddrs = next;
+    for (const l of this.leases.list()) {
+      const names = netNames(l.sandboxId);
+      await nftApply(renderHostAddresses(names, next), names.netns).catch((err: unknown) => this.o.logger.warn({ err, sandboxId: l.sandboxId }, 'host address update failed'));
     }
   }
 
@@ -263,6 +281,14 @@ export class NetworkService {
     const found = await findNetworkResources(this.uplink);
     for (const h of found) if (existsSync(this.runDir(`sb-${h}`))) ours.add(h);
     return [...ours].filter((h) => !knownIds.has(`sb-${h}`)).sort();
+  }
+
+  /** `kiln gc`: kiln network objects and resolvers no live kilnd owns (foreign-orphans.ts). */
+  async collectForeign(known: (hex: string) => boolean): Promise<{ removed: string[]; skipped: string[] }> {
+    if (!this.lock) return { removed: [], skipped: [] };
+    const r = await collectForeignOrphans({ subnet: this.subnet, lockDir: this.o.config.lockDir, ownLockPath: this.lock.path, uplink: this.uplink, known });
+    if (r.removed.length || r.skipped.length) this.o.logger.warn(r, 'gc: network objects of no live sandbox');
+    return r;
   }
 
   /** Removes every network resource, flow and lease of the sandbox with this id hex. */

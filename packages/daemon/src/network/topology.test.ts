@@ -12,6 +12,7 @@ import { nftApply } from './host-cmd.js';
 import { type Cidr, parseCidr } from './ipv4.js';
 import { netNames } from './names.js';
 import { renderPolicy } from './nft-sandbox.js';
+import { renderDeniedAdd } from './denied-domains.js';
 import { renderUplinkTable } from './nft-uplink.js';
 import { resolvePolicy } from './policy.js';
 import { resolverPaths } from './resolver.js';
@@ -58,6 +59,13 @@ test('build, change live and remove a sandbox network in an uplink namespace', {
     assert.match(conf, /address=\/bad\.kiln\.test\//);
     assert.ok(sh('ip', 'netns', 'pids', names.netns).trim(), 'the resolver runs inside the netns');
     assert.ok((await findNetworkResources(uplink)).has(names.idHex));
+
+    // Denied-domain addresses: renewing an address already in the set is valid nft (add, delete, add).
+    const learnt = [{ name: 'bad.kiln.test', address: '203.0.113.77', ttl: 30 }];
+    await nftApply(renderDeniedAdd(names, learnt), names.netns);
+    await nftApply(renderDeniedAdd(names, learnt), names.netns);
+    assert.match(sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'set', 'inet', names.table, 'deny_dom4'), /203\.0\.113\.77 timeout 5m/);
+    assert.match(sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'chain', 'inet', names.table, 'egress'), /ip daddr @deny_dom4 jump drop_flow/);
 
     await nftApply(renderPolicy({ names, policy: resolvePolicy({ preset: 'default', deny: [{ cidr: '203.0.113.0/24' }] }) }), names.netns);
     const changed = sh('ip', 'netns', 'exec', names.netns, 'nft', 'list', 'table', 'inet', names.table);

@@ -14,6 +14,8 @@ import { hostCmd, nftApply, tryCmd } from './host-cmd.js';
 import { type NetNames, idHexFromName } from './names.js';
 import { renderSandboxTables } from './nft-sandbox.js';
 import { renderUplinkTable } from './nft-uplink.js';
+import { refreshDeniedAddresses } from './live-policy.js';
+import { inUseError } from './host-addresses.js';
 import type { NetworkPolicy } from './policy.js';
 import { startResolver, stopResolver } from './resolver.js';
 import { type Uplink, uplinkNetns } from './uplink.js';
@@ -47,7 +49,10 @@ const NETNS_SYSCTLS = [
 const ipBatch = (ns: string | null, lines: string[][]) =>
   hostCmd('ip', [...(ns === null ? [] : ['-n', ns]), '-batch', '-'], { input: lines.map((l) => l.join(' ')).join('\n') + '\n' });
 
-function setupError(n: NetNames, err: unknown): KilnError {
+function setupError(p: TopologyParams, err: unknown): KilnError {
+  const n = p.names;
+  const inUse = inUseError(err, { netns: n.netns, block: p.addresses.block, gateway: p.addresses.gateway, guest: p.addresses.guest });
+  if (inUse) return inUse;
   return err instanceof KilnError
     ? err
     : new KilnError('NETWORK_SETUP_FAILED', `network setup of ${n.netns} failed: ${(err as Error).message}`, { cause: err });
@@ -70,7 +75,7 @@ export async function buildTap(p: TopologyParams): Promise<void> {
       ['link', 'set', n.tap, 'up'],
     ]);
   } catch (err) {
-    throw setupError(n, err);
+    throw setupError(p, err);
   }
 }
 
@@ -118,8 +123,12 @@ export async function buildEgress(p: TopologyParams): Promise<void> {
     // All three are independent (each its own namespace or process); every one is waited for.
     const results = await Promise.allSettled([sandboxTables, uplinkTable, resolver]);
     for (const r of results) if (r.status === 'rejected') throw r.reason;
+    // Denied domains are blocked by address before the guest runs (denied-domains.ts).
+    if (up !== undefined && p.policy.deny.some((r) => r.domain)) {
+      await refreshDeniedAddresses({ names: n, runDir: p.runDir, gateway: a.gateway, upstream: p.dnsUpstream }, p.policy);
+    }
   } catch (err) {
-    throw setupError(n, err);
+    throw setupError(p, err);
   }
 }
 

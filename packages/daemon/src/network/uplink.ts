@@ -7,7 +7,8 @@
  *               routes further itself.
  *   none        no uplink: the guest reaches its resolver (which has no upstream) and nothing else.
  */
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, KilnError } from '../errors.js';
+import { hostCmd } from './host-cmd.js';
 
 export type Uplink = { kind: 'host' } | { kind: 'netns'; name: string } | { kind: 'none' };
 
@@ -29,4 +30,20 @@ export function formatUplink(u: Uplink): string {
 /** The namespace the uplink veth end lives in: null = the root namespace, undefined = no uplink. */
 export function uplinkNetns(u: Uplink): string | null | undefined {
   return u.kind === 'host' ? null : u.kind === 'netns' ? u.name : undefined;
+}
+
+/** Checks the host's network tools and the uplink; turns on forwarding for the host uplink. */
+export async function checkHostTools(uplink: Uplink): Promise<void> {
+  for (const [tool, arg] of [['ip', '-V'], ['nft', '--version'], ['dnsmasq', '--version'], ['sysctl', '--version'], ['flock', '--version']] as const) {
+    await hostCmd(tool, [arg]).catch((err: unknown) => {
+      throw new KilnError('NETWORK_UNAVAILABLE', `${tool} is missing or broken (scripts/setup.sh installs it): ${(err as Error).message}`, { cause: err });
+    });
+  }
+  if (uplink.kind === 'netns') {
+    const list = await hostCmd('ip', ['netns', 'list']);
+    if (!list.split('\n').some((l) => l.split(' ')[0] === uplink.name)) {
+      throw new KilnError('NETWORK_UNAVAILABLE', `uplink network namespace ${uplink.name} does not exist`, { details: { field: 'network.uplink' } });
+    }
+  }
+  if (uplink.kind === 'host') await hostCmd('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
 }

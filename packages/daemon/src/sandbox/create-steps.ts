@@ -16,6 +16,7 @@ import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { vmPaths } from '../vmm/driver.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
+import { runDirLayout } from './run-dir.js';
 import type { Step } from './steps.js';
 import type { SandboxRecord, SandboxSpec } from './types.js';
 
@@ -174,7 +175,9 @@ async function startVm(h: StepHost, ctx: CreateCtx): Promise<void> {
   ctx.rec.vm = vm;
   ctx.rec.updatedAt = Date.now();
   h.store.update(ctx.rec);
-  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(t ? { template: t.name, templateKey: t.key } : {}), ...timings });
+  // Every start names the jail (--insecure-no-jail shows here, vmm/jail-policy.ts).
+  const jail = h.driver.capabilities().jail;
+  h.store.addEvent(ctx.rec.id, t ? 'vm-restored' : 'vm-started', { pid: vm.pid, accel: vm.accel, ...(jail ? { jail } : {}), ...(t ? { template: t.name, templateKey: t.key } : {}), ...timings });
   h.watchVm(ctx.rec.id, vm);
 }
 
@@ -311,7 +314,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       name: 'scratch-disk',
       run: async (ctx) => {
         if (ctx.template && h.templates) {
-          ctx.scratch = `${ctx.runDir}/scratch.qcow2`;
+          ctx.scratch = runDirLayout(ctx.runDir).scratchQcow2;
           await h.templates.createOverlay(ctx.template, ctx.scratch);
         } else {
           await h.createScratchDisk(ctx.scratch, ctx.rec.spec.diskGiB);

@@ -1,6 +1,7 @@
 /** Validation and defaults of a create request's sandbox shape. Limits are documented here. */
-import { invalidArgument } from '../errors.js';
+import { invalidArgument, KilnError } from '../errors.js';
 import { resolvePolicy, type PolicyInput } from '../network/policy.js';
+import type { TemplateSource } from './create-steps.js';
 import type { SandboxSpec } from './types.js';
 
 export const SPEC_LIMITS = {
@@ -60,4 +61,16 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     template: input.template ?? null,
     network: resolvePolicy(input.network),
   };
+}
+
+/** A create that names a template takes the template's shape; a conflicting shape is refused. */
+export async function withTemplateShape(input: SpecInput, name: string, templates: Pick<TemplateSource, 'shapeOf'> | null): Promise<SpecInput> {
+  const shape = templates ? await templates.shapeOf(name) : null;
+  if (!shape) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${name} not found`, { status: 404, details: { field: 'template' } });
+  for (const k of ['memoryMiB', 'vcpus', 'diskGiB'] as const) {
+    if (input[k] !== undefined && input[k] !== shape[k]) {
+      throw new KilnError('INVALID_ARGUMENT', `${k} ${input[k]} conflicts with template ${name} (${k} ${shape[k]}); omit it`, { status: 400, details: { field: k } });
+    }
+  }
+  return { ...input, ...shape };
 }

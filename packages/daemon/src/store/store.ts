@@ -4,6 +4,7 @@
  */
 import Database from 'better-sqlite3';
 import type { SandboxEvent, SandboxRecord, SandboxState } from '../sandbox/types.js';
+import { EventLog, type EventRetention } from './events.js';
 
 interface SandboxRow {
   id: string;
@@ -34,14 +35,6 @@ CREATE TABLE IF NOT EXISTS sandboxes (
   ready_at INTEGER,
   expires_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  sandbox_id TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_sandbox ON events(sandbox_id, seq);
 `;
 
 function fromRow(r: SandboxRow): SandboxRecord {
@@ -63,14 +56,17 @@ function fromRow(r: SandboxRow): SandboxRecord {
 
 export class Store {
   private readonly db: Database.Database;
+  /** Lifecycle events: paged, filtered in SQL, bounded by retention (events.ts). */
+  readonly eventLog: EventLog;
 
-  constructor(path: string) {
+  constructor(path: string, opts: { eventRetention?: EventRetention } = {}) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.migrate();
+    this.eventLog = new EventLog(this.db, opts.eventRetention);
   }
 
   close(): void {
@@ -120,26 +116,12 @@ export class Store {
   }
 
   addEvent(sandboxId: string, type: string, data: Record<string, unknown> = {}): SandboxEvent {
-    const at = Date.now();
-    const info = this.db
-      .prepare('INSERT INTO events (sandbox_id, at, type, data) VALUES (?, ?, ?, ?)')
-      .run(sandboxId, at, type, JSON.stringify(data));
-    return { seq: Number(info.lastInsertRowid), sandboxId, at, type, data };
+    return this.eventLog.add(sandboxId, type, data);
   }
 
+  /** Every retained event after `afterSeq`, of one sandbox or all (the API reads pages: eventLog.page). */
   events(sandboxId?: string, afterSeq = 0): SandboxEvent[] {
-    const rows = (
-      sandboxId === undefined
-        ? this.db.prepare('SELECT * FROM events WHERE seq > ? ORDER BY seq').all(afterSeq)
-        : this.db.prepare('SELECT * FROM events WHERE sandbox_id = ? AND seq > ? ORDER BY seq').all(sandboxId, afterSeq)
-    ) as Array<{ seq: number; sandbox_id: string; at: number; type: string; data: string }>;
-    return rows.map((r) => ({
-      seq: r.seq,
-      sandboxId: r.sandbox_id,
-      at: r.at,
-      type: r.type,
-      data: JSON.parse(r.data) as Record<string, unknown>,
-    }));
+    return this.eventLog.all(sandboxId, afterSeq);
   }
 }
 

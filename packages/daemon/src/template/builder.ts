@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { reclaimOwnership } from '../vmm/jail.js';
+import { runDirLayout, vmLeftovers } from '../sandbox/run-dir.js';
+import { reclaimOwnership } from '../vmm/vmm-dir.js';
 import { KilnError } from '../errors.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from '../sandbox/guest-agent.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
@@ -96,8 +97,8 @@ export async function buildTemplate(
     await deps.driver.stop(vm, { timeoutMs: 5000 });
     vm = null;
     for (const f of [MEM_FILE, STATE_FILE, SCRATCH_FILE]) await chmod(join(tmp, f), 0o444);
-    for (const f of ['agent.sock', 'qmp.sock', 'logs.sock', 'console.sock', 'jail']) await rm(join(tmp, f), { recursive: true, force: true });
-    // The jailed VMM user owned the build dir while the VM ran: a template belongs to root.
+    for (const f of vmLeftovers(runDirLayout(tmp))) await rm(f, { recursive: true, force: true });
+    // The jailed VMM user owned its disk and RAM file while the VM ran: a template is root's.
     reclaimOwnership(tmp);
     const manifest: TemplateManifest = {
       ...keyInput,

@@ -41,7 +41,9 @@ export async function captureSandbox(c: CaptureInput): Promise<TemplateManifest>
     const snap = await c.driver.snapshot(c.vm, { stateFile: join(tmp, STATE_FILE), ignoreShared: false });
     // Block devices are flushed and inactive once the migration completed: the disk is
     // consistent with the saved RAM. Flatten it (a clone's disk is a qcow2 over its template's).
-    await run('qemu-img', ['convert', '-q', '-f', c.scratch.format, '-O', 'raw', '-S', '4k', c.scratch.path, join(tmp, SCRATCH_FILE)]);
+    // The disk, header included, is the VMM's to write: the driver reads it jailed.
+    if (c.driver.flattenDisk) await c.driver.flattenDisk(c.scratch, join(tmp, SCRATCH_FILE), c.store.root);
+    else await run('qemu-img', ['convert', '-q', '-f', c.scratch.format, '-O', 'raw', '-S', '4k', c.scratch.path, join(tmp, SCRATCH_FILE)]);
     if (c.resume) {
       await c.driver.resume(c.vm);
       resumed = true;

@@ -4,8 +4,10 @@
  * machine and the API contract only; integration tests boot real VMs.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
 import { vmPaths } from '../vmm/driver.js';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 
@@ -25,6 +27,8 @@ export class FakeDriver implements VmmDriver {
     let exit!: (e: VmExit) => void;
     const done = new Promise<VmExit>((r) => (exit = r));
     this.running.set(pid, { spec, exit, done });
+    // Like a real driver: the VMM's directory exists for its sockets (sandbox/run-dir.ts).
+    if (existsSync(spec.runDir)) mkdirSync(runDirLayout(spec.runDir).vmmDir, { recursive: true });
     return { id: spec.id, pid, startTime: 1, accel: 'tcg', paths: vmPaths(spec.runDir) };
   }
 
@@ -64,6 +68,12 @@ export class FakeDriver implements VmmDriver {
   }
 
   async pause(): Promise<void> {}
+
+  findVmms(runRoot: string): FoundVmm[] {
+    return [...this.running]
+      .filter(([, v]) => v.spec.runDir.startsWith(`${runRoot}/`))
+      .map(([pid, v]) => ({ id: v.spec.id, pid, kill: () => (this.running.has(pid) ? (this.crash(pid), true) : false) }));
+  }
 
   async resume(): Promise<void> {}
 }

@@ -3,6 +3,7 @@
  * 40-method interface is the warning). An operation a driver lacks throws UNSUPPORTED_OPERATION.
  */
 import type { Accel } from './accel.js';
+import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface VmSpec {
   /** Sandbox id; carried in the VMM's process name and command line. */
@@ -68,6 +69,15 @@ export interface VmExit {
   signal: string | null;
 }
 
+/** A VMM process found on the host by the driver that starts them (see VmmDriver.findVmms). */
+export interface FoundVmm {
+  /** The sandbox id its command line names. */
+  id: string;
+  pid: number;
+  /** SIGKILLs it if the pid still names this VMM; false if it was gone. */
+  kill(): boolean;
+}
+
 export interface DriverCapabilities {
   name: string;
   /** VMM version (part of a template's key: a snapshot restores only into the same VMM). */
@@ -77,6 +87,9 @@ export interface DriverCapabilities {
   snapshot: boolean;
   restore: boolean;
   pause: boolean;
+  /** Whether VMs run jailed (vmm/jail-policy.ts); absent for drivers with no jail to speak of. */
+  jail?: 'jailed' | 'insecure-no-jail' | 'refused';
+  jailReason?: string;
 }
 
 export interface VmmDriver {
@@ -105,15 +118,21 @@ export interface VmmDriver {
   restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle>;
   pause(vm: VmHandle): Promise<void>;
   resume(vm: VmHandle): Promise<void>;
+  /**
+   * Copies a (paused) VM's disk into a new raw file `out`, reading it the way the VMM would:
+   * the disk's contents, header included, are the VMM's (vmm/disk-flatten.ts). A qcow2 disk's
+   * backing file must lie under `templatesRoot`.
+   */
+  flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
+  /**
+   * This driver's VMM processes of sandboxes whose run dirs are under `runRoot`, whether or not
+   * a handle to them is known (orphan GC: a VMM whose row is gone).
+   */
+  findVmms(runRoot: string): FoundVmm[];
 }
 
+/** The VMM's files in its run dir (the layout, and who may write where, is sandbox/run-dir.ts). */
 export function vmPaths(runDir: string): VmPaths {
-  return {
-    qmpSocket: `${runDir}/qmp.sock`,
-    agentSocket: `${runDir}/agent.sock`,
-    guestctlSocket: `${runDir}/guestctl.sock`,
-    consoleSocket: `${runDir}/console.sock`,
-    logsSocket: `${runDir}/logs.sock`,
-    vmmLog: `${runDir}/vmm.log`,
-  };
+  const l = runDirLayout(runDir);
+  return { qmpSocket: l.qmpSocket, agentSocket: l.agentSocket, guestctlSocket: l.guestctlSocket, consoleSocket: l.consoleSocket, logsSocket: l.logsSocket, vmmLog: l.vmmLog };
 }

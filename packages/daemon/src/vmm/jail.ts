@@ -21,8 +21,7 @@
  * QEMU is the launcher's only child and dies with it (a parent-death signal).
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, readdirSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KilnError } from '../errors.js';
 import { hostFdsOptions, type HostDevices } from './host-fds.js';
@@ -90,7 +89,7 @@ export function jailCommand(plan: JailPlan, argv: string[], launcher = LAUNCHER_
 }
 
 /**
- * The unjailed launch (QemuDriver `jail: false`, the default when kilnd is not root): the
+ * The unjailed launch (only with --insecure-no-jail, vmm/jail-policy.ts): the
  * launcher only enters the netns, opens the host devices and execs `argv` in place. With
  * neither to do, `argv` runs directly.
  */
@@ -126,14 +125,6 @@ function lookup(file: string, name: string): string[] | null {
     // no such file: no entry
   }
   return null;
-}
-
-/** Gives a directory tree (a finished template) back to root, so no VMM uid owns a template. */
-export function reclaimOwnership(path: string): void {
-  const st = lstatSync(path);
-  if (st.isSymbolicLink()) return;
-  if (st.uid !== 0 || st.gid !== 0) chownSync(path, 0, 0);
-  if (st.isDirectory()) for (const name of readdirSync(path)) reclaimOwnership(join(path, name));
 }
 
 /** Host pid of the process the launcher forked into the new PID namespace (QEMU, after its exec). */

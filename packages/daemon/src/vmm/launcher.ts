@@ -5,11 +5,13 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { runDirLayout } from '../sandbox/run-dir.js';
 import type { Accel } from './accel.js';
 import { createVmCgroup, type CgroupMode, type VmLimits } from './cgroup.js';
 import type { VmSpec } from './driver.js';
 import { hostDevicesFor } from './host-fds.js';
 import type { JailPlan, VmmIdentity } from './jail.js';
+import { createVmmFile, giveFileToVmm } from './vmm-dir.js';
 
 const MiB = 1024 * 1024;
 /**
@@ -44,21 +46,24 @@ export interface LaunchPrep {
 }
 
 /**
- * Prepares the VM's jail on the host: its run dir and writable disk handed to the VMM user,
- * the jail mountpoint, the cgroup with limits. Returns the plan for jailCommand().
+ * Prepares the VM's jail on the host: the files QEMU writes in place (its disk, a template's
+ * RAM file) handed to the VMM user, the jail mountpoint, the cgroup with limits. The run dir
+ * stays root's; `vmmDir` (already the VMM user's, vmm-dir.ts) is the only directory bound
+ * read-write. Returns the plan for jailCommand().
  */
-export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; identity: VmmIdentity; cgroups: CgroupMode }): LaunchPrep {
-  const { uid, gid } = o.identity;
-  // The run dir holds QEMU's sockets: owned by the VMM user, 0700, under the root-only
-  // sandboxes dir. kilnd (root) reaches them; no other user does.
-  chownSync(spec.runDir, uid, gid);
-  const root = `${spec.runDir}/jail`;
+export function prepareJail(spec: VmSpec, o: { accel: Accel; tbSizeMiB: number; identity: VmmIdentity; cgroups: CgroupMode; vmmDir: string }): LaunchPrep {
+  const root = runDirLayout(spec.runDir).jailRoot;
   mkdirSync(root, { recursive: true, mode: 0o700 });
   chownSync(root, 0, 0);
   const readOnly = [spec.kernel, spec.initrd, spec.rootfs];
-  const readWrite = [spec.runDir];
-  if (existsSync(spec.scratch)) chownSync(spec.scratch, uid, gid);
+  const readWrite = [o.vmmDir];
+  if (existsSync(spec.scratch)) giveFileToVmm(spec.scratch, o.identity);
   readWrite.push(spec.scratch);
+  if (spec.memory?.mode === 'template') {
+    // QEMU maps (and writes) the template's RAM file but may not create it: root does.
+    createVmmFile(spec.memory.file, spec.memoryMiB * MiB, o.identity);
+    readWrite.push(spec.memory.file);
+  }
   const disk = diskInfo(spec.scratch);
   if (disk.backing) readOnly.push(disk.backing);
   if (spec.incoming) readOnly.push(spec.incoming);

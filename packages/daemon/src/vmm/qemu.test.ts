@@ -41,8 +41,8 @@ test('QEMU args: guest output goes only to sockets kilnd reads (no QEMU-written 
   const a = buildQemuArgs(spec, 'tcg', { tcgTbSizeMiB: 128, tscKhz: null });
   const s = a.join(' ');
   assert.ok(!/-chardev file/.test(s) && !/(^| )file,/.test(s), 'no file chardev');
-  assert.ok(s.includes(`socket,id=con,path=${spec.runDir}/console.sock,server=on,wait=off`));
-  assert.ok(s.includes(`socket,id=logs,path=${spec.runDir}/logs.sock,server=on,wait=off`));
+  assert.ok(s.includes(`socket,id=con,path=${spec.runDir}/vmm/console.sock,server=on,wait=off`));
+  assert.ok(s.includes(`socket,id=logs,path=${spec.runDir}/vmm/logs.sock,server=on,wait=off`));
   assert.ok(s.includes('virtserialport,chardev=logs,name=org.kiln.logs'));
   assert.equal(a[a.indexOf('-serial') + 1], 'chardev:con');
 });

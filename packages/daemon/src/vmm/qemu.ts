@@ -3,21 +3,26 @@
  * a daemon restart; the daemon finds them again by pid + start time + the `kiln-<id>` marker
  * on their command line.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chownSync, closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
-import { copyFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { KilnError } from '../errors.js';
 import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc.js';
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
+import { buildQemuArgs, layoutFingerprint, qemuVersion, vmMarker } from './qemu-args.js';
+import { findQemuVmms } from './find-vmms.js';
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
-import { hostDevicesFor, kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
-import type { DriverCapabilities, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
+import { decideJail, insecureNoJailFromEnv, jailRefused, type JailDecision } from './jail-policy.js';
+import { hostDevicesFor } from './host-fds.js';
+import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
-import { QmpClient } from './qmp.js';
+import { QmpClient, waitMigration } from './qmp.js';
+import { receiveState } from './migrate-out.js';
+import { flattenDisk } from './disk-flatten.js';
+import { openVmmLog, prepareVmmDir, sealVmmDir } from './vmm-dir.js';
+import { migrateSocketIn, runDirLayout } from '../sandbox/run-dir.js';
 
 export interface QemuDriverOptions {
   accel?: AccelRequest;
@@ -27,89 +32,14 @@ export interface QemuDriverOptions {
   tcgTbSizeMiB?: number;
   /** How long start() waits for QEMU's QMP socket. Default 15000 ms. */
   startTimeoutMs?: number;
-  /** Run QEMU jailed as the unprivileged kiln-vmm user (vmm/jail.ts). Default true when kilnd is root. */
-  jail?: boolean;
+  /** Run QEMU unjailed (vmm/jail-policy.ts; not root and without it: VMM_JAIL_UNAVAILABLE). Default $KILN_INSECURE_NO_JAIL. */
+  insecureNoJail?: boolean;
+  /** kilnd's uid as the jail decision sees it (tests). Default process.getuid(). */
+  uid?: number;
 }
 
-/** QEMU's seccomp filter: no obsolete syscalls, no setuid/caps, no fork/exec, no affinity/priority. */
-export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
-
-export const vmMarker = (id: string): string => `kiln-${id}`;
-/** MAC of a NIC without a backend (templates); each sandbox's guest gets its own at run time. */
-const NO_PEER_MAC = '02:6b:00:00:00:00';
-
-export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: { tcgTbSizeMiB: number; tscKhz: number | null }): string[] {
-  const p = vmPaths(spec.runDir);
-  const kernelArgs = [spec.cmdline, 'console=ttyS0', 'edd=off', `kiln.hostname=${spec.hostname ?? spec.id}`];
-  if (accel === 'tcg' && opts.tscKhz !== null) {
-    // Without a calibrated TSC the guest may hang calibrating against the PIT under TCG.
-    kernelArgs.push(`tsc_early_khz=${opts.tscKhz}`, 'tsc=reliable', `lpj=${Math.round((opts.tscKhz * 1000) / 250)}`);
-  }
-  if (spec.memory?.mode === 'template') {
-    // The guest leaves free page reporting off (guest-init): its clones map this RAM file
-    // read-only, and QEMU 10 refuses to discard RAM of a read-only file ("Discarding RAM with
-    // readonly files is not supported", one log line per report); a clone inherits the off.
-    kernelArgs.push('kiln.page_reporting=off');
-  }
-  const accelArgs =
-    accel === 'kvm'
-      ? [...kvmAccelArgs(), '-cpu', 'host']
-      : // +arat (APIC timer always running): without it the guest's LAPIC timer may stop in deep
-        // idle, microvm has no HPET/PIT to broadcast from, so the kernel never goes tickless and
-        // every vCPU takes 250 timer interrupts a second (docs/fast-start.md, idle CPU).
-        ['-accel', `tcg,tb-size=${opts.tcgTbSizeMiB}`, '-cpu', 'qemu64,+arat'];
-  // Guest RAM is always a named backend ("mem"), so every VM of a shape has the same RAM
-  // block layout and any snapshot can be restored into any of them.
-  const mem = spec.memory;
-  const memObject =
-    mem === undefined
-      ? `memory-backend-ram,id=mem,size=${spec.memoryMiB}M`
-      : mem.mode === 'template'
-        ? `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=on`
-        : `memory-backend-file,id=mem,size=${spec.memoryMiB}M,mem-path=${mem.file},share=off,readonly=on,rom=off`;
-  return [
-    '-name', `${vmMarker(spec.id)},process=${vmMarker(spec.id)}`,
-    // qboot loads -kernel directly; Debian's default microvm firmware (SeaBIOS) needs option
-    // ROMs for that and, with x-option-roms=off, hangs at "No bootable device".
-    '-M', 'microvm,x-option-roms=off,rtc=on,memory-backend=mem',
-    '-bios', 'qboot.rom',
-    '-object', memObject,
-    ...accelArgs,
-    '-m', `${spec.memoryMiB}`,
-    '-smp', `${spec.vcpus}`,
-    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
-    '-sandbox', QEMU_SANDBOX,
-    '-kernel', spec.kernel,
-    '-initrd', spec.initrd,
-    '-append', kernelArgs.join(' ').trim(),
-    '-drive', `id=root,file=${spec.rootfs},format=raw,if=none,readonly=on`,
-    '-device', 'virtio-blk-device,drive=root,serial=kiln-root',
-    '-drive', `id=scratch,file=${spec.scratch},format=${spec.scratchFormat ?? 'raw'},if=none,discard=unmap`,
-    '-device', 'virtio-blk-device,drive=scratch,serial=kiln-scratch',
-    ...(spec.net ? tapNetdevArgs() : []),
-    '-device', `virtio-net-device,id=nic0,mac=${spec.net?.mac ?? NO_PEER_MAC}${spec.net ? ',netdev=net0' : ''}`,
-    // Free page reporting: the guest hands RAM it freed back (2 MiB+ blocks, ~2 s after the
-    // free) and QEMU drops it (madvise DONTNEED), so the VMM's RSS falls after a guest load.
-    // Works where guest RAM is anonymous (cold boots, forks restored from a state file);
-    // template guests leave it off (see above).
-    '-device', 'virtio-balloon-device,free-page-reporting=on',
-    '-device', 'virtio-serial-device',
-    '-chardev', `socket,id=agent,path=${p.agentSocket},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=agent,name=org.kiln.agent',
-    '-chardev', `socket,id=ctl,path=${p.guestctlSocket},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=ctl,name=org.kiln.guestctl',
-    // Guest output reaches the host only through kilnd (never a QEMU-written file, which a
-    // guest could grow without bound): console and service logs are socket servers that kilnd
-    // reads; while nobody is connected QEMU discards console output and the guest's log
-    // forwarder waits. Every VM of an image has this same device set (snapshots rely on it).
-    '-chardev', `socket,id=logs,path=${p.logsSocket},server=on,wait=off`,
-    '-device', 'virtserialport,chardev=logs,name=org.kiln.logs',
-    '-chardev', `socket,id=con,path=${p.consoleSocket},server=on,wait=off`,
-    '-serial', 'chardev:con',
-    '-qmp', `unix:${p.qmpSocket},server=on,wait=off`,
-    ...(spec.incoming ? ['-incoming', 'defer'] : []),
-  ];
-}
+export { buildQemuArgs, layoutFingerprint, QEMU_SANDBOX, vmMarker } from './qemu-args.js';
+export { findQemuVmms };
 
 export class QemuDriver implements VmmDriver {
   readonly name = 'qemu-microvm';
@@ -121,9 +51,12 @@ export class QemuDriver implements VmmDriver {
   private readonly version: string;
   /** The VMM user and cgroup layout when QEMU is jailed; null = QEMU runs as kilnd's user. */
   readonly jail: { identity: VmmIdentity; cgroups: CgroupMode } | null;
+  /** Jailed, unjailed because the operator said so, or refusing to start VMs. */
+  readonly jailDecision: JailDecision;
 
   constructor(opts: QemuDriverOptions = {}) {
-    this.jail = (opts.jail ?? process.getuid?.() === 0) ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
+    this.jailDecision = decideJail({ uid: opts.uid ?? process.getuid?.(), insecureNoJail: opts.insecureNoJail ?? insecureNoJailFromEnv() });
+    this.jail = this.jailDecision.mode === 'jailed' ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
     this.accel = chooseAccel(opts.accel ?? 'auto');
     this.binary = opts.binary ?? 'qemu-system-x86_64';
     this.tbSize = opts.tcgTbSizeMiB ?? 128;
@@ -134,14 +67,18 @@ export class QemuDriver implements VmmDriver {
   }
 
   capabilities(): DriverCapabilities {
-    return { name: this.name, version: this.version, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true };
+    return { name: this.name, version: this.version, accel: this.accel.accel, accelReason: this.accel.reason, snapshot: true, restore: true, pause: true, jail: this.jailDecision.mode, jailReason: this.jailDecision.reason };
   }
 
   async start(spec: VmSpec): Promise<VmHandle> {
+    if (this.jailDecision.mode === 'refused') throw jailRefused(this.jailDecision);
     const paths = vmPaths(spec.runDir);
     const args = buildQemuArgs(spec, this.accel.accel, { tcgTbSizeMiB: this.tbSize, tscKhz: hostTscKhz() });
-    const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, ...this.jail }) : null;
-    const logFd = openSync(paths.vmmLog, 'a');
+    // The only directory QEMU may write (its sockets); vmm.log and the rest stay root's.
+    const vmmDir = runDirLayout(spec.runDir).vmmDir;
+    prepareVmmDir(vmmDir, this.jail?.identity ?? null);
+    const jail = this.jail ? prepareJail(spec, { accel: this.accel.accel, tbSizeMiB: this.tbSize, vmmDir, ...this.jail }) : null;
+    const logFd = openVmmLog(paths.vmmLog);
     let child: ChildProcess;
     try {
       // With a network, QEMU runs inside the sandbox's namespace, where its TAP is opened for
@@ -185,6 +122,8 @@ export class QemuDriver implements VmmDriver {
         const startTime = pid === null ? null : readStartTime(pid);
         if (pid !== null && startTime !== null && isSameProcess({ pid, startTime }, vmMarker(spec.id))) {
           this.children.set(pid, child);
+          // Its sockets exist (QMP's is created last): QEMU may create nothing more there.
+          if (jail) sealVmmDir(vmmDir);
           return { id: spec.id, pid, startTime, accel: this.accel.accel, paths, timings: { launchMs: Math.round(performance.now() - tSpawn) } };
         }
       }
@@ -204,6 +143,10 @@ export class QemuDriver implements VmmDriver {
     }
   }
 
+  findVmms(runRoot: string): FoundVmm[] {
+    return findQemuVmms(runRoot);
+  }
+
   async pause(vm: VmHandle): Promise<void> {
     await this.qmp(vm, (q) => q.execute('stop'));
   }
@@ -214,18 +157,26 @@ export class QemuDriver implements VmmDriver {
 
   async snapshot(vm: VmHandle, opts: { stateFile: string; ignoreShared: boolean; timeoutMs?: number }): Promise<{ durationMs: number; bytes: number }> {
     const t0 = performance.now();
-    // A jailed QEMU sees only its run dir: it writes the state there and kilnd moves it.
-    const runDir = dirname(vm.paths.qmpSocket);
-    const target = this.jail && dirname(opts.stateFile) !== runDir ? join(runDir, 'snapshot.state') : opts.stateFile;
-    await this.qmp(vm, async (q) => {
-      await q.execute('stop');
-      await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
-      await q.execute('migrate', { uri: `file:${target}` });
-      await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
-    });
-    if (target !== opts.stateFile) await moveFile(target, opts.stateFile);
-    if (this.jail) chownSync(opts.stateFile, 0, 0);
-    return { durationMs: Math.round(performance.now() - t0), bytes: statSync(opts.stateFile).size };
+    // QEMU streams its state to a socket kilnd made in the VMM's sealed directory and kilnd
+    // writes the file (vmm/migrate-out.ts). Sealing again covers a VM adopted from before vmm/.
+    if (this.jail) sealVmmDir(dirname(vm.paths.qmpSocket));
+    const rx = await receiveState(migrateSocketIn(dirname(vm.paths.qmpSocket)), opts.stateFile);
+    try {
+      await this.qmp(vm, async (q) => {
+        await q.execute('stop');
+        await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: opts.ignoreShared }] });
+        await q.execute('migrate', { uri: rx.uri });
+        await waitMigration(q, opts.timeoutMs ?? 120_000, 'snapshot');
+      });
+      const bytes = await rx.done;
+      return { durationMs: Math.round(performance.now() - t0), bytes };
+    } finally {
+      rx.close();
+    }
+  }
+
+  async flattenDisk(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void> {
+    await flattenDisk({ src, out, templatesRoot, identity: this.jail?.identity ?? null });
   }
 
   async restore(spec: VmSpec, opts: { ignoreShared: boolean; timeoutMs?: number; beforeResume?: (vm: VmHandle) => Promise<void> }): Promise<VmHandle> {
@@ -334,55 +285,7 @@ export class QemuDriver implements VmmDriver {
   }
 }
 
-/** Hash of the QEMU command line for a canonical VM: changes whenever the device set does. */
-export function layoutFingerprint(accel: AccelChoice['accel'], tbSize: number): string {
-  const canonical: VmSpec = {
-    id: 'sb-000000000000',
-    runDir: '/run-dir',
-    memoryMiB: 1024,
-    vcpus: 2,
-    kernel: '/k',
-    initrd: '/i',
-    rootfs: '/r',
-    scratch: '/s',
-    cmdline: '',
-  };
-  const args = buildQemuArgs(canonical, accel, { tcgTbSizeMiB: tbSize, tscKhz: 1 });
-  return createHash('sha256').update(args.join('\0')).digest('hex').slice(0, 8);
-}
 
-function qemuVersion(binary: string): string {
-  try {
-    const out = execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-    return /version\s+([^\s]+)/.exec(out)?.[1] ?? 'unknown';
-  } catch (err) {
-    throw new KilnError('VMM_NOT_FOUND', `cannot run ${binary} --version (install qemu-system-x86 from bookworm-backports: scripts/setup.sh): ${(err as Error).message}`, { status: 503 });
-  }
-}
-
-/** Polls query-migrate until the migration completes; throws on failure or timeout. */
-async function waitMigration(q: QmpClient, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const st = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-    if (st.status === 'completed') return;
-    if (st.status === 'failed' || st.status === 'cancelled') {
-      throw new KilnError('VMM_MIGRATION_FAILED', `${what} migration ${st.status}: ${st['error-desc'] ?? 'no reason given'}`);
-    }
-    await sleep(st.status === undefined || st.status === 'none' ? 5 : 10);
-  }
-  throw new KilnError('VMM_MIGRATION_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`);
-}
-
-async function moveFile(from: string, to: string): Promise<void> {
-  try {
-    await rename(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    await copyFile(from, to);
-    await rm(from, { force: true });
-  }
-}
 
 function tail(path: string, bytes = 2000): string {
   try {

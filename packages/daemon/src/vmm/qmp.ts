@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
 import { KilnError } from '../errors.js';
+import { sleep } from '../util/proc.js';
 
 const MAX_LINE_BYTES = 1024 * 1024;
 
@@ -138,4 +139,18 @@ export class QmpClient extends EventEmitter {
     this.pending.clear();
     this.emit('close', err);
   }
+}
+
+/** Polls query-migrate until the migration completes; throws on failure or timeout. */
+export async function waitMigration(q: QmpClient, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const st = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (st.status === 'completed') return;
+    if (st.status === 'failed' || st.status === 'cancelled') {
+      throw new KilnError('VMM_MIGRATION_FAILED', `${what} migration ${st.status}: ${st['error-desc'] ?? 'no reason given'}`);
+    }
+    await sleep(st.status === undefined || st.status === 'none' ? 5 : 10);
+  }
+  throw new KilnError('VMM_MIGRATION_TIMEOUT', `${what} did not complete within ${timeoutMs} ms`);
 }

@@ -9,9 +9,15 @@
  *      their QEMUs' CPU over KILN_BENCH_IDLE_WINDOW_MS (default 20000) of idleness
  *   6. exec round-trip on a running sandbox
  *   7. network round trip and throughput from a guest to a test server (bench/network.ts)
+ *   8. a neighbour's exec latency and kilnd's health answer and CPU while a sandbox attacks
+ *      (bench/neighbour.ts: scratch fill, memory hog, console flood, fork bomb)
+ *   9. stalled reader: kilnd's RSS before and after KILN_BENCH_STALL_MS (default 30000) of an exec
+ *      client that reads nothing while the guest writes as fast as it can (`cat /dev/zero`),
+ *      and how much the guest's command got to write (flow control stops it)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: KILN_BENCH_PHASES (default "docker,restore,cold,pool,density").
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour"),
+ * e.g. `npm run bench -- neighbour`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -19,6 +25,8 @@ import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
+import { benchNeighbour } from './neighbour.js';
+import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
@@ -27,7 +35,9 @@ const TRIALS = Number(process.env.KILN_BENCH_TRIALS ?? 10);
 const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
-const PHASES = new Set((process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density').split(','));
+const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall').split(','));
+const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
 
@@ -76,75 +86,82 @@ async function main(): Promise<void> {
   }
 
   // (1) restore path, (6) exec round-trip, (3) cold boot
-  const fx = new DaemonFixture('bench');
-  await fx.start();
-  try {
-    const info = await fx.client.call<{ driver: { accel: string; accelReason: string } }>('GET', '/v1/info');
-    results.accel = info.driver;
-    log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
-    const restore: number[] = [];
-    // Where the restore time goes, step by step (each step's own duration, p50 over the trials).
-    const parts = new Map<string, number[]>();
-    const part = (name: string, ms: number) => parts.set(name, [...(parts.get(name) ?? []), ms]);
-    for (let i = 0; i < (PHASES.has('restore') ? TRIALS : 0); i++) {
-      const r = await createToFirstExec(fx);
-      restore.push(r.ms);
-      part('create request answered (client)', r.createMs);
-      part('first exec after create (client)', r.ms - r.createMs);
-      const ev = await fx.client.events(r.id);
-      if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
-      const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
-      if (i === 0) results.restoreSteps = steps;
-      for (const [n, d] of steps) {
-        part(`  step ${String(n)}`, Number(d));
-        // start-vm's own parts, as the driver timed them (launch = spawn to QMP socket)
-        if (n === 'start-vm') {
-          const vm = ev.find((e) => e.type === 'vm-restored')?.data ?? {};
-          for (const [k, v] of Object.entries(vm)) if (k.endsWith('Ms') && typeof v === 'number') part(`    start-vm: ${k.slice(0, -2)}`, v);
+  if (PHASES.has('restore') || PHASES.has('cold') || PHASES.has('stall')) {
+    const fx = new DaemonFixture('bench');
+    await fx.start();
+    try {
+      const info = await fx.client.call<{ driver: { accel: string; accelReason: string } }>('GET', '/v1/info');
+      results.accel = info.driver;
+      log(`accelerator: ${info.driver.accel} (${info.driver.accelReason})`);
+      const restore: number[] = [];
+      // Where the restore time goes, step by step (each step's own duration, p50 over the trials).
+      const parts = new Map<string, number[]>();
+      const part = (name: string, ms: number) => parts.set(name, [...(parts.get(name) ?? []), ms]);
+      for (let i = 0; i < (PHASES.has('restore') ? TRIALS : 0); i++) {
+        const r = await createToFirstExec(fx);
+        restore.push(r.ms);
+        part('create request answered (client)', r.createMs);
+        part('first exec after create (client)', r.ms - r.createMs);
+        const ev = await fx.client.events(r.id);
+        if (!ev.some((e) => e.type === 'vm-restored')) throw new Error('expected a restore; is the default template built? (kiln image build)');
+        const steps = ev.filter((e) => e.type === 'step').map((e) => [e.data.step, e.data.durationMs] as const);
+        if (i === 0) results.restoreSteps = steps;
+        for (const [n, d] of steps) {
+          part(`  step ${String(n)}`, Number(d));
+          // start-vm's own parts, as the driver timed them (launch = spawn to QMP socket)
+          if (n === 'start-vm') {
+            const vm = ev.find((e) => e.type === 'vm-restored')?.data ?? {};
+            for (const [k, v] of Object.entries(vm)) if (k.endsWith('Ms') && typeof v === 'number') part(`    start-vm: ${k.slice(0, -2)}`, v);
+          }
         }
+        log(`  restore ${i + 1}: ${Math.round(r.ms)} ms = ${steps.map(([n, d]) => `${String(n)} ${String(d)}`).join(', ')} (+ client, HTTP, first exec)`);
+        await fx.client.destroy(r.id);
       }
-      log(`  restore ${i + 1}: ${Math.round(r.ms)} ms = ${steps.map(([n, d]) => `${String(n)} ${String(d)}`).join(', ')} (+ client, HTTP, first exec)`);
-      await fx.client.destroy(r.id);
-    }
-    if (restore.length) {
-      show('(1) create → first exec, restore (empty pool)', summarize(restore));
-      const breakdown: Record<string, Summary> = {};
-      for (const [n, v] of parts) {
-        breakdown[n] = summarize(v);
-        log(`    ${n.padEnd(40)} p50 ${fmtMs(breakdown[n].p50).padStart(10)}   p95 ${fmtMs(breakdown[n].p95).padStart(10)}`);
+      if (restore.length) {
+        show('(1) create → first exec, restore (empty pool)', summarize(restore));
+        const breakdown: Record<string, Summary> = {};
+        for (const [n, v] of parts) {
+          breakdown[n] = summarize(v);
+          log(`    ${n.padEnd(40)} p50 ${fmtMs(breakdown[n].p50).padStart(10)}   p95 ${fmtMs(breakdown[n].p95).padStart(10)}`);
+        }
+        results.restoreBreakdown = breakdown;
       }
-      results.restoreBreakdown = breakdown;
-    }
 
-    const keep = (await fx.client.create({})).id;
-    const rtt: number[] = [];
-    for (let i = 0; i < (PHASES.has('restore') ? EXECS : 0); i++) {
-      const t0 = performance.now();
-      await execTrue(fx, keep);
-      rtt.push(performance.now() - t0);
-    }
-    if (rtt.length) show('(6) exec round-trip (true)', summarize(rtt));
-    await fx.client.destroy(keep);
+      const keep = (await fx.client.create({})).id;
+      const rtt: number[] = [];
+      for (let i = 0; i < (PHASES.has('restore') ? EXECS : 0); i++) {
+        const t0 = performance.now();
+        await execTrue(fx, keep);
+        rtt.push(performance.now() - t0);
+      }
+      if (rtt.length) show('(6) exec round-trip (true)', summarize(rtt));
+      if (PHASES.has('stall')) {
+        const r = await stalledReader(fx, keep, STALL_MS);
+        results.stalledReader = { stallMs: STALL_MS, ...r };
+        log(`(9) stalled reader, ${STALL_MS / 1000} s: kilnd RSS ${r.rssBeforeMiB.toFixed(1)} → ${r.rssAfterMiB.toFixed(1)} MiB (+${(r.rssAfterMiB - r.rssBeforeMiB).toFixed(1)}); the guest's cat wrote ${(r.writtenBytes / 1048576).toFixed(2)} MiB and sleeps in ${r.wchan}`);
+      }
+      await fx.client.destroy(keep);
 
-    const cold: number[] = [];
-    const toAgent: number[] = [];
-    const toDocker: number[] = [];
-    for (let i = 0; i < (PHASES.has('cold') ? TRIALS : 0); i++) {
-      const r = await createToFirstExec(fx, { memoryMiB: 1024, vcpus: 2, diskGiB: 11 }); // no template for 11 GiB: cold boot
-      cold.push(r.ms);
-      const ev = await fx.client.events(r.id);
-      const step = (n: string) => Number(ev.find((e) => e.type === 'step' && e.data.step === n)?.data.durationMs ?? NaN);
-      toAgent.push(step('start-vm') + step('agent-connect'));
-      toDocker.push(step('start-vm') + step('agent-connect') + step('personalize') + step('docker-ready'));
-      await fx.client.destroy(r.id);
+      const cold: number[] = [];
+      const toAgent: number[] = [];
+      const toDocker: number[] = [];
+      for (let i = 0; i < (PHASES.has('cold') ? TRIALS : 0); i++) {
+        const r = await createToFirstExec(fx, { memoryMiB: 1024, vcpus: 2, diskGiB: 11 }); // no template for 11 GiB: cold boot
+        cold.push(r.ms);
+        const ev = await fx.client.events(r.id);
+        const step = (n: string) => Number(ev.find((e) => e.type === 'step' && e.data.step === n)?.data.durationMs ?? NaN);
+        toAgent.push(step('start-vm') + step('agent-connect'));
+        toDocker.push(step('start-vm') + step('agent-connect') + step('personalize') + step('docker-ready'));
+        await fx.client.destroy(r.id);
+      }
+      if (cold.length) {
+        show('(3) create → first exec, cold boot', summarize(cold));
+        show('    cold: QEMU start → agent answers', summarize(toAgent));
+        show('    cold: QEMU start → dockerd answers', summarize(toDocker));
+      }
+    } finally {
+      await fx.close();
     }
-    if (cold.length) {
-      show('(3) create → first exec, cold boot', summarize(cold));
-      show('    cold: QEMU start → agent answers', summarize(toAgent));
-      show('    cold: QEMU start → dockerd answers', summarize(toDocker));
-    }
-  } finally {
-    await fx.close();
   }
 
   // (2) warm pool
@@ -167,41 +184,45 @@ async function main(): Promise<void> {
 
   // (5) density: PSS per idle docker-ready sandbox
   const density: Array<{ running: number; totalPssMiB: number; perSandboxPssMiB: number; perSandboxRssMiB: number; allAnswer: boolean; idleCpuPercentPerSandbox: number }> = [];
-  const fxd = new DaemonFixture('bench-density');
-  await fxd.start();
-  try {
-    if (!PHASES.has('density')) DENSITY.length = 0;
-    const ids: string[] = [];
-    density: for (const n of DENSITY) {
-      while (ids.length < n) {
-        try {
-          ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
-        } catch (err) {
-          log(`(5) create #${ids.length + 1} failed with ${ids.length} running: ${(err as Error).message}`);
-          break density;
+  if (PHASES.has('density')) {
+    const fxd = new DaemonFixture('bench-density');
+    await fxd.start();
+    try {
+      const ids: string[] = [];
+      density: for (const n of DENSITY) {
+        while (ids.length < n) {
+          try {
+            ids.push((await fxd.client.create({ timeoutMs: 0 })).id);
+          } catch (err) {
+            log(`(5) create #${ids.length + 1} failed with ${ids.length} running: ${(err as Error).message}`);
+            break density;
+          }
         }
+        await sleep(5000);
+        let answered = 0;
+        for (const id of ids) {
+          await execTrue(fxd, id);
+          answered++;
+        }
+        const pids = await Promise.all(ids.map(async (id) => (await fxd.client.get(id)).vm?.pid ?? 0));
+        const mem = pids.map((pid) => processMemoryMiB(pid));
+        const total = mem.reduce((a, m) => a + m.pssMiB, 0);
+        await sleep(2000);
+        const idleCpu = (await cpuPercentOver(pids, IDLE_WINDOW_MS)) / n;
+        const row = { running: n, totalPssMiB: Math.round(total), perSandboxPssMiB: Math.round(total / n), perSandboxRssMiB: Math.round(mem.reduce((a, m) => a + m.rssMiB, 0) / n), allAnswer: answered === n, idleCpuPercentPerSandbox: Math.round(idleCpu * 10) / 10 };
+        density.push(row);
+        log(`(5) ${String(n).padStart(2)} idle docker-ready sandboxes: total PSS ${row.totalPssMiB} MiB, per sandbox PSS ${row.perSandboxPssMiB} MiB (RSS ${row.perSandboxRssMiB} MiB), all answer exec: ${row.allAnswer}, idle CPU per sandbox ${row.idleCpuPercentPerSandbox} % of a core`);
       }
-      await sleep(5000);
-      let answered = 0;
-      for (const id of ids) {
-        await execTrue(fxd, id);
-        answered++;
-      }
-      const pids = await Promise.all(ids.map(async (id) => (await fxd.client.get(id)).vm?.pid ?? 0));
-      const mem = pids.map((pid) => processMemoryMiB(pid));
-      const total = mem.reduce((a, m) => a + m.pssMiB, 0);
-      await sleep(2000);
-      const idleCpu = (await cpuPercentOver(pids, IDLE_WINDOW_MS)) / n;
-      const row = { running: n, totalPssMiB: Math.round(total), perSandboxPssMiB: Math.round(total / n), perSandboxRssMiB: Math.round(mem.reduce((a, m) => a + m.rssMiB, 0) / n), allAnswer: answered === n, idleCpuPercentPerSandbox: Math.round(idleCpu * 10) / 10 };
-      density.push(row);
-      log(`(5) ${String(n).padStart(2)} idle docker-ready sandboxes: total PSS ${row.totalPssMiB} MiB, per sandbox PSS ${row.perSandboxPssMiB} MiB (RSS ${row.perSandboxRssMiB} MiB), all answer exec: ${row.allAnswer}, idle CPU per sandbox ${row.idleCpuPercentPerSandbox} % of a core`);
+    } finally {
+      await fxd.close();
     }
-  } finally {
-    await fxd.close();
   }
 
   // (7) network: guest → test server round trip and throughput (its own test internet)
-  results.network = await benchNetwork(log);
+  if (PHASES.has('network')) results.network = await benchNetwork(log);
+
+  // (8) neighbour slowdown per attack, kilnd's health answer and CPU
+  if (PHASES.has('neighbour')) results.neighbour = await benchNeighbour(log);
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
@@ -209,8 +230,9 @@ async function main(): Promise<void> {
     'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
     'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
   };
-  log('\nratios of p50:');
-  for (const [k, v] of Object.entries(ratios)) log(`  ${k.padEnd(26)} ${v.toFixed(2)}`);
+  const measured = Object.entries(ratios).filter(([, v]) => Number.isFinite(v));
+  if (measured.length) log('\nratios of p50:');
+  for (const [k, v] of measured) log(`  ${k.padEnd(26)} ${v.toFixed(2)}`);
   Object.assign(results, { figures, density, ratios });
   const dir = join(REPO, 'bench-results');
   mkdirSync(dir, { recursive: true });

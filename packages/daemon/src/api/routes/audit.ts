@@ -3,15 +3,17 @@
  *   GET /v1/audit?sandbox=&since=&after=&limit=   a page of records (chain order) + nextAfter
  *   GET /v1/audit?follow=true&…                   NDJSON: matching records, then new ones as they become durable
  *   GET /v1/audit/verify                          walks the whole chain against the head kilnd holds
+ * A follower reads the durable files a page at a time by seq cursor, only as fast as the
+ * client takes the records (body-stream.ts), and sleeps until the next durable record once it
+ * caught up: kilnd holds no backlog for a slow follower.
  */
 import type { FastifyInstance } from 'fastify';
-import { PassThrough } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import { invalidArgument } from '../../errors.js';
 import type { AuditLog } from '../../audit/log.js';
-import { matches, queryAudit, type AuditQuery } from '../../audit/query.js';
-import type { AuditRecord } from '../../audit/record.js';
+import { queryAudit, type AuditQuery } from '../../audit/query.js';
 import { verifyChain } from '../../audit/verify.js';
+import { bodyFrom, nextEvent, sendBody } from '../body-stream.js';
 
 const AuditQueryString = Type.Object(
   {
@@ -31,6 +33,23 @@ function parseSince(s: string | undefined): number | undefined {
   return ms;
 }
 
+/** Matching records after the cursor, then new ones as they become durable, as NDJSON lines. */
+async function* followAudit(audit: AuditLog, q: AuditQuery, signal: AbortSignal): AsyncGenerator<string> {
+  let cursor = q.afterSeq ?? 0;
+  while (!signal.aborted) {
+    const head = audit.head.seq;
+    if (cursor >= head) {
+      // Compared and subscribed in one synchronous step: no record falls between them.
+      await nextEvent(audit, 'record', signal);
+      continue;
+    }
+    const page = queryAudit(audit.dir, { ...q, afterSeq: cursor, untilSeq: head, limit: 1000 });
+    for (const r of page.records) yield JSON.stringify(r) + '\n';
+    // A page that ran out of matches examined every record up to head.
+    cursor = page.nextAfter ?? head;
+  }
+}
+
 export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog): void {
   app.get<{ Querystring: Static<typeof AuditQueryString> }>(
     '/v1/audit',
@@ -44,33 +63,7 @@ export function registerAuditRoutes(app: FastifyInstance, audit: AuditLog): void
       };
       if (!req.query.follow) return { ...queryAudit(audit.dir, { ...q, untilSeq: audit.head.seq }), head: audit.head };
 
-      const out = new PassThrough();
-      const head = audit.head.seq;
-      const pending: AuditRecord[] = [];
-      let caughtUp = false;
-      const write = (r: AuditRecord) => out.write(JSON.stringify(r) + '\n');
-      const onRecord = (r: AuditRecord) => {
-        if (r.seq <= head || !matches(r, q)) return; // ≤ head: read from the files below
-        if (caughtUp) write(r);
-        else pending.push(r);
-      };
-      audit.on('record', onRecord);
-      req.raw.once('close', () => {
-        audit.off('record', onRecord);
-        out.end();
-      });
-      void reply.type('application/x-ndjson').header('cache-control', 'no-store').send(out);
-      let cursor = q.afterSeq ?? 0;
-      for (;;) {
-        const page = queryAudit(audit.dir, { ...q, afterSeq: cursor, untilSeq: head, limit: 1000 });
-        for (const r of page.records) write(r);
-        if (page.nextAfter === null) break;
-        cursor = page.nextAfter;
-        await new Promise((r) => setImmediate(r));
-      }
-      caughtUp = true;
-      for (const r of pending.splice(0)) write(r);
-      return reply;
+      return sendBody(reply, bodyFrom((signal) => followAudit(audit, q, signal)), 'application/x-ndjson', { flushHeaders: true });
     },
   );
 

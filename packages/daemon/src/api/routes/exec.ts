@@ -6,12 +6,16 @@
  *   or {"type":"error","error":{code,message}}
  * With stdin:true, the caller streams bytes to POST /v1/sandboxes/:id/execs/:execId/stdin.
  * If the caller disconnects before the exit event, the command is killed.
+ * Flow control is end to end (body-stream.ts): a chunk of output is acknowledged to the guest
+ * only once the response took it, so a caller that stops reading stops the command (it blocks
+ * writing its pipe in the guest) and kilnd holds at most the guest protocol's window per stream.
  * The exec's audit record (argv, cwd, exit, duration, bytes of output) is durable before the
  * exit event is sent: a caller that saw the exit can rely on the record.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { BodyStream, sendBody } from '../body-stream.js';
 import { invalidArgument, KilnError, toKilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '../schemas.js';
@@ -35,14 +39,15 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
     async (req, reply) => {
       const { argv, shell } = req.body;
       if ((argv === undefined) === (shell === undefined)) throw invalidArgument('exactly one of argv or shell is required', { field: 'argv' });
-      const agent = manager.agentFor(req.params.id, 'exec');
-      const rec = manager.get(req.params.id);
+      // The exec starts under the sandbox's shared lock (never while a pause, snapshot or destroy
+      // runs), held until this turn ends: the exec request below is sent in this turn, with no await before it.
+      const { agent, rec, release } = await manager.useAgent(req.params.id, 'exec');
+      queueMicrotask(release);
       const execId = `${req.params.id}.${++seq}`;
-      const out = new PassThrough();
+      const out = new BodyStream();
       const bytes = { stdout: 0, stderr: 0 };
-      const send = (ev: Record<string, unknown>): void => {
-        if (!out.writableEnded) out.write(JSON.stringify(ev) + '\n');
-      };
+      // Resolves once the response took the event: the agent client acks output only then.
+      const send = (ev: Record<string, unknown>): Promise<void> => out.write(JSON.stringify(ev) + '\n');
       const handle = agent.exec(
         {
           ...(argv ? { argv } : {}),
@@ -56,11 +61,11 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
         {
           onStdout: (b: Buffer) => {
             bytes.stdout += b.length;
-            send({ type: 'stdout', data: b.toString('base64') });
+            return send({ type: 'stdout', data: b.toString('base64') });
           },
           onStderr: (b: Buffer) => {
             bytes.stderr += b.length;
-            send({ type: 'stderr', data: b.toString('base64') });
+            return send({ type: 'stderr', data: b.toString('base64') });
           },
         },
       );
@@ -69,7 +74,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
       reply.raw.on('close', () => {
         if (!finished) void handle.signal('SIGKILL').catch(() => undefined);
       });
-      send({ type: 'started', execId });
+      void send({ type: 'started', execId });
       const record = (r?: Parameters<typeof execRecord>[0]['result'], errorCode?: string) =>
         audit.append(
           execRecord({
@@ -91,12 +96,12 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
         .then(
           async (r) => {
             await record(r);
-            send({ type: 'exit', ...r });
+            await send({ type: 'exit', ...r });
           },
           async (err: unknown) => {
             const e = fromGuestError(err);
             await record(undefined, e.code);
-            send({ type: 'error', error: e.toJSON() });
+            await send({ type: 'error', error: e.toJSON() });
           },
         )
         .catch((err: unknown) => send({ type: 'error', error: toKilnError(err).toJSON() })) // the audit record could not be written
@@ -105,7 +110,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
           running.delete(execId);
           out.end();
         });
-      return reply.type('application/x-ndjson').header('cache-control', 'no-store').send(out);
+      return sendBody(reply, out, 'application/x-ndjson');
     },
   );
 

@@ -2,20 +2,24 @@
  * Lifecycle routes: host-wide events (optionally followed as NDJSON), a sandbox's timeout,
  * and garbage collection on demand.
  *
- *   GET  /v1/events?sandbox=&after=&follow=   events of every sandbox (or one), oldest first
+ *   GET  /v1/events?sandbox=&after=&limit=    a page of events of every sandbox (or one), oldest first, + nextAfter
+ *   GET  /v1/events?follow=true&…             NDJSON: matching events, then new ones as they are added
  *   PUT  /v1/sandboxes/:id/timeout            {timeoutMs}: the sandbox now expires timeoutMs from now (0 = never)
  *   POST /v1/gc                               removes orphans now; {removed: [...]}
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
+import type { EventLog } from '../../store/events.js';
+import { bodyFrom, nextEvent, sendBody, type BodyStream } from '../body-stream.js';
 import { ErrorBody, SandboxIdParams, SandboxView } from '../schemas.js';
 import { sandboxView } from '../views.js';
 
 const HostEventsQuery = Type.Object(
   {
     sandbox: Type.Optional(Type.String({ description: 'Only this sandbox. Default: all.' })),
-    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with a larger seq. Default 0.' })),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with a larger seq (a cursor: nextAfter of the previous page). Default 0.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'Page size (without follow). Default 1000.' })),
     follow: Type.Optional(Type.Boolean({ description: 'Keep streaming new events as NDJSON. Default false.' })),
   },
   { additionalProperties: false },
@@ -25,47 +29,43 @@ const TimeoutBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** How often a follower looks for new events. */
-const FOLLOW_POLL_MS = 250;
+/**
+ * Matching events after `after`, then new ones as they are added, as NDJSON lines. Read from
+ * SQLite a page at a time and only as fast as the client takes them (bodyFrom); a follower
+ * that caught up sleeps until the next insert.
+ */
+async function* followEvents(log: EventLog, q: { sandboxId?: string; after: number }, signal: AbortSignal): AsyncGenerator<string> {
+  let after = q.after;
+  while (!signal.aborted) {
+    const page = log.page({ ...(q.sandboxId === undefined ? {} : { sandboxId: q.sandboxId }), afterSeq: after, limit: 1000 });
+    // Checked and subscribed in one synchronous step: no insert falls between them.
+    if (page.events.length === 0) {
+      await nextEvent(log, 'added', signal);
+      continue;
+    }
+    for (const e of page.events) yield JSON.stringify(e) + '\n';
+    after = page.events.at(-1)?.seq ?? after;
+  }
+}
 
 export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxManager, gc: () => Promise<string[]>): void {
-  const followers = new Set<() => void>();
+  const followers = new Set<BodyStream>();
   // preClose: open follow streams would otherwise keep the server from closing.
   app.addHook('preClose', async () => {
-    for (const stop of [...followers]) stop();
+    for (const body of [...followers]) body.end();
   });
   app.get<{ Querystring: Static<typeof HostEventsQuery> }>(
     '/v1/events',
-    { schema: { summary: 'Lifecycle events of the host (all sandboxes) or one sandbox; follow streams NDJSON', querystring: HostEventsQuery, response: { '4xx': ErrorBody } } },
+    { schema: { summary: 'Lifecycle events of the host (all sandboxes) or one sandbox, paged; follow streams NDJSON', querystring: HostEventsQuery, response: { '4xx': ErrorBody } } },
     async (req, reply) => {
       const { sandbox, follow } = req.query;
-      let after = req.query.after ?? 0;
-      const page = () => {
-        // Events outlive their sandbox's row: filter the host's list rather than asking by id.
-        const evs = manager.events(undefined, after);
-        if (evs.length) after = evs[evs.length - 1]?.seq ?? after;
-        return evs.filter((e) => sandbox === undefined || e.sandboxId === sandbox);
-      };
-      if (!follow) return { events: page() };
-      // Hijacked so the headers leave at once: a follower sees 200 before the first new event.
-      reply.hijack();
-      const out = reply.raw;
-      out.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-      out.flushHeaders();
-      const push = () => {
-        for (const e of page()) out.write(JSON.stringify(e) + '\n');
-      };
-      push();
-      const timer = setInterval(push, FOLLOW_POLL_MS);
-      timer.unref();
-      const stop = () => {
-        clearInterval(timer);
-        followers.delete(stop);
-        out.end();
-      };
-      followers.add(stop);
-      req.raw.once('close', stop);
-      return reply;
+      // Events outlive their sandbox's row: a destroyed sandbox's events are still found by id.
+      const q = { ...(sandbox === undefined ? {} : { sandboxId: sandbox }), after: req.query.after ?? 0 };
+      if (!follow) return manager.eventLog.page({ ...q, afterSeq: q.after, limit: req.query.limit ?? 1000 });
+      const body = bodyFrom((signal) => followEvents(manager.eventLog, q, signal));
+      followers.add(body);
+      body.once('close', () => followers.delete(body));
+      return sendBody(reply, body, 'application/x-ndjson', { flushHeaders: true });
     },
   );
 

@@ -1,12 +1,15 @@
 /** Sandbox networking: inspect, change the policy live, flows and counters, resolver log. */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { auditDetail } from '../../audit/api-hook.js';
+import type { PolicyInput } from '../../network/policy.js';
+import type { PolicyPatch } from '../../network/policy-patch.js';
 import type { Static } from '@sinclair/typebox';
 import { KilnError } from '../../errors.js';
 import type { NetworkService } from '../../network/service.js';
 import { formatUplink } from '../../network/uplink.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { ErrorBody, SandboxIdParams } from '../schemas.js';
-import { FlowsQuery, FlowsView, NetworkPolicyBody, NetworkView } from '../network-schemas.js';
+import { FlowsQuery, FlowsView, NetworkPolicyBody, NetworkPolicyPatchBody, NetworkView, PolicyChangeView } from '../network-schemas.js';
 
 type IdParams = Static<typeof SandboxIdParams>;
 
@@ -40,13 +43,37 @@ export function registerNetworkRoutes(app: FastifyInstance, manager: SandboxMana
     },
   );
 
+  const change = async (req: FastifyRequest<{ Params: IdParams }>, how: { replace: NetworkPolicyBody } | { patch: NetworkPolicyPatchBody }) => {
+    const { net, network: svc } = netOf(req.params.id);
+    const c = await svc.changePolicy(net.sandboxId, how as { replace: PolicyInput } | { patch: PolicyPatch });
+    auditDetail(req, { how: c.how, before: c.before, after: c.after });
+    return { policy: c.after, before: c.before };
+  };
+
   app.put<{ Params: IdParams; Body: NetworkPolicyBody }>(
     '/v1/sandboxes/:id/network/policy',
-    { schema: { summary: 'Replace the egress policy of a sandbox (takes effect at once for new connections)', params: SandboxIdParams, body: NetworkPolicyBody, response: { '4xx': ErrorBody } } },
-    async (req) => {
-      const { net, network: svc } = netOf(req.params.id);
-      return { policy: await svc.setPolicy(net.sandboxId, req.body) };
+    {
+      schema: {
+        summary: 'Replace the egress policy of a sandbox as a whole (what the body leaves out takes its default); takes effect at once for new connections',
+        params: SandboxIdParams,
+        body: NetworkPolicyBody,
+        response: { 200: PolicyChangeView, '4xx': ErrorBody },
+      },
     },
+    async (req) => change(req, { replace: req.body }),
+  );
+
+  app.patch<{ Params: IdParams; Body: NetworkPolicyPatchBody }>(
+    '/v1/sandboxes/:id/network/policy',
+    {
+      schema: {
+        summary: 'Change the egress policy of a sandbox: only what the patch names (preset, rules added or removed); takes effect at once for new connections',
+        params: SandboxIdParams,
+        body: NetworkPolicyPatchBody,
+        response: { 200: PolicyChangeView, '4xx': ErrorBody },
+      },
+    },
+    async (req) => change(req, { patch: req.body }),
   );
 
   app.get<{ Params: IdParams; Querystring: Static<typeof FlowsQuery> }>(

@@ -46,8 +46,11 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
 
   app.get<{ Params: IdParams; Querystring: Static<typeof EventsQuery> }>(
     '/v1/sandboxes/:id/events',
-    { schema: { summary: 'Lifecycle events of a sandbox', params: SandboxIdParams, querystring: EventsQuery } },
-    async (req) => ({ events: manager.events(req.params.id, req.query.after ?? 0) }),
+    { schema: { summary: 'Lifecycle events of a sandbox, a page at a time (nextAfter: the cursor of the next page, null at the end)', params: SandboxIdParams, querystring: EventsQuery } },
+    async (req) => {
+      manager.get(req.params.id);
+      return manager.eventLog.page({ sandboxId: req.params.id, afterSeq: req.query.after ?? 0, limit: req.query.limit ?? 1000 });
+    },
   );
   // GET /v1/sandboxes/:id/logs: routes/logs.ts (guest logs kept by kilnd).
 }

@@ -6,6 +6,8 @@ export interface SystemInfo {
   image: { hash: string; kernelVersion?: string } | null;
   stateDir: string;
   pool?: { size: number; ready: number; filling: number };
+  /** Whether QEMU runs jailed (`insecure-no-jail` when the operator turned the jail off). */
+  jail?: { mode: string; reason: string } | null;
 }
 
 export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {

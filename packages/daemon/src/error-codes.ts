@@ -1,0 +1,128 @@
+/**
+ * Every error code kiln returns, with its usual HTTP status and what it means: the registry
+ * behind KilnError (errors.ts), the API's error handler and the `Error` schema in /openapi.json.
+ * A unit test (error-codes.test.ts) fails when the sources raise a code that is not here.
+ */
+
+export interface ErrorCodeInfo {
+  /** The HTTP status an API response with this code carries (a few codes name another in their meaning). */
+  status: number;
+  meaning: string;
+}
+
+const codes = {
+  // The request itself.
+  INVALID_ARGUMENT: { status: 400, meaning: 'a field of the request is missing, malformed or out of range (details.field names it)' },
+  MALFORMED_JSON: { status: 400, meaning: 'the body is declared JSON but does not parse (or is empty)' },
+  INVALID_CONTENT_LENGTH: { status: 400, meaning: 'the Content-Length header does not match the body' },
+  BAD_REQUEST: { status: 400, meaning: 'the HTTP request is malformed in another way' },
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'no API route has this method and path' },
+  BODY_TOO_LARGE: { status: 413, meaning: 'the JSON body is larger than kilnd accepts (1 MiB; file uploads stream and have no such limit)' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the route does not take a body of this Content-Type (JSON or application/octet-stream)' },
+  INTERNAL: { status: 500, meaning: 'an unexpected failure inside kilnd; the response names the request id, the log has the detail' },
+  // Sandboxes.
+  SANDBOX_NOT_FOUND: { status: 404, meaning: 'no sandbox has this id' },
+  EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },
+  PROCESS_NOT_FOUND: { status: 404, meaning: 'no background process has this pid in the sandbox (never started, or exited and forgotten)' },
+  PROCESS_NOT_RUNNING: { status: 409, meaning: 'the background process has exited, or its stdin is closed' },
+  PROCESS_NOT_PTY: { status: 400, meaning: 'the background process has no terminal (resize, or a terminal WebSocket)' },
+  NO_SAMPLE: { status: 404, meaning: 'the sandbox has no resource sample yet (no VM, or the first sample is pending)' },
+  INVALID_STATE: { status: 409, meaning: 'the sandbox is in a state that does not allow this action (e.g. exec while paused)' },
+  INVALID_TRANSITION: { status: 409, meaning: 'the sandbox state machine refused a transition (a concurrent action won)' },
+  CANCELLED: { status: 409, meaning: 'the sandbox was destroyed while it was being created' },
+  VM_NOT_STARTED: { status: 409, meaning: 'the sandbox has no VM (yet, or any more)' },
+  CAPACITY_EXCEEDED: { status: 429, meaning: 'kilnd already runs maxSandboxes sandboxes; destroy one first' },
+  UNSUPPORTED_OPERATION: { status: 501, meaning: "the VMM driver does not support this operation (see its capabilities)" },
+  AGENT_UNAVAILABLE: { status: 503, meaning: "the sandbox's guest agent is not connected" },
+  MEMORY_EXHAUSTED: { status: 503, meaning: 'the sandbox would overcommit host memory beyond memoryOvercommitRatio' },
+  SHUTTING_DOWN: { status: 503, meaning: 'kilnd is stopping and takes no new work' },
+  POOL_MEMBER_GONE: { status: 503, meaning: 'a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own)' },
+  PERSONALIZE_FAILED: { status: 500, meaning: 'a restored VM could not be made unique (clock, entropy, address, hostname)' },
+  GUEST_CTL_ERROR: { status: 500, meaning: "the guest's resident helper (kiln-guestctl) refused a request" },
+  // Images and templates.
+  IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kiln image build`' },
+  IMAGE_BUILD_FAILED: { status: 500, meaning: 'building the guest image failed' },
+  TEMPLATE_NOT_FOUND: { status: 404, meaning: 'no template has this name' },
+  TEMPLATE_EXISTS: { status: 409, meaning: 'a template already has this name' },
+  TEMPLATE_STALE: { status: 409, meaning: 'the template was made from an older guest image; rebuild it' },
+  TEMPLATE_BUILD_FAILED: { status: 500, meaning: 'booting or snapshotting a template failed' },
+  SNAPSHOT_FAILED: { status: 500, meaning: 'the snapshot of a sandbox failed (the sandbox keeps running)' },
+  OVERLAY_FAILED: { status: 500, meaning: "a sandbox's copy-on-write disk could not be created" },
+  // The VMM.
+  ACCEL_UNAVAILABLE: { status: 503, meaning: 'the requested accelerator (KVM) cannot be used on this host' },
+  VMM_NOT_FOUND: { status: 503, meaning: 'QEMU is missing or does not run (scripts/setup.sh installs it)' },
+  VMM_LAUNCHER_MISSING: { status: 503, meaning: 'the jailing VMM launcher is not built (npm run build)' },
+  VMM_USER_FAILED: { status: 503, meaning: 'the unprivileged kiln-vmm user is missing and could not be created' },
+  VMM_JAIL_UNAVAILABLE: { status: 503, meaning: 'kilnd cannot jail QEMU (it is not root) and was not started with --insecure-no-jail: no VM is started unjailed' },
+  VMM_PATH_UNSAFE: { status: 500, meaning: "a path in the VMM's reach is a symbolic link or not the kind of file kilnd made; kilnd refused to follow it" },
+  DISK_UNSAFE: { status: 500, meaning: "a sandbox's disk header names a backing or data file kiln never made (the VMM can rewrite it); the disk was not used" },
+  VMM_START_FAILED: { status: 500, meaning: 'QEMU did not start' },
+  VMM_RESTORE_FAILED: { status: 500, meaning: 'QEMU could not restore a template snapshot' },
+  VMM_KILL_FAILED: { status: 500, meaning: 'a QEMU process survived SIGKILL' },
+  VMM_MIGRATION_FAILED: { status: 500, meaning: "QEMU's snapshot (migration) failed" },
+  VMM_MIGRATION_TIMEOUT: { status: 500, meaning: "QEMU's snapshot (migration) did not finish in time" },
+  QMP_CONNECT_FAILED: { status: 500, meaning: "kilnd cannot reach QEMU's control socket" },
+  QMP_CLOSED: { status: 500, meaning: "QEMU's control connection closed during a command" },
+  QMP_ERROR: { status: 500, meaning: 'QEMU refused a control command' },
+  QMP_PROTOCOL: { status: 500, meaning: 'QEMU sent something that breaks the control protocol' },
+  QMP_TIMEOUT: { status: 500, meaning: 'QEMU did not answer a control command in time' },
+  CGROUP_FAILED: { status: 500, meaning: "the VM's cgroup could not be created or limited" },
+  // Networking.
+  NETWORK_DISABLED: { status: 404, meaning: 'kilnd runs without sandbox networking (--no-net)' },
+  NETWORK_NOT_FOUND: { status: 404, meaning: 'the sandbox has no network (yet, or any more)' },
+  NETWORK_EXHAUSTED: { status: 503, meaning: "no free address block is left in kilnd's subnet" },
+  NETWORK_ADDRESS_IN_USE: { status: 409, meaning: "the sandbox's address block or netns name is already in use on this host (`kiln gc` removes kiln leftovers no live kilnd owns)" },
+  NETWORK_SUBNET_IN_USE: { status: 409, meaning: 'another kilnd holds the lock of this sandbox subnet (kilnd refuses to start; the message names the holder)' },
+  NETWORK_UNAVAILABLE: { status: 503, meaning: 'a network tool (ip, nft, dnsmasq, sysctl) or the uplink namespace is missing' },
+  NETWORK_SETUP_FAILED: { status: 500, meaning: "the sandbox's namespace, devices or firewall could not be set up" },
+  NETWORK_CLEANUP_FAILED: { status: 500, meaning: "the sandbox's network objects could not be removed" },
+  // The audit log.
+  AUDIT_UNAVAILABLE: { status: 503, meaning: 'the audit log cannot be written; kilnd refuses audited requests until it can' },
+  AUDIT_CORRUPT: { status: 500, meaning: 'the audit log file ends in something that is not an audit record' },
+  // Errors the guest agent raised (api/guest-errors.ts adds the GUEST_ prefix to its wire code).
+  GUEST_NOT_FOUND: { status: 404, meaning: 'no such file, directory or process in the guest' },
+  GUEST_PERMISSION_DENIED: { status: 403, meaning: 'the guest refused access (permissions, read-only path)' },
+  GUEST_EXISTS: { status: 409, meaning: 'the guest path already exists (or a directory to remove is not empty)' },
+  GUEST_IS_DIRECTORY: { status: 400, meaning: 'the guest path is a directory where a file was expected' },
+  GUEST_NOT_DIRECTORY: { status: 400, meaning: 'the guest path is not a directory where one was expected' },
+  GUEST_INVALID_ARGUMENT: { status: 400, meaning: 'the guest agent refused an argument (bad path, bad signal, …)' },
+  GUEST_CANCELLED: { status: 409, meaning: 'the guest operation was cancelled' },
+  GUEST_TIMEOUT: { status: 504, meaning: 'the guest agent did not answer in time' },
+  GUEST_CHANNEL_CLOSED: { status: 503, meaning: 'the channel to the guest agent closed during the request' },
+  GUEST_UNKNOWN_OP: { status: 502, meaning: 'the guest agent does not know this operation (version skew)' },
+  GUEST_VERSION_MISMATCH: { status: 502, meaning: 'the guest agent speaks another protocol version' },
+  GUEST_PROTOCOL_ERROR: { status: 502, meaning: 'the guest agent broke the wire protocol' },
+  GUEST_NOT_RUNNING: { status: 409, meaning: 'the guest process has exited or its stdin is closed' },
+  GUEST_RESOURCE_EXHAUSTED: { status: 429, meaning: 'a bounded table in the guest is full (e.g. 256 running background processes)' },
+  GUEST_INTERNAL: { status: 502, meaning: 'the guest agent failed unexpectedly' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof codes;
+export const ERROR_CODES: Readonly<Record<ErrorCode, ErrorCodeInfo>> = codes;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}
+
+/**
+ * Why a sandbox failed (`sandbox.error.code` in GET /v1/sandboxes/{id}): a creation step's error
+ * code (one of ERROR_CODES), or one of these, which the lifecycle sets on a running sandbox.
+ */
+export const SANDBOX_FAILURE_CODES = {
+  VM_EXITED: 'the VM ended without being asked to (its console tail is in the message)',
+  GUEST_PANIC: 'the guest kernel panicked',
+  GUEST_POWEROFF: 'the guest powered itself off',
+  GUEST_REBOOT: 'the guest rebooted (QEMU runs with -no-reboot, so a reboot ends the VM)',
+  GUEST_UNRESPONSIVE: 'the guest agent stopped answering health checks past the grace period',
+  DOCKER_NOT_READY: "the sandbox's dockerd did not answer after a restore",
+  ADOPT_FAILED: 'after a kilnd restart the VM was alive but its agent did not answer',
+  DAEMON_RESTARTED: 'kilnd stopped while the sandbox was being created; nothing was kept',
+} as const satisfies Record<string, string>;
+export type SandboxFailureCode = keyof typeof SANDBOX_FAILURE_CODES;
+
+/** The registry as a Markdown-ish table for the OpenAPI description. */
+export function errorCodeTable(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, { status, meaning }]) => `| ${code} | ${status} | ${meaning} |`);
+  const failures = Object.entries(SANDBOX_FAILURE_CODES).map(([code, meaning]) => `| ${code} | — | ${meaning} |`);
+  return ['| code | HTTP | meaning |', '|---|---|---|', ...rows, ...failures].join('\n');
+}
