@@ -25,6 +25,7 @@ const codes = {
   EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },
   PROCESS_NOT_FOUND: { status: 404, meaning: 'no background process has this pid in the sandbox (never started, or exited and forgotten)' },
   PROCESS_NOT_RUNNING: { status: 409, meaning: 'the background process has exited, or its stdin is closed' },
+  TAR_FAILED: { status: 400, meaning: "the guest's tar failed on a directory upload or download (recorded in the audit log; an upload answers INVALID_ARGUMENT, a download is cut short)" },
   PROCESS_NOT_PTY: { status: 400, meaning: 'the background process has no terminal (resize, or a terminal WebSocket)' },
   NO_SAMPLE: { status: 404, meaning: 'the sandbox has no resource sample yet (no VM, or the first sample is pending)' },
   INVALID_STATE: { status: 409, meaning: 'the sandbox is in a state that does not allow this action (e.g. exec while paused)' },

@@ -7,6 +7,10 @@
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { KilnClient } from '@kiln/cli';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
@@ -181,5 +185,35 @@ describe('background processes and terminals on a real microVM', { skip: skip ??
     assert.ok((end.bytesIn as number) > 20 && (end.bytesOut as number) > 20, JSON.stringify(end));
     assert.equal(end.exitCode, 3);
     assert.equal(end.input, undefined, 'keystrokes are not recorded by default');
+  });
+
+  t('files: a directory round trip as tar streams, and rename', async () => {
+    const src = mkdtempSync(join(tmpdir(), 'kiln-tar-src-'));
+    const dst = mkdtempSync(join(tmpdir(), 'kiln-tar-dst-'));
+    try {
+      mkdirSync(join(src, 'sub/deeper'), { recursive: true });
+      writeFileSync(join(src, 'a.txt'), 'alpha\n');
+      writeFileSync(join(src, 'sub/deeper/b.bin'), Buffer.alloc(300_000, 7));
+      const tar = spawn('tar', ['-C', src, '-cf', '-', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const up = await fx.client.raw({ method: 'PUT', path: `${base()}/files/tar?path=/tmp/up/dir`, body: tar.stdout });
+      const upBody = await lines(up).catch(() => []);
+      assert.equal(up.statusCode, 200, JSON.stringify(upBody));
+      assert.equal((await fx.sh(id, 'cat /tmp/up/dir/a.txt; wc -c < /tmp/up/dir/sub/deeper/b.bin')).out, 'alpha\n300000\n');
+
+      await fx.client.call('POST', `${base()}/files/rename`, { from: '/tmp/up/dir/a.txt', to: '/tmp/up/dir/sub/renamed.txt' });
+      const down = await fx.client.raw({ method: 'GET', path: `${base()}/files/tar?path=/tmp/up/dir` });
+      assert.equal(down.statusCode, 200);
+      assert.equal(down.headers['content-type'], 'application/x-tar');
+      const untar = spawn('tar', ['-C', dst, '-xf', '-'], { stdio: ['pipe', 'inherit', 'inherit'] });
+      down.pipe(untar.stdin);
+      assert.equal(await new Promise((r) => untar.once('close', r)), 0);
+      assert.equal(readFileSync(join(dst, 'sub/renamed.txt'), 'utf8'), 'alpha\n');
+      assert.deepEqual(readFileSync(join(dst, 'sub/deeper/b.bin')), Buffer.alloc(300_000, 7));
+      await assert.rejects(fx.client.call('POST', `${base()}/files/rename`, { from: '/tmp/up/none', to: '/tmp/up/x' }), /GUEST_NOT_FOUND/);
+      await assert.rejects(fx.client.call('GET', `${base()}/files/tar?path=/tmp/up/dir/sub/renamed.txt`), /INVALID_ARGUMENT/);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+      rmSync(dst, { recursive: true, force: true });
+    }
   });
 });
