@@ -16,7 +16,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { PTY_LIMITS, type ProcReadResult } from '@kiln/protocol';
-import { KilnError } from '../../errors.js';
+import { invalidArgument, KilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { GuestAgent } from '../../sandbox/guest-agent.js';
 import { SandboxIdParams } from '../schemas.js';
@@ -101,12 +101,12 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
     try {
       msg = JSON.parse(b.toString('utf8')) as typeof msg;
     } catch {
-      return fail(Object.assign(new Error('control frames are JSON'), { code: 'INVALID_ARGUMENT' }));
+      return fail(invalidArgument('control frames are JSON', { field: 'frame' }));
     }
-    if (msg.type !== 'resize') return fail(Object.assign(new Error(`unknown control frame type ${JSON.stringify(msg.type)}`), { code: 'INVALID_ARGUMENT' }));
+    if (msg.type !== 'resize') return fail(invalidArgument(`unknown control frame type ${JSON.stringify(msg.type)}`, { field: 'type' }));
     const { cols, rows } = msg;
     if (!Number.isInteger(cols) || !Number.isInteger(rows) || (cols as number) < 1 || (rows as number) < 1 || (cols as number) > PTY_LIMITS.maxCols || (rows as number) > PTY_LIMITS.maxRows) {
-      return fail(Object.assign(new Error(`resize needs integer cols 1..${PTY_LIMITS.maxCols} and rows 1..${PTY_LIMITS.maxRows}`), { code: 'INVALID_ARGUMENT' }));
+      return fail(invalidArgument(`resize needs integer cols 1..${PTY_LIMITS.maxCols} and rows 1..${PTY_LIMITS.maxRows}`, { field: 'cols' }));
     }
     chain = chain.then(async () => void (await agent.proc('proc.resize', { pid, cols: cols as number, rows: rows as number }))).catch(fail);
   });
