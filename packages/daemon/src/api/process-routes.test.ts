@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Fastify from 'fastify';
+import websocket from '@fastify/websocket';
 import { WebSocket } from 'ws';
+import { registerPtyRoutes } from './routes/pty.js';
 import { fakeHarness } from '../testing/harness.js';
 import { startRealAgent, type RealAgent } from '../testing/real-agent.js';
 
@@ -156,4 +159,35 @@ test('directories as tar streams both ways, and rename', async () => {
   const bad = await fetch(url(`/files/tar?path=${encodeURIComponent(join(dest, 'x'))}`), { method: 'PUT', body: 'not a tar', headers: { 'content-type': 'application/x-tar' } });
   assert.equal(bad.status, 400);
   assert.equal((await json('POST', '/files/rename', { from: join(dest, 'nope'), to: join(dest, 'x') })).status, 404);
+});
+
+test('a terminal client that never reads holds kilnd to what the sockets buffer, however much the process writes', async () => {
+  // A second app on the same manager, with an audit sink that keeps the terminal records.
+  const records: Array<{ type: string; data: Record<string, unknown> }> = [];
+  const app = Fastify();
+  await app.register(websocket);
+  registerPtyRoutes(app, h.manager, { append: async (r) => void records.push(r as (typeof records)[number]) });
+  const wsBase = (await app.listen({ host: '127.0.0.1', port: 0 })).replace('http', 'ws');
+  try {
+    const total = 64 * 1024 * 1024;
+    const ws = new WebSocket(`${wsBase}/v1/sandboxes/${id}/pty?cmd=${encodeURIComponent(`stty raw -echo; head -c ${total} /dev/zero`)}`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    (ws as unknown as { _socket: { pause(): void } })._socket.pause(); // never reads again
+    const pid = (records.find((r) => r.data.event === 'start')?.data.pid ?? 0) as number;
+    assert.ok(pid > 0);
+    for (;;) {
+      const info = await json('GET', `/processes/${pid}/wait`);
+      if (info.body.state === 'exited') break;
+    }
+    ws.terminate();
+    while (!records.some((r) => r.data.event === 'end')) await new Promise((r) => setTimeout(r, 20));
+    const end = records.find((r) => r.data.event === 'end')?.data ?? {};
+    // Handed to the socket: what the kernel's socket buffers took, plus one read (32 KiB).
+    assert.ok((end.bytesOut as number) < 16 * 1024 * 1024, `kilnd sent ${String(end.bytesOut)} bytes to a client that read nothing`);
+  } finally {
+    await app.close();
+  }
 });
