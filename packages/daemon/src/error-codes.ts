@@ -18,6 +18,7 @@ const codes = {
   BAD_REQUEST: { status: 400, meaning: 'the HTTP request is malformed in another way' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'no API route has this method and path' },
   BODY_TOO_LARGE: { status: 413, meaning: 'the JSON body is larger than kilnd accepts (1 MiB; file uploads stream and have no such limit)' },
+  UPGRADE_REQUIRED: { status: 426, meaning: 'a terminal route is a WebSocket: the request must ask for the upgrade' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the route does not take a body of this Content-Type (JSON or application/octet-stream)' },
   INTERNAL: { status: 500, meaning: 'an unexpected failure inside kilnd; the response names the request id, the log has the detail' },
   // Sandboxes.

@@ -191,3 +191,14 @@ test('a terminal client that never reads holds kilnd to what the sockets buffer,
     await app.close();
   }
 });
+
+test('the terminal routes are in the OpenAPI document, and a plain GET is 426 and starts nothing', async () => {
+  const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+  assert.ok(doc.paths['/v1/sandboxes/{id}/pty'], 'the shortcut is documented');
+  assert.ok(doc.paths['/v1/sandboxes/{id}/processes/{pid}/pty'], 'attach is documented');
+  const before = ((await json('GET', '/processes')).body.processes as unknown[]).length;
+  const res = await fetch(url('/pty?cols=80&rows=24'));
+  assert.equal(res.status, 426);
+  assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UPGRADE_REQUIRED');
+  assert.equal(((await json('GET', '/processes')).body.processes as unknown[]).length, before);
+});
