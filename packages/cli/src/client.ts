@@ -28,6 +28,8 @@ export interface SandboxView {
   createdAt: string;
   readyAt: string | null;
   expiresAt: string | null;
+  /** The owning tenant; null or absent: the admin's. */
+  tenant?: string | null;
 }
 
 export type ExecEvent =

@@ -13,6 +13,7 @@ import { registerSandboxCommands } from './commands/sandbox.js';
 import { exitQuietlyOnClosedPipe, fail } from './output.js';
 import { registerTemplateCommands } from './commands/template.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
+import { registerKeyCommands } from './commands/key.js';
 
 exitQuietlyOnClosedPipe();
 
@@ -36,5 +37,6 @@ registerCpCommand(program);
 registerNetCommands(program);
 registerTemplateCommands(program);
 registerLifecycleCommands(program);
+registerKeyCommands(program);
 
 program.parseAsync(process.argv).catch(fail);

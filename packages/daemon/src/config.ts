@@ -43,6 +43,13 @@ export interface DaemonConfig {
   lifecycle: LifecycleConfig;
   /** Retention of lifecycle events: by age and by count (store/events.ts documents each default: 30 days, 100 000 events). */
   events: EventRetention;
+  /** TCP listener HOST:PORT (API keys required there). Default none: the unix socket only ($KILN_LISTEN). */
+  listen: string | null;
+  /** TLS certificate and key (PEM files) of the TCP listener. Default none: plain HTTP ($KILN_TLS_CERT, $KILN_TLS_KEY). */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
+  trustedProxies: string[];
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -62,4 +69,8 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   network: DEFAULT_NETWORK_CONFIG,
   lifecycle: DEFAULT_LIFECYCLE_CONFIG,
   events: DEFAULT_EVENT_RETENTION,
+  listen: null,
+  tlsCert: null,
+  tlsKey: null,
+  trustedProxies: [],
 };

@@ -26,10 +26,17 @@ import { KILN_VERSION } from './version.js';
 import { TemplateService } from './template/service.js';
 import type { ConnectAgent } from './sandbox/guest-agent.js';
 import { Reaper } from './lifecycle/reaper.js';
+import { hostKey } from './sandbox/ids.js';
+import { TenantStore } from './tenancy/tenant-store.js';
+import { TenantAdmission } from './tenancy/limits.js';
+import { listenTcp, type TcpListener } from './tenancy/listener.js';
 
 export interface Daemon {
   config: DaemonConfig;
   app: FastifyInstance;
+  /** The TCP listener's address, when there is one. */
+  tcp: TcpListener['address'] | null;
+  tenants: TenantStore;
   manager: SandboxManager;
   templates: TemplateService;
   logger: Logger;
@@ -123,14 +130,17 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   obs.bind(manager, network ? (id, fresh) => network.byteCounters(id, fresh) : undefined);
   await resolveImage().catch(() => null);
 
+  const tenants = new TenantStore(store.sql);
+  const admission = new TenantAdmission(tenants, () => manager.records());
   const app = await buildApi({
     manager,
+    tenancy: { store: tenants, admission },
     templates,
     network,
     logger,
     observe: obs.api,
     // kiln gc: this kilnd's orphans, then kiln network objects on the host that no live kilnd owns.
-    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.get(`sb-${hex}`) !== null)).removed : [])],
+    gc: async () => [...(await reaper.collect()), ...(network ? (await network.collectForeign((hex) => store.list().some((r) => hostKey(r.id) === hex))).removed : [])],
     info: () => ({
       version: KILN_VERSION,
       driver: { ...caps },
@@ -143,20 +153,30 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  let tcp: TcpListener | null = null;
+  try {
+    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   manager.start();
   reaper.start();
   balancer.start();
-  logger.info({ socket: config.socket, stateDir: config.stateDir }, 'kilnd listening');
+  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     app,
+    tcp: tcp?.address ?? null,
+    tenants,
     manager,
     templates,
     logger,
     close: (opts = {}) =>
       (closing ??= (async () => {
+        await tcp?.close();
         await app.close();
         await reaper.stop();
         balancer.stop();

@@ -21,6 +21,13 @@ const codes = {
   UPGRADE_REQUIRED: { status: 426, meaning: 'a terminal route is a WebSocket: the request must ask for the upgrade' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the route does not take a body of this Content-Type (JSON or application/octet-stream)' },
   INTERNAL: { status: 500, meaning: 'an unexpected failure inside kilnd; the response names the request id, the log has the detail' },
+  // Authentication and tenants (docs/api.md).
+  UNAUTHENTICATED: { status: 401, meaning: 'a request on the TCP listener has no valid API key (details.reason: missing, malformed, unknown, wrong or revoked)' },
+  ADMIN_ONLY: { status: 403, meaning: 'the route is for the admin (the unix socket) only; no API key may call it' },
+  READ_ONLY_KEY: { status: 403, meaning: 'the API key has the read-only scope and the request would change something' },
+  KEY_NOT_FOUND: { status: 404, meaning: 'no API key has this id' },
+  TENANT_LIMIT: { status: 429, meaning: "the create would take the tenant past one of its limits (details.limit: maxSandboxes, maxMemoryMiB or maxVcpus); Retry-After says when to try again" },
+  RATE_LIMITED: { status: 429, meaning: "the tenant made createsPerMinute creates in the last 60 s; Retry-After is when the oldest leaves the window" },
   // Sandboxes.
   SANDBOX_NOT_FOUND: { status: 404, meaning: 'no sandbox has this id' },
   EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },

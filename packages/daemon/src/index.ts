@@ -7,3 +7,4 @@ export { buildDefaultTemplate } from './template/default-template.js';
 export { KILN_VERSION } from './version.js';
 export { verifyChain, type VerifyResult } from './audit/verify.js';
 export { runDoctor, type CheckResult } from './doctor/checks.js';
+export { DAEMON_OPTIONS, daemonConfigFromOptions, type DaemonFlags } from './daemon-options.js';

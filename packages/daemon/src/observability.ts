@@ -5,7 +5,8 @@
  */
 import { dirname, join } from 'node:path';
 import { runDirLayout } from './sandbox/run-dir.js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AuditActor } from './audit/record.js';
 import type { Logger } from 'pino';
 import { registerApiAudit } from './audit/api-hook.js';
 import { currentRequest } from './audit/context.js';
@@ -119,7 +120,7 @@ export class Observability {
   get api(): ApiObservability {
     return {
       audit: this.audit,
-      registerHooks: (app) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads }),
+      registerHooks: (app, actorFor) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads, ...(actorFor ? { actorFor } : {}) }),
       registerRoutes: (app, manager) => {
         registerAuditRoutes(app, this.audit);
         registerLogRoutes(app, manager, this.logs);
@@ -137,7 +138,7 @@ export class Observability {
 
 export interface ApiObservability {
   audit: AuditSink;
-  registerHooks(app: FastifyInstance): void;
+  registerHooks(app: FastifyInstance, actorFor?: (req: FastifyRequest) => AuditActor | null): void;
   registerRoutes(app: FastifyInstance, manager: SandboxManager): void;
 }
 

@@ -180,7 +180,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       const pid = await pidOf(id);
       const runDir = join(fx.stateDir, 'sandboxes', id);
       const sockets = unixPaths(pid);
-      const tap = `kt${id.slice(3)}`;
+      const tap = `kt${id.slice(3, 15)}`;
       const bad: string[] = [];
       let tapFds = 0;
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -205,7 +205,7 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       assert.deepEqual(bad, [], `${id}: unexpected fds of QEMU pid ${pid}`);
       assert.equal(tapFds, 1, `${id}: QEMU holds its TAP as the inherited fd 3`);
       // the TAP is root's: QEMU could not attach to it by itself (owner -1 = only CAP_NET_ADMIN)
-      assert.equal(execFileSync('ip', ['netns', 'exec', `kiln-${id.slice(3)}`, 'cat', `/sys/class/net/${tap}/owner`], { encoding: 'utf8' }).trim(), '-1');
+      assert.equal(execFileSync('ip', ['netns', 'exec', `kiln-${id.slice(3, 15)}`, 'cat', `/sys/class/net/${tap}/owner`], { encoding: 'utf8' }).trim(), '-1');
     }
   });
 

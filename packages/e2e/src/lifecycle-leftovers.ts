@@ -16,7 +16,7 @@ const sh = (cmd: string, args: string[]): string => {
 
 /** Everything of sandbox `id` still on the host (empty = nothing leaked). */
 export function leftovers(stateDir: string, id: string): string[] {
-  const hex = id.slice(3);
+  const hex = id.slice(3, 15); // the host key (sandbox/ids.ts)
   const out: string[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;

@@ -59,7 +59,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
   t('the guest gets its address at run time, resolves through its resolver and reaches 80 and 443', async () => {
     const n = await net(a);
     assert.match(n.address, new RegExp(`^${fx.subnet.split('.').slice(0, 2).join('\\.')}\\.\\d+\\.\\d+/30$`));
-    assert.equal(n.netns, `kiln-${a.slice(3)}`);
+    assert.equal(n.netns, `kiln-${a.slice(3, 15)}`);
     const r = await run(a, `ip -4 -o addr show; ip link show; cat /etc/resolv.conf; ${BB} nslookup ${LAB.domain}; ${fetch('p80', `http://${LAB.domain}/`)}; ${fetch('p443', `http://${LAB.web}:443/`)}; cat /tmp/p80.out /tmp/p443.out`);
     assert.ok(r.out.includes(`inet ${n.address}`), r.out);
     assert.ok(r.out.includes(`link/ether ${n.mac}`), r.out);
@@ -166,7 +166,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
   registerPolicyTests({ fx, lab, run, flows, ids: () => ({ a, b }) });
 
   t('kiln rm leaves no netns, link or nft table of the sandbox', async () => {
-    const hex = a.slice(3);
+    const hex = a.slice(3, 15);
     assert.deepEqual(hostLeftovers(hex), ['netns'], 'before: the netns exists (the TAP is inside it)');
     assert.deepEqual(lab.leftovers(hex).length, 2, 'before: veth end and uplink table in the uplink namespace');
     const rm = await fx.cli(['rm', a]);
@@ -192,7 +192,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
     const rec = await fx.client.get(c.id);
     assert.equal(rec.state, 'failed');
     assert.ok(rec.error?.step, `it failed during creation: ${JSON.stringify(rec.error)}`);
-    const hex = c.id.slice(3);
+    const hex = c.id.slice(3, 15);
     assert.deepEqual(hostLeftovers(hex), []);
     assert.deepEqual(lab.leftovers(hex), []);
     await fx.client.destroy(c.id);
@@ -200,7 +200,7 @@ describe('sandbox network and egress policy', { skip: integrationSkipReason() ??
   t('after kilnd is SIGKILLed during a create, the restarted kilnd removes that network', async () => {
     const d = await fx.client.create({ timeoutMs: 0 }, false);
     for (let i = 0; i < 2000 && !(await fx.client.get(d.id)).vm; i++) await new Promise((r) => setTimeout(r, 10));
-    const hex = d.id.slice(3);
+    const hex = d.id.slice(3, 15);
     assert.deepEqual(hostLeftovers(hex), ['netns'], 'the network was built');
     await fx.crash();
     await fx.start({ KILN_NET_UPLINK: lab.uplink, KILN_NET_DNS: LAB.dns });

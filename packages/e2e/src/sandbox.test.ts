@@ -48,7 +48,7 @@ describe('sandbox on a real microVM', { skip: skip ?? false }, () => {
     const r = await fx.cli(['create', '--memory', '1024', '--cpus', '2', '--label', 'suite=sandbox'], { timeoutMs: 400_000 });
     assert.equal(r.code, 0, `kiln create failed: ${r.stderr}`);
     id = r.stdout.toString().trim().split('\n').at(-1) ?? '';
-    assert.match(id, /^sb-[0-9a-f]{12}$/);
+    assert.match(id, /^sb-[0-9a-f]{32}$/, '128 random bits');
     process.stderr.write(`sandbox under test: ${id}\n`);
   });
 

@@ -14,7 +14,7 @@ interface AuditRecord {
   type: string;
   sandboxId?: string;
   requestId?: string;
-  actor: { kind: string; uid?: number | null; pid?: number | null };
+  actor: { kind: string; uid?: number | null; pid?: number | null; keyId?: string | null; tenant?: string | null; address?: string | null };
   data: Record<string, unknown>;
 }
 
@@ -34,7 +34,8 @@ export function sinceParam(s: string): string {
   return new Date(Date.parse(s)).toISOString();
 }
 
-const who = (a: AuditRecord['actor']): string => (a.kind === 'kilnd' ? 'kilnd' : `uid=${a.uid ?? '?'} pid=${a.pid ?? '?'}`);
+const who = (a: AuditRecord['actor']): string =>
+  a.kind === 'kilnd' ? 'kilnd' : a.kind === 'key' ? `key=${a.keyId ?? '?'} tenant=${a.tenant ?? '?'} from=${a.address ?? '?'}` : `uid=${a.uid ?? '?'} pid=${a.pid ?? '?'}`;
 
 export function describeRecord(r: AuditRecord): string {
   const d = r.data;

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { fail } from '../output.js';
 import { clientFrom } from './sandbox.js';
 
-const REMOTE = /^(sb-[0-9a-f]{12}):(\/.*)$/;
+const REMOTE = /^(sb-(?:[0-9a-f]{32}|[0-9a-f]{12})):(\/.*)$/;
 
 export function registerCpCommand(program: Command): void {
   program

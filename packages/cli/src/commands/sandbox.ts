@@ -82,9 +82,11 @@ export function registerSandboxCommands(program: Command): void {
       try {
         const list = await clientFrom(cmd).list();
         if (o.json) return printJson(list);
-        const rows = [['ID', 'STATE', 'MEMORY', 'CPUS', 'CREATED', 'LABELS']];
+        // The TENANT column only once some sandbox has one (kilnd with API keys in use).
+        const tenants = list.some((s) => s.tenant);
+        const rows = [['ID', 'STATE', 'MEMORY', 'CPUS', 'CREATED', ...(tenants ? ['TENANT'] : []), 'LABELS']];
         for (const s of list) {
-          rows.push([s.id, s.state, `${s.spec.memoryMiB}M`, `${s.spec.vcpus}`, ago(s.createdAt), Object.entries(s.spec.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
+          rows.push([s.id, s.state, `${s.spec.memoryMiB}M`, `${s.spec.vcpus}`, ago(s.createdAt), ...(tenants ? [s.tenant ?? '-'] : []), Object.entries(s.spec.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
         }
         process.stdout.write(table(rows));
       } catch (err) {

@@ -53,6 +53,9 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const client = toClientError(err, req.id);
     if (client.status >= 500) req.log.error({ err }, 'request failed');
+    // A refusal that knows when to come back (tenant limits: 429) says so.
+    const retry = (client.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    if (typeof retry === 'number') void reply.header('retry-after', String(retry));
     void reply.status(client.status).send({ error: client.toJSON() });
   });
   app.setNotFoundHandler((req, reply) => {

@@ -60,6 +60,7 @@ export const SandboxView = Type.Object({
   createdAt: Type.String(),
   readyAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
+  tenant: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The owning tenant (null: the admin). On create, list and inspect.' })),
 });
 export type SandboxView = Static<typeof SandboxView>;
 

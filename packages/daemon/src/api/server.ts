@@ -25,6 +25,10 @@ import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
 import { registerTemplateRoutes } from './routes/templates.js';
 import { registerLifecycleRoutes } from './routes/lifecycle.js';
 import type { TemplateService } from '../template/service.js';
+import { registerAuthEnforce, registerAuthIdentify, tcpActor } from '../tenancy/auth.js';
+import type { TenantAdmission } from '../tenancy/limits.js';
+import type { TenantStore } from '../tenancy/tenant-store.js';
+import { registerKeyRoutes } from './routes/keys.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -37,6 +41,8 @@ export interface ApiOptions {
   observe?: ApiObservability;
   /** Garbage collection on demand (the reaper's); default: the manager's orphan collection. */
   gc?: () => Promise<string[]>;
+  /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
+  tenancy?: { store: TenantStore; admission: TenantAdmission };
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -65,6 +71,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
         description: `microVM sandboxes with a private Docker daemon.\n\nEvery error is \`{error:{code,message,details?}}\` with one of these codes (\`x-kiln-error-codes\` has them as data; \`sandbox.error.code\` may also be one of the last rows):\n\n${errorCodeTable()}`,
       },
       components: {
+        securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (kiln_<id>_<secret>), required on the TCP listener; the unix socket is the admin channel and needs none.' } },
         schemas: {
           Error: {
             type: 'object',
@@ -79,15 +86,20 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
           },
         },
       },
+      security: [{ apiKey: [] }],
       'x-kiln-error-codes': ERROR_CODES,
       'x-kiln-sandbox-failure-codes': SANDBOX_FAILURE_CODES,
     } as Record<string, unknown>,
   });
 
   registerSystemRoutes(app, opts.info);
-  opts.observe?.registerHooks(app);
+  // Who is calling (before the audit hook, which records it), then what they may do (after it).
+  registerAuthIdentify(app, opts.tenancy?.store ?? null);
+  opts.observe?.registerHooks(app, tcpActor);
+  registerAuthEnforce(app);
   opts.observe?.registerRoutes(app, opts.manager);
-  registerSandboxRoutes(app, opts.manager);
+  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null);
+  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
   registerFileTreeRoutes(app, opts.manager, opts.observe?.audit);

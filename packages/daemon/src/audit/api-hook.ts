@@ -29,13 +29,22 @@ export interface ApiAuditOptions {
   audit: AuditLog;
   /** Record GETs of kilnd's own metadata too (every API call then has a record). Default true. */
   recordMetadataReads?: boolean;
+  /** The caller of a request not from the unix socket (the TCP listener's key), else null. */
+  actorFor?: (req: FastifyRequest) => AuditActor | null;
 }
 
 const CTX = Symbol('kiln.requestContext');
 const SCOPE = Symbol('kiln.asyncScope');
 const RECORDED = Symbol('kiln.recorded');
 const DETAIL = Symbol('kiln.auditDetail');
-type Req = FastifyRequest & { [CTX]?: RequestContext; [SCOPE]?: AsyncResource; [RECORDED]?: boolean; [DETAIL]?: Record<string, unknown> };
+const EXTRA = Symbol('kiln.auditExtra');
+type Req = FastifyRequest & { [CTX]?: RequestContext; [SCOPE]?: AsyncResource; [RECORDED]?: boolean; [DETAIL]?: Record<string, unknown>; [EXTRA]?: Record<string, unknown> };
+
+/** Adds fields to the call's `api` record (e.g. why authentication failed). */
+export function auditExtra(req: FastifyRequest, data: Record<string, unknown>): void {
+  const r = req as Req;
+  r[EXTRA] = { ...r[EXTRA], ...data };
+}
 
 /** Lets a route add what it knows (e.g. a policy before and after its change) to the call's `policy` record. */
 export function auditDetail(req: FastifyRequest, data: Record<string, unknown>): void {
@@ -94,7 +103,7 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
     const peer = peers.get(req.raw.socket as Socket) ?? Promise.resolve(null);
     peer.then(
       (p) => {
-        const ctx: RequestContext = { requestId: req.id, actor: actorOf(p) };
+        const ctx: RequestContext = { requestId: req.id, actor: o.actorFor?.(req) ?? actorOf(p) };
         req[CTX] = ctx;
         requestContext.run(ctx, () => {
           req[SCOPE] = new AsyncResource('kiln-request');
@@ -151,6 +160,7 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
         status: reply.statusCode,
         ...(errorCode ? { errorCode } : {}),
         durationMs: Math.round(reply.elapsedTime),
+        ...req[EXTRA],
       },
     });
     return payload;

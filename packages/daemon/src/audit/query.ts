@@ -19,12 +19,14 @@ export interface AuditQuery {
   untilSeq?: number;
   /** Page size. Default 1000. */
   limit?: number;
+  /** Only records this accepts (a tenant's view). */
+  filter?: (r: AuditRecord) => boolean;
 }
 
 export function matches(rec: AuditRecord, q: AuditQuery): boolean {
   if (q.sandboxId !== undefined && rec.sandboxId !== q.sandboxId) return false;
   if (q.sinceMs !== undefined && Date.parse(rec.time) < q.sinceMs) return false;
-  return true;
+  return q.filter ? q.filter(rec) : true;
 }
 
 /** One page of matching records and the cursor to continue from (null when done). */

@@ -12,9 +12,14 @@ export const GENESIS_HASH = '0'.repeat(64);
 export const AUDIT_TYPES = ['api', 'exec', 'file', 'lifecycle', 'policy', 'audit', 'process', 'terminal'] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 
-/** Who caused a record: a local API caller (the unix-socket peer) or kilnd itself. */
+/**
+ * Who caused a record: a local API caller (the unix-socket peer), a caller on the TCP
+ * listener (its API key's id and tenant when the key parsed/was valid, never the key; the
+ * client address), or kilnd itself.
+ */
 export type AuditActor =
   | { kind: 'unix'; uid: number | null; gid: number | null; pid: number | null }
+  | { kind: 'key'; keyId: string | null; tenant: string | null; address: string | null }
   | { kind: 'kilnd' };
 
 export interface AuditInput {

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import type { SandboxRuntime } from '../sandbox/runtime.js';
+import { hostKey } from '../sandbox/ids.js';
 
 /** Removes every orphan; a line per thing removed. */
 export async function removeOrphans(rt: SandboxRuntime): Promise<string[]> {
@@ -20,7 +21,7 @@ export async function removeOrphans(rt: SandboxRuntime): Promise<string[]> {
   }
   if (rt.network) {
     for (const hex of await rt.network.listNetworkOrphans(known)) {
-      if (rt.store.get(`sb-${hex}`)) continue;
+      if (rt.store.list().some((r) => hostKey(r.id) === hex)) continue;
       await rt.network.cleanupNetwork(hex);
       removed.push(`network sb-${hex}`);
     }

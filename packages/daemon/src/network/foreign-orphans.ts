@@ -59,7 +59,7 @@ function resolverProcesses(): Array<{ hex: string; proc: ReturnType<typeof findP
   for (const p of findProcesses('dnsmasq')) {
     if (!(p.cmdline[0] ?? '').endsWith('dnsmasq')) continue;
     const conf = p.cmdline.find((a) => a.startsWith('--conf-file='));
-    const hex = conf ? /\/(?:kiln-)?sb-([0-9a-f]{12})\//.exec(conf)?.[1] : undefined;
+    const hex = conf ? /\/(?:kiln-)?sb-([0-9a-f]{12})(?:[0-9a-f]{20})?\//.exec(conf)?.[1] : undefined;
     if (hex) out.push({ hex, proc: p });
   }
   return out;

@@ -1,6 +1,6 @@
 /**
- * Host resource names of a sandbox's network. Each carries the 12 hex digits of the sandbox id
- * (`sb-0123456789ab`), so whatever a crash leaves behind can be found and removed by name:
+ * Host resource names of a sandbox's network. Each carries the sandbox id's host key, its first
+ * 12 hex digits (`sb-0123456789ab…`, sandbox/ids.ts), so whatever a crash leaves behind can be found and removed by name:
  *
  *   netns       kiln-0123456789ab   (host side of the sandbox: TAP, veth end, resolver, policy)
  *   TAP         kt0123456789ab      (in the netns; QEMU's virtio-net backend)
@@ -11,6 +11,7 @@
  * Interface names stay within IFNAMSIZ (15 characters).
  */
 import { invalidArgument } from '../errors.js';
+import { hostKey, isSandboxId } from '../sandbox/ids.js';
 
 const HEX_RE = /^[0-9a-f]{12}$/;
 
@@ -23,9 +24,9 @@ export interface NetNames {
   table: string;
 }
 
-/** The hex part of a sandbox id (`sb-<12 hex>`). */
+/** The host key of a sandbox id (its first 12 hex digits, sandbox/ids.ts), or the key itself. */
 export function idHexOf(sandboxId: string): string {
-  const hex = sandboxId.startsWith('sb-') ? sandboxId.slice(3) : sandboxId;
+  const hex = sandboxId.startsWith('sb-') && isSandboxId(sandboxId) ? hostKey(sandboxId) : sandboxId;
   if (!HEX_RE.test(hex)) throw invalidArgument(`not a sandbox id: ${JSON.stringify(sandboxId)}`, { field: 'id' });
   return hex;
 }

@@ -2,11 +2,12 @@
  * The network service: what the sandbox manager and the API use. It owns the leases, the
  * per-sandbox topology (topology.ts), live policy changes, accounting and orphan cleanup.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { runDirOf } from '../sandbox/run-dir.js';
+import { hostKey, isSandboxId } from '../sandbox/ids.js';
 import { KilnError } from '../errors.js';
 import { macFor, type SandboxAddresses } from './address-plan.js';
 import { checkNetworkConfig, type NetworkConfig, resolvConfServers } from './config.js';
@@ -279,8 +280,10 @@ export class NetworkService {
   async listNetworkOrphans(knownIds: ReadonlySet<string>): Promise<string[]> {
     const ours = new Set(this.leases.list().map((l) => netNames(l.sandboxId).idHex));
     const found = await findNetworkResources(this.uplink);
-    for (const h of found) if (existsSync(this.runDir(`sb-${h}`))) ours.add(h);
-    return [...ours].filter((h) => !knownIds.has(`sb-${h}`)).sort();
+    const runDirKeys = new Set(existsSync(this.o.sandboxesDir) ? readdirSync(this.o.sandboxesDir).filter(isSandboxId).map(hostKey) : []);
+    for (const h of found) if (runDirKeys.has(h)) ours.add(h);
+    const known = new Set([...knownIds].map(hostKey));
+    return [...ours].filter((h) => !known.has(h)).sort();
   }
 
   /** `kiln gc`: kiln network objects and resolvers no live kilnd owns (foreign-orphans.ts). */
@@ -293,7 +296,9 @@ export class NetworkService {
 
   /** Removes every network resource, flow and lease of the sandbox with this id hex. */
   async cleanupNetwork(idHex: string): Promise<void> {
-    this.o.logger.warn({ sandboxId: `sb-${idHex}` }, 'removing orphaned network resources');
-    await this.teardown(`sb-${idHex}`);
+    // The lease names the whole id (its row goes with the teardown); without one, names suffice.
+    const id = this.leases.list().find((l) => hostKey(l.sandboxId) === idHex)?.sandboxId ?? `sb-${idHex}`;
+    this.o.logger.warn({ sandboxId: id }, 'removing orphaned network resources');
+    await this.teardown(id);
   }
 }

@@ -8,7 +8,7 @@ import { checkCapacity } from '../lifecycle/capacity.js';
 import { verifyAfterCreate } from '../lifecycle/deferred-check.js';
 import { onAgentClosed, watchVm } from '../lifecycle/vm-exit.js';
 import { creationSteps, type CreateCtx, type StepHost } from './create-steps.js';
-import { newSandboxId } from './ids.js';
+import { hostKey, newSandboxId } from './ids.js';
 import { WarmPool } from './pool.js';
 import type { Live, SandboxRuntime } from './runtime.js';
 import { resolveSpec, SPEC_LIMITS, withTemplateShape, type SpecInput } from './spec.js';
@@ -17,6 +17,15 @@ import type { SandboxRecord, SandboxSpec } from './types.js';
 
 const isDefaultShape = (s: SandboxSpec): boolean =>
   s.memoryMiB === SPEC_LIMITS.memoryMiB.default && s.vcpus === SPEC_LIMITS.vcpus.default && s.diskGiB === SPEC_LIMITS.diskGiB.default;
+
+export interface CreateOptions {
+  wait?: boolean;
+  pool?: string;
+  /** Admission of the caller (tenant limits): throws to refuse; returns the release of its reservation. */
+  admit?: (spec: SandboxSpec) => () => void;
+  /** Called with the new sandbox's id as soon as it is the caller's (same tick as its row). */
+  own?: (id: string) => void;
+}
 
 export class SandboxCreator {
   readonly pool: WarmPool | null;
@@ -75,20 +84,31 @@ export class SandboxCreator {
    * Creates a sandbox. Validation errors throw before anything is created. With `wait`
    * (the default) resolves once it is running, or rejects with the failed step.
    */
-  async create(input: SpecInput, opts: { wait?: boolean; pool?: string } = {}): Promise<SandboxRecord> {
+  async create(input: SpecInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     const rt = this.rt;
     if (rt.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
     if (input.template !== undefined) input = await withTemplateShape(input, input.template, rt.o.templates ?? null);
     const spec = resolveSpec(input, rt.o.defaults);
+    // The owner's admission (tenant limits) holds a reservation until the sandbox is owned.
+    const release = opts.admit?.(spec) ?? (() => undefined);
+    try {
+      return await this.createAdmitted(spec, opts);
+    } finally {
+      release();
+    }
+  }
+
+  private async createAdmitted(spec: SandboxSpec, opts: CreateOptions): Promise<SandboxRecord> {
+    const rt = this.rt;
     if (!opts.pool && this.pool && spec.template === null && isDefaultShape(spec)) {
-      const claimed = await this.pool.claim((member) => this.handOver(member, spec));
+      const claimed = await this.pool.claim((member) => this.handOver(member, spec, opts.own));
       if (claimed) return claimed;
     }
     // Admission and the row insert below run with no await between them (atomic in this process).
     if (rt.o.capacity) checkCapacity(rt.store.list(), spec, rt.o.capacity);
     const now = Date.now();
     const rec: SandboxRecord = {
-      id: newSandboxId(),
+      id: newSandboxId((key) => rt.store.list().some((r) => hostKey(r.id) === key)),
       state: 'creating',
       spec,
       imageHash: null,
@@ -102,6 +122,7 @@ export class SandboxCreator {
       pool: opts.pool ?? null,
     };
     rt.store.insert(rec);
+    opts.own?.(rec.id);
     rt.store.addEvent(rec.id, 'state', { state: 'creating', spec });
     rt.o.observer?.transition?.(rec, null, 'creating');
     const live = rt.newLive(rec.id);
@@ -119,7 +140,7 @@ export class SandboxCreator {
    * the member's operation lock; a member that stopped being a ready member meanwhile (its VM
    * died, kilnd is shutting down) is refused, and the pool discards it.
    */
-  private handOver(member: SandboxRecord, spec: SandboxSpec): Promise<SandboxRecord> {
+  private handOver(member: SandboxRecord, spec: SandboxSpec, own?: (id: string) => void): Promise<SandboxRecord> {
     const rt = this.rt;
     const id = member.id;
     const ready = (): SandboxRecord => {
@@ -139,6 +160,7 @@ export class SandboxCreator {
       const pool = rec.pool;
       Object.assign(rec, { spec, pool: null, createdAt: now, updatedAt: now, expiresAt: spec.timeoutMs > 0 ? now + spec.timeoutMs : null });
       rt.store.update(rec);
+      own?.(id);
       rt.store.addEvent(id, 'claimed', { pool, spec, readyForMs: now - readyAt });
       rt.expiry.arm(id, rec.expiresAt);
       return rec;

@@ -13,7 +13,7 @@ import { removeOrphans } from '../lifecycle/orphans.js';
 import { failSandbox, onAgentClosed, watchVm } from '../lifecycle/vm-exit.js';
 import type { Store } from '../store/store.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
-import { SandboxCreator } from './create.js';
+import { SandboxCreator, type CreateOptions } from './create.js';
 import type { GuestAgent, GuestImage } from './guest-agent.js';
 import type { Release } from './op-lock.js';
 import { scratchOf } from './run-dir.js';
@@ -138,7 +138,7 @@ export class SandboxManager {
    * Creates a sandbox (from the warm pool when it can). Validation errors throw before anything
    * is created. With `wait` (the default) resolves once it is running, or rejects with the failed step.
    */
-  create(input: SpecInput, opts: { wait?: boolean; pool?: string } = {}): Promise<SandboxRecord> {
+  create(input: SpecInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     return this.creator.create(input, opts);
   }
 

@@ -67,6 +67,8 @@ export class EventLog extends EventEmitter<{ added: [SandboxEvent] }> {
   private readonly insert: Database.Statement;
   private readonly pageAll: Database.Statement;
   private readonly pageOne: Database.Statement;
+  /** Prepared on first use: its table belongs to tenancy (made after this log). */
+  private pageTenant: Database.Statement | undefined;
   private readonly byAge: Database.Statement;
   private readonly byCount: Database.Statement;
   private sincePrune = 0;
@@ -104,11 +106,22 @@ export class EventLog extends EventEmitter<{ added: [SandboxEvent] }> {
     return ev;
   }
 
-  /** Events with seq > afterSeq (of one sandbox, or all), oldest first, at most `limit`. */
-  page(q: { sandboxId?: string; afterSeq?: number; limit?: number } = {}): EventPage {
+  /**
+   * Events with seq > afterSeq (of one sandbox, or all; with `tenant`, only of that tenant's
+   * sandboxes — tenancy/tenant-store.ts's sandbox_owners), oldest first, at most `limit`.
+   */
+  page(q: { sandboxId?: string; tenant?: string; afterSeq?: number; limit?: number } = {}): EventPage {
     const after = q.afterSeq ?? 0;
     const limit = Math.max(1, Math.min(q.limit ?? 1000, MAX_EVENT_PAGE));
-    const rows = (q.sandboxId === undefined ? this.pageAll.all(after, limit) : this.pageOne.all(q.sandboxId, after, limit)) as EventRow[];
+    const rows = (
+      q.tenant !== undefined
+        ? (this.pageTenant ??= this.db.prepare(
+            'SELECT e.* FROM events e JOIN sandbox_owners o ON o.sandbox_id = e.sandbox_id WHERE o.tenant = ? AND e.seq > ? AND (? IS NULL OR e.sandbox_id = ?) ORDER BY e.seq LIMIT ?',
+          )).all(q.tenant, after, q.sandboxId ?? null, q.sandboxId ?? null, limit)
+        : q.sandboxId === undefined
+          ? this.pageAll.all(after, limit)
+          : this.pageOne.all(q.sandboxId, after, limit)
+    ) as EventRow[];
     return { events: rows.map(fromRow), nextAfter: rows.length === limit ? (rows.at(-1)?.seq ?? null) : null };
   }
 

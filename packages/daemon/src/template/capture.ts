@@ -27,6 +27,8 @@ export interface CaptureInput {
   scratch: { path: string; format: 'raw' | 'qcow2' };
   name: string;
   parentSandbox: string;
+  /** The tenant snapshotting (its own template), or null (the admin's: shared). */
+  tenant?: string | null;
   /** Resume the VM afterwards (it was running). */
   resume: boolean;
 }
@@ -62,6 +64,7 @@ export async function captureSandbox(c: CaptureInput): Promise<TemplateManifest>
       source: 'snapshot',
       sharedMemory: false,
       parentSandbox: c.parentSandbox,
+      ...(c.tenant ? { tenant: c.tenant } : {}),
       createdAt: new Date().toISOString(),
       buildMs: Math.round(performance.now() - t0),
       stateBytes: snap.bytes,

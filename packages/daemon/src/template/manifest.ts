@@ -38,6 +38,8 @@ export interface TemplateManifest extends TemplateKeyInput {
   /** For source=snapshot: RAM is inside the state file (restored by copy, not shared). */
   sharedMemory: boolean;
   parentSandbox: string | null;
+  /** The tenant that snapshotted it (its own template); absent/null = shared (the admin's). */
+  tenant?: string | null;
   createdAt: string;
   buildMs: number;
   stateBytes: number;

@@ -4,6 +4,7 @@
  * awaits nft and the resolver; `failSetPolicy` makes the next changes fail.
  */
 import type { NetworkService, SandboxNetwork } from '../network/service.js';
+import { hostKey } from '../sandbox/ids.js';
 import { resolvePolicy, type NetworkPolicy, type PolicyInput } from '../network/policy.js';
 
 export class FakeNetwork {
@@ -28,7 +29,7 @@ export class FakeNetwork {
   }
 
   async setupStaged(sandboxId: string, policy: NetworkPolicy): Promise<{ net: SandboxNetwork; complete: Promise<void> }> {
-    const hex = sandboxId.slice(3);
+    const hex = hostKey(sandboxId);
     const net = {
       sandboxId,
       names: { netns: `kiln-${hex}`, tap: `kt${hex}` },
@@ -57,10 +58,10 @@ export class FakeNetwork {
   }
 
   async listNetworkOrphans(known: ReadonlySet<string>): Promise<string[]> {
-    return [...this.nets.keys()].filter((id) => !known.has(id)).map((id) => id.slice(3));
+    return [...this.nets.keys()].filter((id) => !known.has(id)).map(hostKey);
   }
 
   async cleanupNetwork(hex: string): Promise<void> {
-    this.nets.delete(`sb-${hex}`);
+    for (const id of [...this.nets.keys()]) if (hostKey(id) === hex) this.nets.delete(id);
   }
 }

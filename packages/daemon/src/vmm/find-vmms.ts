@@ -7,7 +7,7 @@ import { vmMarker } from './qemu-args.js';
 export function findQemuVmms(runRoot: string): FoundVmm[] {
   const found: FoundVmm[] = [];
   for (const p of findProcesses(`${runRoot}/`)) {
-    const id = /kiln-(sb-[0-9a-f]{12})/.exec(p.cmdline.join(' '))?.[1];
+    const id = /kiln-(sb-[0-9a-f]{12}(?:[0-9a-f]{20})?)(?![0-9a-f])/.exec(p.cmdline.join(' '))?.[1];
     if (id) found.push({ id, pid: p.pid, kill: () => signalProcess(p, 'SIGKILL', vmMarker(id)) });
   }
   return found;

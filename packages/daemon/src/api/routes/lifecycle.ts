@@ -14,6 +14,8 @@ import type { EventLog } from '../../store/events.js';
 import { bodyFrom, nextEvent, sendBody, type BodyStream } from '../body-stream.js';
 import { ErrorBody, SandboxIdParams, SandboxView } from '../schemas.js';
 import { sandboxView } from '../views.js';
+import { sandboxNotFound } from '../../errors.js';
+import { canSee, tenantOf } from '../../tenancy/principal.js';
 
 const HostEventsQuery = Type.Object(
   {
@@ -34,10 +36,10 @@ const TimeoutBody = Type.Object(
  * SQLite a page at a time and only as fast as the client takes them (bodyFrom); a follower
  * that caught up sleeps until the next insert.
  */
-async function* followEvents(log: EventLog, q: { sandboxId?: string; after: number }, signal: AbortSignal): AsyncGenerator<string> {
+async function* followEvents(log: EventLog, q: { sandboxId?: string; tenant?: string; after: number }, signal: AbortSignal): AsyncGenerator<string> {
   let after = q.after;
   while (!signal.aborted) {
-    const page = log.page({ ...(q.sandboxId === undefined ? {} : { sandboxId: q.sandboxId }), afterSeq: after, limit: 1000 });
+    const page = log.page({ ...(q.sandboxId === undefined ? {} : { sandboxId: q.sandboxId }), ...(q.tenant === undefined ? {} : { tenant: q.tenant }), afterSeq: after, limit: 1000 });
     // Checked and subscribed in one synchronous step: no insert falls between them.
     if (page.events.length === 0) {
       await nextEvent(log, 'added', signal);
@@ -59,8 +61,10 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
     { schema: { summary: 'Lifecycle events of the host (all sandboxes) or one sandbox, paged; follow streams NDJSON', querystring: HostEventsQuery, response: { '4xx': ErrorBody } } },
     async (req, reply) => {
       const { sandbox, follow } = req.query;
+      if (sandbox !== undefined && !canSee(req, sandbox)) throw sandboxNotFound(sandbox);
       // Events outlive their sandbox's row: a destroyed sandbox's events are still found by id.
-      const q = { ...(sandbox === undefined ? {} : { sandboxId: sandbox }), after: req.query.after ?? 0 };
+      const tenant = tenantOf(req);
+      const q = { ...(sandbox === undefined ? {} : { sandboxId: sandbox }), ...(tenant === null ? {} : { tenant }), after: req.query.after ?? 0 };
       if (!follow) return manager.eventLog.page({ ...q, afterSeq: q.after, limit: req.query.limit ?? 1000 });
       const body = bodyFrom((signal) => followEvents(manager.eventLog, q, signal));
       followers.add(body);

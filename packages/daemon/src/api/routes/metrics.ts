@@ -3,6 +3,7 @@
  * sample of every sandbox) and GET /v1/sandboxes/:id/stats.
  */
 import type { FastifyInstance } from 'fastify';
+import { visibleSandboxes } from '../../tenancy/principal.js';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import { KilnError } from '../../errors.js';
@@ -24,7 +25,8 @@ export function registerMetricsRoutes(app: FastifyInstance, manager: SandboxMana
 
   app.get<{ Querystring: Static<typeof StatsQuery> }>('/v1/stats', { schema: { summary: 'Resource use of every sandbox (latest sample)', querystring: StatsQuery } }, async (req) => {
     if (req.query.fresh) await sampler.sampleAll({ fresh: true });
-    const ids = new Set(manager.list().map((r) => r.id));
+    const mine = visibleSandboxes(req);
+    const ids = new Set(manager.list().flatMap((r) => (mine === null || mine.has(r.id) ? [r.id] : [])));
     return { intervalMs: sampler.intervalMs, sandboxes: sampler.all().filter((s) => ids.has(s.id)) };
   });
 

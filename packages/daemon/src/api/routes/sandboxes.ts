@@ -1,13 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { SandboxRecord } from '../../sandbox/types.js';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '../schemas.js';
 import { sandboxView } from '../views.js';
+import type { TenantAdmission } from '../../tenancy/limits.js';
+import type { TemplateService } from '../../template/service.js';
+import { tenancyOf, tenantOf, visibleSandboxes } from '../../tenancy/principal.js';
+import { assertTemplateVisible } from '../../tenancy/templates.js';
 
 type IdParams = Static<typeof SandboxIdParams>;
 
-export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager): void {
+/** A sandbox's view with its owning tenant (null: the admin's). */
+const ownedView = (req: FastifyRequest, r: SandboxRecord) => ({ ...sandboxView(r), tenant: tenancyOf(req)?.ownerOf(r.id) ?? null });
+
+export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager, admission: TenantAdmission | null = null, templates: TemplateService | null = null): void {
   app.post<{ Body: CreateSandboxBody; Querystring: Static<typeof CreateSandboxQuery> }>(
     '/v1/sandboxes',
     {
@@ -20,19 +28,27 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
     },
     async (req, reply) => {
       const wait = req.query.wait !== false;
-      const rec = await manager.create(req.body ?? {}, { wait });
-      return reply.status(wait ? 201 : 202).send(sandboxView(rec));
+      const tenant = tenantOf(req);
+      const store = tenancyOf(req);
+      if (tenant !== null && req.body?.template !== undefined) await assertTemplateVisible(req, templates, req.body.template);
+      const owner =
+        tenant !== null && store
+          ? { own: (id: string) => store.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
+          : {};
+      const rec = await manager.create(req.body ?? {}, { wait, ...owner });
+      return reply.status(wait ? 201 : 202).send(ownedView(req, rec));
     },
   );
 
-  app.get('/v1/sandboxes', { schema: { summary: 'List sandboxes', response: { 200: Type.Object({ sandboxes: Type.Array(SandboxView) }) } } }, async () => ({
-    sandboxes: manager.list().map(sandboxView),
-  }));
+  app.get('/v1/sandboxes', { schema: { summary: 'List sandboxes', response: { 200: Type.Object({ sandboxes: Type.Array(SandboxView) }) } } }, async (req) => {
+    const mine = visibleSandboxes(req);
+    return { sandboxes: manager.list().filter((r) => mine === null || mine.has(r.id)).map((r) => ownedView(req, r)) };
+  });
 
   app.get<{ Params: IdParams }>(
     '/v1/sandboxes/:id',
     { schema: { summary: 'Inspect a sandbox', params: SandboxIdParams, response: { 200: SandboxView, '4xx': ErrorBody } } },
-    async (req) => sandboxView(manager.get(req.params.id)),
+    async (req) => ownedView(req, manager.get(req.params.id)),
   );
 
   app.delete<{ Params: IdParams }>(
@@ -48,7 +64,7 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/events',
     { schema: { summary: 'Lifecycle events of a sandbox, a page at a time (nextAfter: the cursor of the next page, null at the end)', params: SandboxIdParams, querystring: EventsQuery } },
     async (req) => {
-      manager.get(req.params.id);
+      manager.get(req.params.id); // and ownership: tenancy/auth.ts
       return manager.eventLog.page({ sandboxId: req.params.id, afterSeq: req.query.after ?? 0, limit: req.query.limit ?? 1000 });
     },
   );

@@ -11,6 +11,7 @@ export interface SystemInfo {
 }
 
 export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {
-  app.get('/v1/health', async () => ({ ok: true }));
+  // Open on the TCP listener too (no key): for load balancers and liveness probes.
+  app.get('/v1/health', { schema: { summary: 'Liveness (needs no API key)', security: [] } }, async () => ({ ok: true }));
   app.get('/v1/info', async () => info());
 }

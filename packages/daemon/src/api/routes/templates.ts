@@ -9,6 +9,8 @@ import type { TemplateManifest } from '../../template/manifest.js';
 import type { TemplateService } from '../../template/service.js';
 import { SandboxIdParams } from '../schemas.js';
 import { sandboxView } from '../views.js';
+import { tenantOf } from '../../tenancy/principal.js';
+import { templateVisible } from '../../tenancy/templates.js';
 
 const NAME = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 const CreateTemplateBody = Type.Object(
@@ -28,6 +30,7 @@ export const templateView = (t: TemplateManifest) => ({
   key: t.key,
   source: t.source,
   parentSandbox: t.parentSandbox,
+  tenant: t.tenant ?? null,
   imageHash: t.imageHash,
   memoryMiB: t.memoryMiB,
   vcpus: t.vcpus,
@@ -40,7 +43,9 @@ export const templateView = (t: TemplateManifest) => ({
 });
 
 export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService): void {
-  app.get('/v1/templates', { schema: { summary: 'List templates' } }, async () => ({ templates: (await templates.store.list()).map(templateView) }));
+  app.get('/v1/templates', { schema: { summary: 'List templates' } }, async (req) => ({
+    templates: (await templates.store.list()).filter((t) => templateVisible(req, t)).map(templateView),
+  }));
 
   app.post<{ Body: Static<typeof CreateTemplateBody> }>(
     '/v1/templates',
@@ -63,7 +68,9 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
 
   app.delete<{ Params: Static<typeof NameParams> }>('/v1/templates/:name', { schema: { summary: 'Remove a template', params: NameParams } }, async (req, reply) => {
     const t = await templates.store.byName(req.params.name);
-    if (!t) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
+    // A tenant removes only its own templates; shared and other tenants' ones are not found.
+    const tenant = tenantOf(req);
+    if (!t || (tenant !== null && t.tenant !== tenant)) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
     await templates.store.remove(t.key);
     return reply.status(204).send();
   });
@@ -94,6 +101,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
           scratch: manager.scratchOf(rec.id),
           name: req.body.name,
           parentSandbox: rec.id,
+          tenant: tenantOf(req),
           resume: rec.state === 'running',
         }),
       );

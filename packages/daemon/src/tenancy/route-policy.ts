@@ -1,0 +1,35 @@
+/**
+ * Which routes a tenant key may call (deny by default): every route under
+ * /v1/sandboxes (each one naming a sandbox is checked for ownership in auth.ts, so routes
+ * added later are covered), and the few host-wide reads below, which answer with the
+ * tenant's share only. Everything else — keys, tenants, gc, metrics, audit verification,
+ * template builds — is the admin's (the unix socket).
+ */
+const TENANT_ROUTES = new Set([
+  'GET /v1/health',
+  'GET /v1/info',
+  'GET /v1/events',
+  'GET /v1/audit',
+  'GET /v1/stats',
+  'GET /v1/templates',
+  'DELETE /v1/templates/:name',
+  'GET /openapi.json',
+]);
+
+/** Routes that answer without a key on TCP. */
+const OPEN_ROUTES = new Set(['GET /v1/health']);
+
+export const isOpenRoute = (method: string, url: string | undefined): boolean => OPEN_ROUTES.has(`${method === 'HEAD' ? 'GET' : method} ${url ?? ''}`);
+
+export function tenantMayCall(method: string, url: string | undefined): boolean {
+  if (url === undefined) return true; // no route: 404 ROUTE_NOT_FOUND follows
+  if (url === '/v1/sandboxes' || url.startsWith('/v1/sandboxes/')) return true;
+  return TENANT_ROUTES.has(`${method === 'HEAD' ? 'GET' : method} ${url}`);
+}
+
+/** A `read-only` key may only read: GET/HEAD, and no interactive terminal (a GET upgrade). */
+export function readOnlyMayCall(method: string, url: string | undefined, upgrade: boolean): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  if (upgrade || (url ?? '').endsWith('/pty')) return false;
+  return true;
+}

@@ -1,0 +1,70 @@
+/**
+ * A fake-driver kilnd API with tenancy and audit on, served on a unix socket (the admin's)
+ * and on a loopback TCP listener (optionally TLS), for unit tests of authentication and
+ * tenant isolation.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { buildApi } from '../api/server.js';
+import { Observability } from '../observability.js';
+import { DEFAULT_OBSERVABILITY_CONFIG } from '../observability-config.js';
+import { SandboxManager } from '../sandbox/manager.js';
+import { Store } from '../store/store.js';
+import { TenantAdmission } from '../tenancy/limits.js';
+import { listenTcp } from '../tenancy/listener.js';
+import { TenantStore } from '../tenancy/tenant-store.js';
+import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
+
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number } = {}) {
+  const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
+  const store = new Store(join(stateDir, 'kiln.db'));
+  const logger = pino({ level: 'silent' });
+  const obs = await Observability.start({ stateDir, ...DEFAULT_OBSERVABILITY_CONFIG }, logger);
+  const manager = new SandboxManager({
+    stateDir,
+    store,
+    driver: new FakeDriver(),
+    logger,
+    resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
+    createScratchDisk: fakeScratchDisk,
+    poolSize: o.poolSize ?? 0,
+    connectAgent: async () => fakeAgent(),
+    observer: obs.observer,
+  });
+  await manager.init();
+  const tenants = new TenantStore(store.sql);
+  const admission = new TenantAdmission(tenants, () => manager.records());
+  const app = await buildApi({ manager, logger, observe: obs.api, tenancy: { store: tenants, admission }, info: () => ({ version: 't', driver: {}, image: null, stateDir }) });
+  const socket = join(stateDir, 'api.sock');
+  await app.listen({ path: socket });
+  const tcp = await listenTcp(app, { listen: '127.0.0.1:0', tlsCert: o.tls?.cert ?? null, tlsKey: o.tls?.key ?? null, ...(o.trustedProxies ? { trustedProxies: o.trustedProxies } : {}) });
+  const base = `${o.tls ? 'https' : 'http'}://127.0.0.1:${tcp.address.port}`;
+  return {
+    stateDir,
+    app,
+    store,
+    manager,
+    tenants,
+    audit: obs.audit,
+    base,
+    tcp,
+    /** A request on the TCP listener. */
+    fetch: (path: string, init: RequestInit & { key?: string } = {}) => {
+      const { key, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (key !== undefined) headers.set('authorization', `Bearer ${key}`);
+      if (rest.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');
+      return fetch(base + path, { ...rest, headers });
+    },
+    async close() {
+      await tcp.close();
+      await app.close();
+      await manager.shutdown();
+      await obs.close();
+      store.close();
+      await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+}
