@@ -441,6 +441,11 @@ export class AgentClient extends RpcChannel {
     return this.request(op, args, timeoutMs === undefined ? {} : { timeoutMs }).result;
   }
 
+  /** rename(2) in the guest. */
+  async rename(from: string, to: string): Promise<void> {
+    await this.request('file.rename', { from, to }).result;
+  }
+
   async mkdir(path: string, opts: { recursive?: boolean; mode?: number } = {}): Promise<void> {
     await this.request('file.mkdir', { path, ...opts }).result;
   }

@@ -208,6 +208,9 @@ export const FileMkdirArgs = Type.Object({ path: Path, recursive: Type.Optional(
 /** `recursive` (default false) removes a non-empty directory tree. Removing `/` is refused. */
 export const FileRemoveArgs = Type.Object({ path: Path, recursive: Type.Optional(Type.Boolean()) }, Strict);
 
+/** rename(2): replaces an existing file at `to` (not a non-empty directory); both on one filesystem. */
+export const FileRenameArgs = Type.Object({ from: Path, to: Path }, Strict);
+
 /** Used after a snapshot restore to make a clone unique. Every field is optional. */
 export const SysConfigureArgs = Type.Object({
   /** Wall clock to set, ms since the epoch. */
@@ -256,6 +259,7 @@ export const Ops = {
   'file.list': { args: FileListArgs, result: FileListResult },
   'file.mkdir': { args: FileMkdirArgs, result: EmptyResult },
   'file.remove': { args: FileRemoveArgs, result: EmptyResult },
+  'file.rename': { args: FileRenameArgs, result: EmptyResult },
   'sys.configure': { args: SysConfigureArgs, result: EmptyResult },
   'sys.network': { args: SysNetworkArgs, result: SysNetworkResult },
   'proc.start': { args: ProcStartArgs, result: ProcInfo },

@@ -55,6 +55,15 @@ export class BodyTooLargeError extends KilnError {
   }
 }
 register(BodyTooLargeError);
+/** HTTP 426: a terminal route is a WebSocket: the request must ask for the upgrade */
+export class UpgradeRequiredError extends KilnError {
+  static readonly code = 'UPGRADE_REQUIRED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('UPGRADE_REQUIRED', message, opts);
+    this.name = 'UpgradeRequiredError';
+  }
+}
+register(UpgradeRequiredError);
 /** HTTP 415: the route does not take a body of this Content-Type (JSON or application/octet-stream) */
 export class UnsupportedMediaTypeError extends KilnError {
   static readonly code = 'UNSUPPORTED_MEDIA_TYPE';
@@ -145,7 +154,7 @@ export class ExecNotFoundError extends KilnError {
   }
 }
 register(ExecNotFoundError);
-/** HTTP 404: no background process has this pid in the sandbox (exited ones are kept for a while, then forgotten) */
+/** HTTP 404: no background process has this pid in the sandbox (never started, or exited and forgotten) */
 export class ProcessNotFoundError extends KilnError {
   static readonly code = 'PROCESS_NOT_FOUND';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -154,7 +163,7 @@ export class ProcessNotFoundError extends KilnError {
   }
 }
 register(ProcessNotFoundError);
-/** HTTP 409: the background process has exited (stdin, signals and resizes need a running one) */
+/** HTTP 409: the background process has exited, or its stdin is closed */
 export class ProcessNotRunningError extends KilnError {
   static readonly code = 'PROCESS_NOT_RUNNING';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -163,7 +172,16 @@ export class ProcessNotRunningError extends KilnError {
   }
 }
 register(ProcessNotRunningError);
-/** HTTP 400: the process has no terminal (a resize or a terminal stream needs a PTY process) */
+/** HTTP 400: the guest's tar failed on a directory upload or download (recorded in the audit log; an upload answers INVALID_ARGUMENT, a download is cut short) */
+export class TarFailedError extends KilnError {
+  static readonly code = 'TAR_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('TAR_FAILED', message, opts);
+    this.name = 'TarFailedError';
+  }
+}
+register(TarFailedError);
+/** HTTP 400: the background process has no terminal (resize, or a terminal WebSocket) */
 export class ProcessNotPtyError extends KilnError {
   static readonly code = 'PROCESS_NOT_PTY';
   constructor(message: string, opts: KilnErrorOptions = {}) {
@@ -667,24 +685,6 @@ export class GuestInvalidArgumentError extends KilnError {
   }
 }
 register(GuestInvalidArgumentError);
-/** HTTP 409: the guest process is no longer running */
-export class GuestNotRunningError extends KilnError {
-  static readonly code = 'GUEST_NOT_RUNNING';
-  constructor(message: string, opts: KilnErrorOptions = {}) {
-    super('GUEST_NOT_RUNNING', message, opts);
-    this.name = 'GuestNotRunningError';
-  }
-}
-register(GuestNotRunningError);
-/** HTTP 429: the guest agent is at a limit (e.g. how many background processes it keeps) */
-export class GuestResourceExhaustedError extends KilnError {
-  static readonly code = 'GUEST_RESOURCE_EXHAUSTED';
-  constructor(message: string, opts: KilnErrorOptions = {}) {
-    super('GUEST_RESOURCE_EXHAUSTED', message, opts);
-    this.name = 'GuestResourceExhaustedError';
-  }
-}
-register(GuestResourceExhaustedError);
 /** HTTP 409: the guest operation was cancelled */
 export class GuestCancelledError extends KilnError {
   static readonly code = 'GUEST_CANCELLED';
@@ -739,6 +739,24 @@ export class GuestProtocolErrorError extends KilnError {
   }
 }
 register(GuestProtocolErrorError);
+/** HTTP 409: the guest process has exited or its stdin is closed */
+export class GuestNotRunningError extends KilnError {
+  static readonly code = 'GUEST_NOT_RUNNING';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('GUEST_NOT_RUNNING', message, opts);
+    this.name = 'GuestNotRunningError';
+  }
+}
+register(GuestNotRunningError);
+/** HTTP 429: a bounded table in the guest is full (e.g. 256 running background processes) */
+export class GuestResourceExhaustedError extends KilnError {
+  static readonly code = 'GUEST_RESOURCE_EXHAUSTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('GUEST_RESOURCE_EXHAUSTED', message, opts);
+    this.name = 'GuestResourceExhaustedError';
+  }
+}
+register(GuestResourceExhaustedError);
 /** HTTP 502: the guest agent failed unexpectedly */
 export class GuestInternalError extends KilnError {
   static readonly code = 'GUEST_INTERNAL';

@@ -5,7 +5,7 @@ import type { OpHandler } from './context.js';
 import { dockerReady } from './docker.js';
 import { exec, execSignal } from './exec.js';
 import { readFile, writeFile } from './file-transfer.js';
-import { list, mkdir, remove, stat } from './files.js';
+import { list, mkdir, remove, rename, stat } from './files.js';
 import { network } from './network.js';
 import { health } from './health.js';
 import { configure, hello } from './system.js';
@@ -25,6 +25,7 @@ export const handlers: { [O in OpName]: OpHandler<O> } = {
   'file.list': list,
   'file.mkdir': mkdir,
   'file.remove': remove,
+  'file.rename': rename,
   'sys.configure': configure,
   'sys.network': network,
   'proc.start': procStart,

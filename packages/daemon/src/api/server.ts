@@ -18,6 +18,7 @@ import { registerNetworkRoutes } from './routes/network.js';
 import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerProcessRoutes } from './routes/processes.js';
+import { registerFileTreeRoutes } from './routes/files-tree.js';
 import { registerPtyRoutes } from './routes/pty.js';
 import websocket from '@fastify/websocket';
 import { registerSystemRoutes, type SystemInfo } from './routes/system.js';
@@ -101,6 +102,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
+  registerFileTreeRoutes(app, opts.manager, opts.observe?.audit);
   registerProcessRoutes(app, opts.manager, opts.observe?.audit);
   // Terminal WebSockets. Keystrokes are audited only when the operator asks (KILN_AUDIT_PTY_INPUT=1).
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });

@@ -16,7 +16,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { PTY_LIMITS, type ProcReadResult } from '@kiln/protocol';
-import { KilnError } from '../../errors.js';
+import { invalidArgument, KilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { GuestAgent } from '../../sandbox/guest-agent.js';
 import { ProcessParams, PtyQuery, SandboxIdParams } from '@kiln/contract';
@@ -100,12 +100,12 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
     try {
       msg = JSON.parse(b.toString('utf8')) as typeof msg;
     } catch {
-      return fail(Object.assign(new Error('control frames are JSON'), { code: 'INVALID_ARGUMENT' }));
+      return fail(invalidArgument('control frames are JSON', { field: 'frame' }));
     }
-    if (msg.type !== 'resize') return fail(Object.assign(new Error(`unknown control frame type ${JSON.stringify(msg.type)}`), { code: 'INVALID_ARGUMENT' }));
+    if (msg.type !== 'resize') return fail(invalidArgument(`unknown control frame type ${JSON.stringify(msg.type)}`, { field: 'type' }));
     const { cols, rows } = msg;
     if (!Number.isInteger(cols) || !Number.isInteger(rows) || (cols as number) < 1 || (rows as number) < 1 || (cols as number) > PTY_LIMITS.maxCols || (rows as number) > PTY_LIMITS.maxRows) {
-      return fail(Object.assign(new Error(`resize needs integer cols 1..${PTY_LIMITS.maxCols} and rows 1..${PTY_LIMITS.maxRows}`), { code: 'INVALID_ARGUMENT' }));
+      return fail(invalidArgument(`resize needs integer cols 1..${PTY_LIMITS.maxCols} and rows 1..${PTY_LIMITS.maxRows}`, { field: 'cols' }));
     }
     chain = chain.then(async () => void (await agent.proc('proc.resize', { pid, cols: cols as number, rows: rows as number }))).catch(fail);
   });
@@ -131,52 +131,57 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
   });
 }
 
-export function registerPtyRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT, opts: PtyOptions = {}): void {
-  app.get<{ Params: ProcessParams }>(
-    '/v1/sandboxes/:id/processes/:pid/pty',
-    {
-      websocket: true,
-      schema: { summary: 'Attach to a PTY process (WebSocket)', params: ProcessParams },
-      // Before the upgrade: an unknown sandbox or pid, or a process without a terminal, is an HTTP error.
-      preHandler: async (req) => {
-        const info = await onProcess(req.params.pid, manager.agentFor(req.params.id, 'exec').proc('proc.get', { pid: req.params.pid }));
-        if (!info.pty) throw new KilnError('PROCESS_NOT_PTY', `process ${info.pid} has no terminal`, { status: 400 });
-      },
-    },
-    (ws, req) => attach(ws, req, manager.agentFor(req.params.id, 'exec'), req.params.id, req.params.pid, audit, opts),
-  );
+/** A plain HTTP GET on a terminal route (no upgrade): 426, named. */
+async function upgradeRequired(): Promise<never> {
+  throw new KilnError('UPGRADE_REQUIRED', 'this route is a WebSocket: send the request with Connection: Upgrade, Upgrade: websocket', { status: 426 });
+}
 
-  app.get<{ Params: { id: string }; Querystring: PtyQuery }>(
-    '/v1/sandboxes/:id/pty',
-    {
-      websocket: true,
-      schema: { summary: 'Start a PTY process (default: the user\'s login shell) and attach (WebSocket)', params: SandboxIdParams, querystring: PtyQuery },
-      preHandler: async (req) => {
-        const q = req.query;
-        const agent = manager.agentFor(req.params.id, 'exec');
-        const rec = manager.get(req.params.id);
-        const fields = { sandboxId: req.params.id, ...(q.cmd ? { shell: q.cmd } : {}), ...(q.cwd ? { cwd: q.cwd } : {}), ...(q.user ? { user: q.user } : {}), envKeys: [], pty: true };
-        try {
-          const info = await agent.proc('proc.start', {
-            ...(q.cmd ? { shell: q.cmd } : {}),
-            env: { ...rec.spec.env },
-            ...(q.cwd ? { cwd: q.cwd } : {}),
-            ...(q.user ? { user: q.user } : {}),
-            pty: { cols: q.cols ?? 80, rows: q.rows ?? 24 },
-            ...(q.term ? { term: q.term } : {}),
-          });
-          (req as FastifyRequest & { ptyPid?: number }).ptyPid = info.pid;
-          await audit.append(processStartRecord({ ...fields, pid: info.pid }));
-        } catch (err) {
-          const e = fromGuestError(err);
-          await audit.append(processStartRecord({ ...fields, pid: null, errorCode: e.code }));
-          throw e;
-        }
-      },
+export function registerPtyRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT, opts: PtyOptions = {}): void {
+  app.route<{ Params: ProcessParams }>({
+    method: 'GET',
+    url: '/v1/sandboxes/:id/processes/:pid/pty',
+    // handler + wsHandler (not `websocket: true`): the route stays in /openapi.json.
+    schema: { summary: 'Attach to a PTY process (WebSocket upgrade; binary frames = terminal bytes, text frames = JSON resize/exit/error)', params: ProcessParams },
+    // Before the upgrade: an unknown sandbox or pid, or a process without a terminal, is an HTTP error.
+    preHandler: async (req) => {
+      const info = await onProcess(req.params.pid, manager.agentFor(req.params.id, 'exec').proc('proc.get', { pid: req.params.pid }));
+      if (!info.pty) throw new KilnError('PROCESS_NOT_PTY', `process ${info.pid} has no terminal`, { status: 400 });
     },
-    (ws, req) => {
+    handler: upgradeRequired,
+    wsHandler: (ws, req) => attach(ws, req, manager.agentFor(req.params.id, 'exec'), req.params.id, req.params.pid, audit, opts),
+  });
+
+  app.route<{ Params: { id: string }; Querystring: PtyQuery }>({
+    method: 'GET',
+    url: '/v1/sandboxes/:id/pty',
+    schema: { summary: 'Start a PTY process (default: the user\'s login shell) and attach (WebSocket upgrade, as …/processes/{pid}/pty)', params: SandboxIdParams, querystring: PtyQuery },
+    preHandler: async (req) => {
+      if (!req.ws) return upgradeRequired(); // nothing is started for a request that cannot attach
+      const q = req.query;
+      const agent = manager.agentFor(req.params.id, 'exec');
+      const rec = manager.get(req.params.id);
+      const fields = { sandboxId: req.params.id, ...(q.cmd ? { shell: q.cmd } : {}), ...(q.cwd ? { cwd: q.cwd } : {}), ...(q.user ? { user: q.user } : {}), envKeys: [], pty: true };
+      try {
+        const info = await agent.proc('proc.start', {
+          ...(q.cmd ? { shell: q.cmd } : {}),
+          env: { ...rec.spec.env },
+          ...(q.cwd ? { cwd: q.cwd } : {}),
+          ...(q.user ? { user: q.user } : {}),
+          pty: { cols: q.cols ?? 80, rows: q.rows ?? 24 },
+          ...(q.term ? { term: q.term } : {}),
+        });
+        (req as FastifyRequest & { ptyPid?: number }).ptyPid = info.pid;
+        await audit.append(processStartRecord({ ...fields, pid: info.pid }));
+      } catch (err) {
+        const e = fromGuestError(err);
+        await audit.append(processStartRecord({ ...fields, pid: null, errorCode: e.code }));
+        throw e;
+      }
+    },
+    handler: upgradeRequired,
+    wsHandler: (ws, req) => {
       const pid = (req as FastifyRequest & { ptyPid?: number }).ptyPid as number;
       attach(ws, req, manager.agentFor(req.params.id, 'exec'), req.params.id, pid, audit, opts);
     },
-  );
+  });
 }
