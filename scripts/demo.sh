@@ -15,7 +15,7 @@ LOG="$(mktemp /tmp/kilnd-demo.XXXXXX.log)"
 kiln() { node packages/cli/dist/main.js "$@"; }
 
 echo "==> starting kilnd (log: $LOG)"
-node packages/cli/dist/main.js daemon --socket "$KILN_SOCKET" --state-dir "$STATE_DIR" >"$LOG" 2>&1 &
+node packages/daemon/dist/kilnd.js --socket "$KILN_SOCKET" --state-dir "$STATE_DIR" >"$LOG" 2>&1 &
 KILND=$!
 ID=""
 cleanup() {

@@ -40,9 +40,10 @@ else
 fi
 # gcc + the static C library: `npm run build` compiles the guest's resident helper (kiln-guestctl)
 # and the VMM launcher (kiln-vmm-launch). g++, make and python3: node-gyp builds better-sqlite3.
-# curl (+ CA certificates): fetches Node.js from the npm registry.
-echo "==> installing the build tools (gcc, g++, make, python3, curl)"
-apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl ca-certificates >/dev/null
+# curl (+ CA certificates): fetches Node.js from the npm registry. tmux: the terminal test drives
+# `kiln exec -it` in it.
+echo "==> installing the build tools (gcc, g++, make, python3, curl, tmux)"
+apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl ca-certificates tmux >/dev/null
 
 ./scripts/install-node.sh
 # Everything below (and the guest image, which copies this node binary) uses kiln's Node.
@@ -62,13 +63,18 @@ npm ci --no-audit --no-fund --loglevel=error
 echo "==> build"
 npm run --silent build
 
-# `kiln` from any directory: a wrapper that runs this checkout's CLI on kiln's Node.
+# `kiln` (the client) and `kilnd` (the daemon: run, image build, doctor) from any directory:
+# wrappers that run this checkout's binaries on kiln's Node.
 cat > /usr/local/bin/kiln <<WRAP
 #!/bin/sh
 exec /opt/kiln/node/bin/node "$PWD/packages/cli/dist/main.js" "\$@"
 WRAP
-chmod 0755 /usr/local/bin/kiln
-echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln -> $PWD)"
+cat > /usr/local/bin/kilnd <<WRAP
+#!/bin/sh
+exec /opt/kiln/node/bin/node "$PWD/packages/daemon/dist/kilnd.js" "\$@"
+WRAP
+chmod 0755 /usr/local/bin/kiln /usr/local/bin/kilnd
+echo "==> kiln: $(kiln --version) (/usr/local/bin/kiln, /usr/local/bin/kilnd -> $PWD)"
 
 # kilnd as a systemd service (docs/operations.md): installed, not enabled or started.
 unit_dir=/etc/systemd/system
@@ -81,7 +87,7 @@ fi
 
 if [ "${KILN_SETUP_NO_IMAGE:-0}" != 1 ]; then
   echo "==> guest image"
-  node packages/cli/dist/main.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
+  node packages/daemon/dist/kilnd.js image build --state-dir "${KILN_STATE_DIR:-/var/lib/kiln}"
 else
   echo "==> KILN_SETUP_NO_IMAGE=1: no guest image"
 fi

@@ -31,7 +31,7 @@ function find(dir, out = []) {
   return out;
 }
 
-const packages = ['protocol', 'agent', 'daemon', 'cli'];
+const packages = ['contract', 'protocol', 'agent', 'daemon', 'sdk', 'cli'];
 const unit = packages.flatMap((p) => find(join(repo, 'packages', p, 'dist')));
 const integration = unitOnly ? [] : find(join(repo, 'packages/e2e/dist'));
 let files = [...unit, ...integration];
@@ -41,7 +41,7 @@ const isRoot = process.getuid?.() === 0;
 if (integration.length && isRoot && !unitOnly) {
   // Builds the image on first use; returns at once when the cached image matches the recipe.
   const stateDir = process.env.KILN_TEST_IMAGE_STATE_DIR ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
-  run(process.execPath, [join(repo, 'packages/cli/dist/main.js'), 'image', 'build', '--state-dir', stateDir]);
+  run(process.execPath, [join(repo, 'packages/daemon/dist/kilnd.js'), 'image', 'build', '--state-dir', stateDir]);
 }
 if (!isRoot && integration.length) console.error('note: not root: integration tests will be skipped (they say why)');
 

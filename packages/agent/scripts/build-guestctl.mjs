@@ -1,7 +1,9 @@
-// Compiles the agent's resident helper (native/kiln-guestctl.c) into dist/kiln-guestctl: a
-// static binary, so it runs in the guest with no libraries.
+// Compiles the agent's native helpers into static binaries, so they run in the guest with no
+// libraries: native/kiln-guestctl.c (the resident helper) into dist/kiln-guestctl, and
+// native/kiln-pty.c (runs a background process on a terminal) into dist/kiln-pty.
 import { fileURLToPath } from 'node:url';
 import { buildStatic } from '../../../scripts/build-static.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 buildStatic(here('../native/kiln-guestctl.c'), here('../dist/kiln-guestctl'), ['-Os', '-s']);
+buildStatic(here('../native/kiln-pty.c'), here('../dist/kiln-pty'), ['-Os', '-s']);

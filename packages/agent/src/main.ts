@@ -3,12 +3,14 @@
 //   kiln-agent --port /dev/vport1p1  serve this port
 //   kiln-agent --listen-unix PATH    serve a unix socket (tests)
 // Options: --docker-socket PATH (default /run/docker.sock), --sys-root DIR (tests), --debug,
-//          --guestctl PATH (the resident helper; default /opt/kiln/bin/kiln-guestctl).
+//          --guestctl PATH (the resident helper; default /opt/kiln/bin/kiln-guestctl),
+//          --pty-helper PATH (runs a process on a PTY; default /opt/kiln/bin/kiln-pty).
 import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { errorFields, log, setDebug } from './log.js';
 import type { AgentConfig } from './ops/index.js';
 import { killAllExecs } from './ops/exec.js';
+import { processes } from './ops/processes.js';
 import { servePort } from './serve-port.js';
 import { findPort } from './virtio-port.js';
 import { guestCtl, servePortHelper } from './guestctl.js';
@@ -23,6 +25,7 @@ async function main(): Promise<void> {
       'docker-socket': { type: 'string', default: '/run/docker.sock' },
       'sys-root': { type: 'string', default: '' },
       guestctl: { type: 'string', default: '/opt/kiln/bin/kiln-guestctl' },
+      'pty-helper': { type: 'string', default: '/opt/kiln/bin/kiln-pty' },
       debug: { type: 'boolean', default: false },
     },
     strict: true,
@@ -33,6 +36,7 @@ async function main(): Promise<void> {
     dockerSocket: values['docker-socket'] as string,
     sysRoot: values['sys-root'] as string,
     guestCtlPath: values.guestctl as string,
+    ptyHelperPath: values['pty-helper'] as string,
   };
   // Running before the template's snapshot is taken, so every clone has it already.
   guestCtl(config)?.start();
@@ -41,7 +45,10 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', errorFields(err)));
   process.on('SIGPIPE', () => undefined);
   // Commands run in their own process groups, so they would outlive the agent: take them along.
-  process.on('exit', killAllExecs);
+  process.on('exit', () => {
+    killAllExecs();
+    processes.killAll();
+  });
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     process.on(sig, () => {
       log('info', 'exiting on signal', { signal: sig });

@@ -1,5 +1,5 @@
 // Integration: the bundled agent serving a real virtio-serial port in a QEMU microVM.
-// Opt-in because it needs QEMU and a guest image built by `kiln image build`:
+// Opt-in because it needs QEMU and a guest image built by `kilnd image build`:
 //   KILN_TEST_IMAGE_DIR=/path/to/image/<hash> node --test packages/agent/dist/port.test.js
 // The image is never modified: the bundle under test is placed on a private scratch disk in
 // the overlay's upper dir, shadowing the image's /opt/kiln/agent/kiln-agent.cjs.

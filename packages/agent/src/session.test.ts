@@ -8,7 +8,7 @@ import { Resync } from './resync.js';
 import { Session } from './session.js';
 import { alive } from './test-agent.js';
 
-const config = { agentVersion: 'test', dockerSocket: '/nonexistent/docker.sock', sysRoot: '/nonexistent', guestCtlPath: '' };
+const config = { agentVersion: 'test', dockerSocket: '/nonexistent/docker.sock', sysRoot: '/nonexistent', guestCtlPath: '', ptyHelperPath: '' };
 
 function harness() {
   const frames: Frame[] = [];

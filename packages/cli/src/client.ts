@@ -1,20 +1,21 @@
 /**
- * A small HTTP client for kilnd's REST API over its unix socket (the CLI's; the SDK will
- * grow from it). Wire error codes come back as KilnApiError with the same code.
+ * The CLI's client of kilnd's REST API, over the SDK's transport (a unix socket, or a URL with an
+ * API key): wire error codes come back as the SDK's KilnError classes with the same code.
  */
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+// The SDK's transport and errors alone (its subpath exports): `kiln ls` loads no more of it.
+import { fromWire, KilnError } from '@kiln/sdk/errors';
+import { makeTransport, type Transport } from '@kiln/sdk/transport';
 
-export class KilnApiError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status: number,
-    readonly details?: unknown,
-  ) {
-    super(message);
-    this.name = 'KilnApiError';
-  }
+/** The SDK's error class (kept under the CLI's old name). */
+export { KilnError as KilnApiError };
+
+/** Where kilnd is: its unix socket, or a URL (http/https) with an API key. */
+export interface Target {
+  socket?: string;
+  url?: string;
+  apiKey?: string;
 }
 
 export interface SandboxView {
@@ -43,33 +44,29 @@ interface RawOptions {
   path: string;
   json?: unknown;
   body?: Readable;
-  headers?: Record<string, string>;
 }
 
 export class KilnClient {
-  constructor(readonly socketPath: string) {}
+  readonly transport: Transport;
+  readonly target: string;
 
-  raw(o: RawOptions): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { ...(o.headers ?? {}) };
-      let payload: Buffer | undefined;
-      if (o.json !== undefined) {
-        payload = Buffer.from(JSON.stringify(o.json));
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = String(payload.length);
-      } else if (o.body) {
-        headers['content-type'] = 'application/octet-stream';
+  constructor(target: string | Target) {
+    const t: Target = typeof target === 'string' ? { socket: target } : target;
+    this.transport = makeTransport({ ...t, node: true });
+    this.target = t.socket ?? t.url ?? '';
+  }
+
+  /** A request whose response is the Node stream itself (status, headers, body). */
+  async raw(o: RawOptions): Promise<IncomingMessage> {
+    try {
+      const res = await this.transport.request({ method: o.method, path: o.path, ...(o.json !== undefined ? { json: o.json } : {}), ...(o.body ? { body: o.body as AsyncIterable<Uint8Array> } : {}) });
+      return res.body as IncomingMessage;
+    } catch (err) {
+      if (err instanceof KilnError && err.code === 'DAEMON_UNREACHABLE') {
+        throw new KilnError(err.code, `${err.message}; is kilnd running? (--socket / KILN_SOCKET, or --host / KILN_HOST)`, { cause: err });
       }
-      const req = request({ socketPath: this.socketPath, method: o.method, path: o.path, headers }, resolve);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-          reject(new KilnApiError('DAEMON_UNREACHABLE', `cannot reach kilnd at ${this.socketPath} (${err.code}); is \`kiln daemon\` running? (--socket / KILN_SOCKET)`, 0));
-        } else reject(err);
-      });
-      if (payload) req.end(payload);
-      else if (o.body) o.body.pipe(req);
-      else req.end();
-    });
+      throw err;
+    }
   }
 
   async call<T>(method: string, path: string, json?: unknown): Promise<T> {
@@ -166,12 +163,4 @@ async function readAll(res: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function toApiError(status: number, text: string): KilnApiError {
-  try {
-    const j = JSON.parse(text) as { error?: { code?: string; message?: string; details?: unknown } };
-    if (j.error?.code) return new KilnApiError(j.error.code, j.error.message ?? j.error.code, status, j.error.details);
-  } catch {
-    // fall through
-  }
-  return new KilnApiError('HTTP_' + status, text.slice(0, 200) || `HTTP ${status}`, status);
-}
+const toApiError = fromWire;

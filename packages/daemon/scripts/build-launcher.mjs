@@ -5,3 +5,5 @@ import { buildStatic } from '../../../scripts/build-static.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 buildStatic(here('../native/kiln-vmm-launch.c'), here('../dist/kiln-vmm-launch'), ['-O2', '-s', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong']);
+// The peer-credential helper (native/kiln-peercred.c → dist/kiln-peercred; audit/peer.ts).
+buildStatic(here('../native/kiln-peercred.c'), here('../dist/kiln-peercred'), ['-O2', '-s', '-D_FORTIFY_SOURCE=2', '-fstack-protector-strong']);

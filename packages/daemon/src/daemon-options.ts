@@ -1,6 +1,6 @@
 /**
- * kilnd's command-line options, in one place: the flags (for whichever binary parses them —
- * `kiln daemon` today, `kilnd` tomorrow) and their translation, with the environment, into a
+ * kilnd's command-line options, in one place: the flags (`kilnd run` parses them) and their
+ * translation, with the environment, into a
  * DaemonConfig. Flags win over environment variables, which win over the defaults.
  */
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';

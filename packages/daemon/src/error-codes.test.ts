@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { WireErrorCode } from '@kiln/protocol';
-import { ERROR_CODES, isErrorCode, SANDBOX_FAILURE_CODES } from './error-codes.js';
+import { ERROR_CODES, isErrorCode, SANDBOX_FAILURE_CODES } from '@kiln/contract';
 import { KilnError } from './errors.js';
 import { fromGuestError } from './api/guest-errors.js';
 import { sourceFiles } from './testing/import-graph.js';

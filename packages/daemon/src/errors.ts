@@ -1,9 +1,9 @@
 /**
  * Coded errors (in the manner of fastify's FST_ERR_*): every error that crosses a boundary
- * (HTTP, CLI, SDK) is a KilnError with a stable `code` from the registry (error-codes.ts) and an
+ * (HTTP, CLI, SDK) is a KilnError with a stable `code` from the registry (@kiln/contract's error-codes.ts) and an
  * HTTP status, by default the registry's.
  */
-import { ERROR_CODES, isErrorCode } from './error-codes.js';
+import { ERROR_CODES, isErrorCode } from '@kiln/contract';
 
 export interface KilnErrorOptions {
   /** Default: the code's status in the registry (500 for a code it lacks). */

@@ -142,7 +142,7 @@ describe('audit log on a real microVM', { skip: skip ?? false }, () => {
       return dir;
     };
     const verifyDir = async (dir: string) => {
-      const r = await fx.cli(['audit', 'verify', '--dir', dir, '--json']);
+      const r = await fx.cli(['audit', 'verify', '--dir', dir, '--json'], { kilnd: true });
       rmSync(dir, { recursive: true, force: true });
       assert.equal(r.code, 1, r.stdout.toString());
       return (JSON.parse(r.stdout.toString()) as { broken: { seq: number; reason: string; message: string } }).broken;

@@ -12,7 +12,7 @@
  *   bomb hoses only A, and the CPU balancer demotes A, never B. During each: kilnd answers and
  *   B runs commands. (How fast B and kilnd answer, and kilnd's CPU, are measurements on a
  *   shared machine: `npm run bench -- neighbour` reports them, bench/neighbour.ts.)
- * - the guest sees no host path, host socket or host Docker; `kiln doctor` reports TCG and why.
+ * - the guest sees no host path, host socket or host Docker; `kilnd doctor` reports TCG and why.
  */
 import { after, before, describe } from 'node:test';
 import { execFileSync } from 'node:child_process';
@@ -323,8 +323,8 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
     assert.ok(!evB.includes('cpu-demoted'), `B's events: ${evB.join(',')}`);
   });
 
-  t('kiln doctor reports TCG with the reason, and a fix for each gap', async () => {
-    const r = await fx.cli(['doctor', '--json', '--state-dir', fx.stateDir]);
+  t('kilnd doctor reports TCG with the reason, and a fix for each gap', async () => {
+    const r = await fx.cli(['doctor', '--json', '--state-dir', fx.stateDir], { kilnd: true });
     const out = JSON.parse(r.stdout.toString()) as { checks: Array<{ name: string; status: string; detail: string; fix?: string }> };
     const accel = out.checks.find((c) => c.name === 'accelerator');
     assert.ok(accel);

@@ -1,5 +1,5 @@
 /**
- * Integration fixture: a real kilnd (the `kiln daemon` CLI as a child process) in a fresh
+ * Integration fixture: a real kilnd (`kilnd run` as a child process) in a fresh
  * state directory that borrows the built guest image, and a client for it. It owns cleanup:
  * close() destroys what the test left, stops the daemon and fails the suite if anything of its
  * sandboxes is left on the host (leak-check.ts); on failure it prints the daemon log and each
@@ -14,7 +14,9 @@ import { removeLeftovers, SandboxIdLedger, settledLeftovers } from './leak-check
 
 export const REPO = resolve(import.meta.dirname, '../../..');
 export const CLI = join(REPO, 'packages/cli/dist/main.js');
-/** Where `kiln image build` put the guest image (default /var/lib/kiln). */
+/** The daemon's binary (`kilnd run`, `kilnd image build`). */
+export const KILND = join(REPO, 'packages/daemon/dist/kilnd.js');
+/** Where `kilnd image build` put the guest image (default /var/lib/kiln). */
 export const IMAGE_STATE_DIR = process.env.KILN_TEST_IMAGE_STATE_DIR ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln';
 
 /** Why integration tests cannot run here, or null. Used as the skip message. */
@@ -25,7 +27,7 @@ export function integrationSkipReason(): string | null {
   } catch {
     return 'qemu-system-x86_64 is not installed (scripts/setup.sh installs it)';
   }
-  if (!existsSync(join(IMAGE_STATE_DIR, 'images'))) return `no guest image under ${IMAGE_STATE_DIR}; run \`npx kiln image build\` first`;
+  if (!existsSync(join(IMAGE_STATE_DIR, 'images'))) return `no guest image under ${IMAGE_STATE_DIR}; run \`kilnd image build\` first`;
   return null;
 }
 
@@ -79,7 +81,7 @@ export class DaemonFixture {
     this.socket = join(this.stateDir, 'kiln.sock');
     this.logPath = join(this.stateDir, 'kilnd.log');
     symlinkSync(join(IMAGE_STATE_DIR, 'images'), join(this.stateDir, 'images'));
-    // Share the templates `kiln image build` made, so creates restore instead of booting.
+    // Share the templates `kilnd image build` made, so creates restore instead of booting.
     mkdirSync(join(IMAGE_STATE_DIR, 'templates'), { recursive: true });
     symlinkSync(join(IMAGE_STATE_DIR, 'templates'), join(this.stateDir, 'templates'));
     this.client = new KilnClient(this.socket);
@@ -111,7 +113,7 @@ export class DaemonFixture {
 
   private async startOnce(env: Record<string, string>): Promise<void> {
     const log = openSync(this.logPath, 'a');
-    this.proc = spawn(process.execPath, [CLI, 'daemon', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
+    this.proc = spawn(process.execPath, [KILND, 'run', '--socket', this.socket, '--state-dir', this.stateDir, '--log-level', 'debug'], {
       stdio: ['ignore', log, log],
       // No background template builds in tests (they would compete for the 2 cores).
       // Tests never route off this machine: no uplink unless a test brings its own (netlab.ts).
@@ -150,10 +152,10 @@ export class DaemonFixture {
     this.proc = null;
   }
 
-  /** Runs the kiln CLI against this daemon. */
-  cli(args: string[], opts: { input?: Buffer | string; timeoutMs?: number } = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  /** Runs the kiln CLI against this daemon (with `kilnd: true`, the daemon's own binary instead). */
+  cli(args: string[], opts: { input?: Buffer | string; timeoutMs?: number; kilnd?: boolean } = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, [CLI, '--socket', this.socket, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [opts.kilnd ? KILND : CLI, '--socket', this.socket, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       p.stdout.on('data', (b: Buffer) => out.push(b));

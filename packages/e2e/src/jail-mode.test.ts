@@ -1,13 +1,13 @@
 /**
  * The jail fails closed (vmm/jail-policy.ts): unjailed VMMs only when the operator says
- * --insecure-no-jail, and then /v1/info, every VM start event and `kiln doctor` name it. (The
+ * --insecure-no-jail, and then /v1/info, every VM start event and `kilnd doctor` name it. (The
  * refusal of a kilnd that is not root is unit-tested: vmm/jail-policy.test.ts.)
  */
 import { after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { CLI, DaemonFixture, integrationSkipReason } from './harness.js';
+import { DaemonFixture, integrationSkipReason, KILND } from './harness.js';
 
 const skip = integrationSkipReason();
 
@@ -29,7 +29,7 @@ describe('the jail mode is named wherever it is not the default', { skip: skip ?
     assert.equal((await fx.sh(sb.id, 'echo up')).out, 'up\n');
     await fx.client.destroy(sb.id);
 
-    const doctor = spawnSync(process.execPath, [CLI, 'doctor', '--json', '--state-dir', fx.stateDir], { encoding: 'utf8', env: { ...process.env, KILN_INSECURE_NO_JAIL: '1' } });
+    const doctor = spawnSync(process.execPath, [KILND, 'doctor', '--json', '--state-dir', fx.stateDir], { encoding: 'utf8', env: { ...process.env, KILN_INSECURE_NO_JAIL: '1' } });
     const jail = (JSON.parse(doctor.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks.find((c) => c.name === 'jail');
     assert.equal(jail?.status, 'warn');
     assert.match(jail?.detail ?? '', /INSECURE/);

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, type DaemonFixture } from './harness.js';
+import { KILND, type DaemonFixture } from './harness.js';
 import { LAB, type NetLab, hostLeftovers } from './netlab.js';
 import { BB, fetch, type Flows, results } from './net-probe.js';
 
@@ -128,7 +128,7 @@ export function registerPolicyTests({ fx, lab, run, flows, ids }: Ctx): void {
   t('a second kilnd on the same subnet refuses to start and says who holds it', async () => {
     const dir = mkdtempSync('/tmp/kiln-it-second-');
     try {
-      const p = spawn(process.execPath, [CLI, 'daemon', '--socket', join(dir, 'kiln.sock'), '--state-dir', dir], {
+      const p = spawn(process.execPath, [KILND, 'run', '--socket', join(dir, 'kiln.sock'), '--state-dir', dir], {
         env: { ...process.env, KILN_NET_SUBNET: fx.subnet, KILN_NET_UPLINK: 'none' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -17,6 +17,9 @@ import type {
   FileTransferResult,
   HealthResult,
   HelloResult,
+  OpArgs,
+  OpName,
+  OpResult,
   StreamName,
   SysConfigureArgs,
   SysNetworkArgs,
@@ -428,6 +431,19 @@ export class AgentClient extends RpcChannel {
       }
       offset = page.nextOffset;
     }
+  }
+
+  /**
+   * A background-process op (proc.*): one request, one reply. `timeoutMs` overrides the
+   * request timeout (0: none), for reads and waits that block in the guest.
+   */
+  proc<O extends Extract<OpName, `proc.${string}`>>(op: O, args: OpArgs<O>, timeoutMs?: number): Promise<OpResult<O>> {
+    return this.request(op, args, timeoutMs === undefined ? {} : { timeoutMs }).result;
+  }
+
+  /** rename(2) in the guest. */
+  async rename(from: string, to: string): Promise<void> {
+    await this.request('file.rename', { from, to }).result;
   }
 
   async mkdir(path: string, opts: { recursive?: boolean; mode?: number } = {}): Promise<void> {

@@ -13,6 +13,10 @@ export const WireErrorCode = {
   UNKNOWN_OP: 'UNKNOWN_OP',
   VERSION_MISMATCH: 'VERSION_MISMATCH',
   CANCELLED: 'CANCELLED',
+  /** A bounded table is full (e.g. too many running background processes). */
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
+  /** The process exited or its stdin is closed. */
+  NOT_RUNNING: 'NOT_RUNNING',
   INTERNAL: 'INTERNAL',
 } as const;
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];

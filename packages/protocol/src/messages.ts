@@ -4,6 +4,19 @@
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import {
+  ProcInfo,
+  ProcListArgs,
+  ProcListResult,
+  ProcPidArgs,
+  ProcReadArgs,
+  ProcReadResult,
+  ProcResizeArgs,
+  ProcSignalArgs,
+  ProcStartArgs,
+  ProcStdinArgs,
+  ProcWaitArgs,
+} from './proc-messages.js';
 
 // ---- building blocks -------------------------------------------------------------------
 
@@ -195,6 +208,9 @@ export const FileMkdirArgs = Type.Object({ path: Path, recursive: Type.Optional(
 /** `recursive` (default false) removes a non-empty directory tree. Removing `/` is refused. */
 export const FileRemoveArgs = Type.Object({ path: Path, recursive: Type.Optional(Type.Boolean()) }, Strict);
 
+/** rename(2): replaces an existing file at `to` (not a non-empty directory); both on one filesystem. */
+export const FileRenameArgs = Type.Object({ from: Path, to: Path }, Strict);
+
 /** Used after a snapshot restore to make a clone unique. Every field is optional. */
 export const SysConfigureArgs = Type.Object({
   /** Wall clock to set, ms since the epoch. */
@@ -243,8 +259,17 @@ export const Ops = {
   'file.list': { args: FileListArgs, result: FileListResult },
   'file.mkdir': { args: FileMkdirArgs, result: EmptyResult },
   'file.remove': { args: FileRemoveArgs, result: EmptyResult },
+  'file.rename': { args: FileRenameArgs, result: EmptyResult },
   'sys.configure': { args: SysConfigureArgs, result: EmptyResult },
   'sys.network': { args: SysNetworkArgs, result: SysNetworkResult },
+  'proc.start': { args: ProcStartArgs, result: ProcInfo },
+  'proc.list': { args: ProcListArgs, result: ProcListResult },
+  'proc.get': { args: ProcPidArgs, result: ProcInfo },
+  'proc.read': { args: ProcReadArgs, result: ProcReadResult },
+  'proc.stdin': { args: ProcStdinArgs, result: EmptyResult },
+  'proc.signal': { args: ProcSignalArgs, result: EmptyResult },
+  'proc.wait': { args: ProcWaitArgs, result: ProcInfo },
+  'proc.resize': { args: ProcResizeArgs, result: EmptyResult },
 } as const satisfies Record<string, { args: TSchema; result: TSchema }>;
 
 export type OpName = keyof typeof Ops;
@@ -269,6 +294,11 @@ export type FileRemoveArgs = OpArgs<'file.remove'>;
 export type SysConfigureArgs = OpArgs<'sys.configure'>;
 export type SysNetworkArgs = OpArgs<'sys.network'>;
 export type SysNetworkResult = OpResult<'sys.network'>;
+export type ProcStartArgs = OpArgs<'proc.start'>;
+export type ProcInfo = OpResult<'proc.start'>;
+export type ProcReadArgs = OpArgs<'proc.read'>;
+export type ProcReadResult = OpResult<'proc.read'>;
+export type ProcChunk = ProcReadResult['chunks'][number];
 
 // ---- compiled checkers -----------------------------------------------------------------
 

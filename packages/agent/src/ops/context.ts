@@ -11,6 +11,8 @@ export interface AgentConfig {
   sysRoot: string;
   /** The resident helper binary (kiln-guestctl); "" or missing = spawn `date`/`ip` instead. */
   guestCtlPath: string;
+  /** The PTY helper (kiln-pty) that runs a background process on a terminal. */
+  ptyHelperPath: string;
 }
 
 /** A running exec: its process group once spawned, and signals that arrived before that. */

@@ -10,7 +10,7 @@ import { AgentError, errnoToCode, type ExecArgs, type ExecResult, type StreamSen
 import type { ExecEntry, OpContext, OpHandler } from './context.js';
 import { lookupUser } from './users.js';
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Every live exec's process group, across sessions: the agent kills them all when it exits. */
 const liveGroups = new Set<number>();
@@ -56,7 +56,7 @@ async function feedStdin(ctx: OpContext, child: ChildProcess): Promise<void> {
   }
 }
 
-async function resolveCwd(cwd: string | undefined, home: string): Promise<string> {
+export async function resolveCwd(cwd: string | undefined, home: string): Promise<string> {
   if (cwd === undefined) {
     const st = await stat(home).catch(() => undefined);
     return st?.isDirectory() ? home : '/';

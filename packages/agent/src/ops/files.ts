@@ -1,7 +1,7 @@
-// file.stat, file.list, file.mkdir, file.remove.
+// file.stat, file.list, file.mkdir, file.remove, file.rename.
 
 import type { Stats } from 'node:fs';
-import { lstat, mkdir as fsMkdir, readdir, rm, rmdir, stat as fsStat, unlink } from 'node:fs/promises';
+import { lstat, mkdir as fsMkdir, readdir, rename as fsRename, rm, rmdir, stat as fsStat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AgentError, errnoToCode, type DirEntry } from '@kiln/protocol';
 import type { OpHandler } from './context.js';
@@ -78,5 +78,11 @@ export const remove: OpHandler<'file.remove'> = async (_ctx, { path, recursive =
       }
     });
   }
+  return {};
+};
+
+export const rename: OpHandler<'file.rename'> = async (_ctx, { from, to }) => {
+  if (resolve(from) === '/' || resolve(to) === '/') throw new AgentError('INVALID_ARGUMENT', 'renaming / is refused');
+  await fsCall(from, () => fsRename(from, to));
   return {};
 };

@@ -8,6 +8,8 @@ export interface User {
   uid: number;
   gid: number;
   home: string;
+  /** Login shell from /etc/passwd ("/bin/sh" when it names none). */
+  shell: string;
 }
 
 /** `undefined` means the agent's own user (root in a guest). */
@@ -15,18 +17,24 @@ export async function lookupUser(spec: string | undefined): Promise<User> {
   if (spec === undefined) {
     const uid = process.getuid?.() ?? 0;
     return uid === 0
-      ? { name: 'root', uid: 0, gid: 0, home: '/root' }
-      : { name: process.env.USER ?? String(uid), uid, gid: process.getgid?.() ?? uid, home: process.env.HOME ?? '/' };
+      ? { name: 'root', uid: 0, gid: 0, home: '/root', shell: await rootShell() }
+      : { name: process.env.USER ?? String(uid), uid, gid: process.getgid?.() ?? uid, home: process.env.HOME ?? '/', shell: process.env.SHELL ?? '/bin/sh' };
   }
   const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
   for (const line of passwd.split('\n')) {
-    const [name, , uid, gid, , home] = line.split(':');
+    const [name, , uid, gid, , home, shell] = line.split(':');
     if (name === undefined || uid === undefined || gid === undefined) continue;
-    if (name === spec || uid === spec) return { name, uid: Number(uid), gid: Number(gid), home: home || '/' };
+    if (name === spec || uid === spec) return { name, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh' };
   }
   if (/^\d+$/.test(spec)) {
     const uid = Number(spec);
-    return { name: spec, uid, gid: uid, home: '/' };
+    return { name: spec, uid, gid: uid, home: '/', shell: '/bin/sh' };
   }
   throw new AgentError('INVALID_ARGUMENT', `unknown user ${spec}`);
+}
+
+async function rootShell(): Promise<string> {
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  const root = passwd.split('\n').find((l) => l.startsWith('root:'));
+  return root?.split(':')[6] || '/bin/sh';
 }

@@ -97,18 +97,11 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('verify')
     .description('walk the hash chain; exits 1 and names the first broken record if any was edited, removed or reordered')
-    .option('--dir <PATH>', 'verify these files directly, without kilnd (e.g. /var/lib/kiln/audit)')
     .option('--json', 'print the result as JSON')
-    .action(async (o: { dir?: string; json?: boolean }, cmd: Command) => {
+    .addHelpText('after', '\nTo check the files on disk without kilnd: kilnd audit verify --dir /var/lib/kiln/audit')
+    .action(async (o: { json?: boolean }, cmd: Command) => {
       try {
-        let r: VerifyResult;
-        if (o.dir) {
-          const { verifyChain } = await import('@kiln/daemon');
-          r = verifyChain(o.dir, { allowTornTail: true });
-          if (r.files === 0) throw new Error(`no audit files (audit-*.jsonl) in ${o.dir}`);
-        } else {
-          r = await clientFrom(cmd).call<VerifyResult>('GET', '/v1/audit/verify');
-        }
+        const r = await clientFrom(cmd).call<VerifyResult>('GET', '/v1/audit/verify');
         // `audit` has a --json of its own, which commander may hand to it instead
         const json = o.json ?? (cmd.parent?.opts<{ json?: boolean }>().json ?? false);
         if (json) printJson(r);

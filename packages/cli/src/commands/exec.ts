@@ -1,4 +1,8 @@
-/** kiln exec ID [--env] [--cwd] [-i] -- CMD… : streams output, exits with the command's code. */
+/**
+ * kiln exec ID [--env] [--cwd] [--user] [-i] [-t] [-d] -- CMD… : streams output, exits with the
+ * command's code; -it runs it on a PTY as an interactive terminal; -d starts it in the background
+ * and prints its pid (kiln attach / ps / kill).
+ */
 import type { Command } from 'commander';
 import { once } from 'node:events';
 import { constants } from 'node:os';
@@ -16,13 +20,38 @@ export function registerExecCommand(program: Command): void {
     .option('-w, --cwd <DIR>', 'working directory in the guest')
     .option('-i, --interactive', 'forward stdin to the command')
     .option('--timeout <DURATION>', 'kill the command after this long')
+    .option('-t, --tty', 'run it on a pseudo-terminal (with -i: an interactive terminal in raw mode)')
+    .option('-d, --detach', 'start it in the background and print its pid')
+    .option('-u, --user <USER>', 'guest user (root, the default, or user)')
+    .option('--tag <TAG>', 'with -d: a tag shown by kiln ps')
     .option('--shell', 'run the words as one /bin/sh -c command line')
-    .action(async (id: string, words: string[], o: { env?: string[]; cwd?: string; interactive?: boolean; timeout?: string; shell?: boolean }, cmd: Command) => {
+    .action(async (id: string, words: string[], o: { env?: string[]; cwd?: string; interactive?: boolean; tty?: boolean; detach?: boolean; user?: string; tag?: string; timeout?: string; shell?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
+        const line = o.shell ? words.join(' ') : words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+        if (o.tty && !o.detach) {
+          const env = o.env ? parseKeyValues(o.env, '--env') : undefined;
+          const { runTerminal } = await import('../terminal.js');
+          process.exit(await runTerminal(client.transport, id, { cmd: line, ...(o.user ? { user: o.user } : {}), ...(o.cwd ? { cwd: o.cwd } : {}), ...(env ? { env } : {}) }));
+        }
+        if (o.detach) {
+          const { Processes } = await import('@kiln/sdk');
+          const p = await new Processes(client.transport, id).start({
+            ...(o.shell ? { cmd: line } : { argv: words }),
+            ...(o.env ? { env: parseKeyValues(o.env, '--env') } : {}),
+            ...(o.cwd ? { cwd: o.cwd } : {}),
+            ...(o.user ? { user: o.user } : {}),
+            ...(o.tag ? { tag: o.tag } : {}),
+            ...(o.timeout ? { timeoutMs: parseDuration(o.timeout) } : {}),
+            ...(o.interactive ? { stdin: true } : {}),
+          });
+          process.stdout.write(`${p.pid}\n`);
+          return;
+        }
         const body: Record<string, unknown> = o.shell ? { shell: words.join(' ') } : { argv: words };
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.cwd) body.cwd = o.cwd;
+        if (o.user) body.user = o.user;
         if (o.interactive) body.stdin = true;
         if (o.timeout) body.timeoutMs = parseDuration(o.timeout);
         let execId: string | null = null;

@@ -6,7 +6,7 @@
  * `198.51.100.0/24:tcp:80,8000-8100`, `registry.npmjs.org`, `10.1.2.3:udp:53`.
  */
 import type { Command } from 'commander';
-import { KilnClient } from '../client.js';
+import { clientFrom } from '../connect.js';
 import { fail, printJson, table } from '../output.js';
 
 export interface RuleBody {
@@ -101,11 +101,6 @@ interface FlowRow {
 interface FlowsResult {
   counters: Record<string, number>;
   flows: FlowRow[];
-}
-
-function clientFrom(cmd: Command): KilnClient {
-  const g = cmd.optsWithGlobals<{ socket?: string }>();
-  return new KilnClient(g.socket ?? process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock');
 }
 
 const ep = (addr: string, port: number | null) => (port === null ? addr : `${addr}:${port}`);

@@ -1,6 +1,7 @@
 /** kiln create / ls / inspect / rm / logs / events. */
 import type { Command } from 'commander';
-import { KilnClient } from '../client.js';
+import { clientFrom } from '../connect.js';
+import { progress } from '../progress.js';
 import { parseDuration, parseKeyValues } from '../duration.js';
 import { ago, fail, printJson, table } from '../output.js';
 import { addPolicyOptions, policyFromOptions, type PolicyOpts } from './net.js';
@@ -8,10 +9,7 @@ import { addPolicyOptions, policyFromOptions, type PolicyOpts } from './net.js';
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function clientFrom(cmd: Command): KilnClient {
-  const opts = cmd.optsWithGlobals<{ socket?: string }>();
-  return new KilnClient(opts.socket ?? process.env.KILN_SOCKET ?? '/run/kiln/kiln.sock');
-}
+export { clientFrom };
 
 function intOpt(name: string) {
   return (v: string): number => {
@@ -49,24 +47,19 @@ export function registerSandboxCommands(program: Command): void {
         if (network) body.network = network;
         const t0 = Date.now();
         let sb = await client.create(body, false);
-        const tty = process.stderr.isTTY;
-        let lastStep: string | null = null;
+        const shown = progress(`creating ${sb.id}`);
         while (sb.state === 'creating') {
-          if (sb.step !== lastStep) {
-            lastStep = sb.step;
-            const line = `creating ${sb.id}: ${sb.step ?? 'queued'} (${((Date.now() - t0) / 1000).toFixed(1)} s)`;
-            process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
-          }
+          shown.step(sb.step ?? 'queued');
           await sleep(250);
           sb = await client.get(sb.id);
         }
-        if (tty) process.stderr.write('\r\x1b[K');
+        shown.done();
         if (sb.state !== 'running') {
           const e = sb.error;
           process.stderr.write(`kiln: create failed${e?.step ? ` at step ${e.step}` : ''}: ${e?.message ?? sb.state} (${e?.code ?? 'CREATE_FAILED'})\n`);
           process.exit(1);
         }
-        process.stderr.write(`created ${sb.id} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+        if (process.stderr.isTTY) process.stderr.write(`created ${sb.id} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
         if (o.json) printJson(sb);
         process.stdout.write(`${sb.id}\n`);
       } catch (err) {

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { fail, printJson, table } from '../output.js';
 import { clientFrom } from './sandbox.js';
+import { progress } from '../progress.js';
 
 interface TemplateView {
   name: string;
@@ -38,8 +39,9 @@ export function registerTemplateCommands(program: Command): void {
         if (o.memory !== undefined) body.memoryMiB = o.memory;
         if (o.cpus !== undefined) body.vcpus = o.cpus;
         if (o.disk !== undefined) body.diskGiB = o.disk;
-        process.stderr.write(`building template ${name} (boots a VM and waits for dockerd)…\n`);
-        const t = await clientFrom(cmd).call<TemplateView>('POST', '/v1/templates', body);
+        const shown = progress(`building template ${name}`);
+        shown.step('booting a VM and waiting for dockerd');
+        const t = await clientFrom(cmd).call<TemplateView>('POST', '/v1/templates', body).finally(() => shown.done());
         if (o.json) return printJson(t);
         process.stdout.write(`${t.name} (${t.key}) built in ${(t.buildMs / 1000).toFixed(1)} s\n`);
       } catch (err) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KilnError } from '../errors.js';
-import { ERROR_CODES } from '../error-codes.js';
+import { ERROR_CODES } from '@kiln/contract';
 import { fakeHarness } from '../testing/harness.js';
 
 type ErrorJson = { error: { code: string; message: string } };

@@ -6,7 +6,7 @@
  * and the request id, and the detail goes to kilnd's log under that id.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
+import { ERROR_CODES, type ErrorCode } from '@kiln/contract';
 import { KilnError } from '../errors.js';
 
 type FrameworkError = FastifyError & {

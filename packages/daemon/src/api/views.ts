@@ -1,5 +1,5 @@
 import type { SandboxRecord } from '../sandbox/types.js';
-import type { SandboxView } from './schemas.js';
+import type { SandboxView } from '@kiln/contract';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 

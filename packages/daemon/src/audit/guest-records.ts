@@ -47,7 +47,7 @@ export function execRecord(f: ExecAuditFields): AuditInput {
   };
 }
 
-export type FileOp = 'upload' | 'download' | 'remove' | 'mkdir';
+export type FileOp = 'upload' | 'download' | 'remove' | 'mkdir' | 'rename' | 'tar-upload' | 'tar-download';
 
 /** A `file` record: which path, how many bytes, their SHA-256 (transfers), or the error. */
 export function fileRecord(sandboxId: string, op: FileOp, path: string, r: { bytes?: number; sha256?: string; errorCode?: string; recursive?: boolean; mode?: number }): AuditInput {

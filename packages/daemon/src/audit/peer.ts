@@ -8,8 +8,9 @@
  * does, which Node cannot speak). So we ask the kernel directly with the one interpreter
  * every Debian system has (perl-base is Essential: yes): the connection's file descriptor
  * becomes the child's fd 3 and `getsockopt(fd 3, SOL_SOCKET, SO_PEERCRED)` answers. It runs
- * once per connection (≈10–30 ms, in parallel with nothing else waiting on it but that
- * connection's first request), not per request.
+ * once per connection, not per request, but that connection's first request waits for it:
+ * so the asker is a static C helper built next to kilnd (native/kiln-peercred.c, about 1 ms
+ * to start) when it is there, and perl (10–30 ms) otherwise.
  *
  * Fd 3, never 0–2: libuv makes a child's stdio descriptors blocking, and O_NONBLOCK belongs
  * to the open file description that the child shares with kilnd. Handed over as stdin, the
@@ -17,7 +18,9 @@
  * buffer to a client that read slowly froze kilnd's whole event loop in writev(2).
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export interface PeerCredentials {
   pid: number;
@@ -27,6 +30,10 @@ export interface PeerCredentials {
 
 const PERL = 'use Socket; open(my $s, "+<&=3") or die "fd 3: $!\\n"; my $c = getsockopt($s, SOL_SOCKET, SO_PEERCRED) or die "getsockopt: $!\\n"; print join(" ", unpack("i3", $c)), "\\n";';
 const PERL_BIN = '/usr/bin/perl';
+/** The static helper, next to the compiled daemon (packages/daemon/dist/kiln-peercred). */
+export const PEERCRED_HELPER = fileURLToPath(new URL('../kiln-peercred', import.meta.url));
+let helper: [string, string[]] | null = null;
+const asker = (): [string, string[]] => (helper ??= existsSync(PEERCRED_HELPER) ? [PEERCRED_HELPER, []] : [PERL_BIN, ['-e', PERL]]);
 
 /** The fd of a connected net.Socket (libuv pipe handle), or null (e.g. an injected request). */
 function socketFd(sock: Socket): number | null {
@@ -34,18 +41,21 @@ function socketFd(sock: Socket): number | null {
   return typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 
+/** The perl fallback, for tests that compare both askers. */
+export const PERL_ASKER: [string, string[]] = [PERL_BIN, ['-e', PERL]];
+
 /**
  * Resolves to the peer's credentials, or null when they cannot be had (not a unix socket, no
- * perl, the peer already gone). Must be called while the socket is open (e.g. on 'connection').
+ * helper nor perl, the peer already gone). Must be called while the socket is open (e.g. on 'connection').
  */
-export function peerCredentials(sock: Socket, timeoutMs = 5000): Promise<PeerCredentials | null> {
+export function peerCredentials(sock: Socket, timeoutMs = 5000, via: [string, string[]] = asker()): Promise<PeerCredentials | null> {
   const fd = socketFd(sock);
   if (fd === null) return Promise.resolve(null);
   return new Promise((resolve) => {
     let out = '';
     let child;
     try {
-      child = spawn(PERL_BIN, ['-e', PERL], { stdio: ['ignore', 'pipe', 'ignore', fd], timeout: timeoutMs });
+      child = spawn(via[0], via[1], { stdio: ['ignore', 'pipe', 'ignore', fd], timeout: timeoutMs });
     } catch {
       resolve(null);
       return;

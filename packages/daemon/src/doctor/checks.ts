@@ -1,5 +1,5 @@
 /**
- * `kiln doctor`: what the host offers kiln and what is missing, each gap with its fix. Every
+ * `kilnd doctor`: what the host offers kiln and what is missing, each gap with its fix. Every
  * check is read-only (it creates nothing; it reads files, runs `--version`s and runs the VMM
  * launcher without arguments, which it refuses).
  */
@@ -163,9 +163,9 @@ export async function checkImage(stateDir: string): Promise<CheckResult> {
     if (m && m.hash === d && statSync(m.rootfs).size === m.rootfsBytes) good.push(d);
     else if (m || existsSync(join(images, d, 'manifest.json'))) bad.push(d);
   }
-  if (good.length === 0) return gap('image', 'fail', bad.length ? `no intact image (${bad.join(', ')} do not match their manifests)` : `no guest image under ${images}`, 'kiln image build');
+  if (good.length === 0) return gap('image', 'fail', bad.length ? `no intact image (${bad.join(', ')} do not match their manifests)` : `no guest image under ${images}`, 'kilnd image build');
   const detail = `${good.length} image(s) intact (manifest hash = directory, root image size as recorded)${bad.length ? `; damaged: ${bad.join(', ')}` : ''}`;
-  return bad.length ? gap('image', 'warn', detail, `remove the damaged image directories, then kiln image build`) : ok('image', detail);
+  return bad.length ? gap('image', 'warn', detail, `remove the damaged image directories, then kilnd image build`) : ok('image', detail);
 }
 
 export function checkTemplates(stateDir: string): CheckResult {
@@ -176,7 +176,7 @@ export function checkTemplates(stateDir: string): CheckResult {
     const m = read(join(dir, k, 'manifest.json'));
     if (m) names.push((JSON.parse(m) as { name?: string }).name ?? k);
   }
-  if (names.length === 0) return gap('templates', 'warn', 'no template snapshots: every sandbox cold-boots', 'kiln image build (also makes the default template)');
+  if (names.length === 0) return gap('templates', 'warn', 'no template snapshots: every sandbox cold-boots', 'kilnd image build (also makes the default template)');
   return ok('templates', `${names.length} template(s): ${names.join(', ')}`);
 }
 

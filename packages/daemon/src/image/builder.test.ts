@@ -1,5 +1,5 @@
 // Integration: builds (or finds) a real image. Uses the same state directory as the test
-// runner's `kiln image build`, so with the real agent bundle it is a cache hit; the first
+// runner's `kilnd image build`, so with the real agent bundle it is a cache hit; the first
 // build on a fresh machine takes about a minute (debootstrap).
 import { strict as assert } from 'node:assert';
 import { existsSync } from 'node:fs';

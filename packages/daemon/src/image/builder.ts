@@ -1,5 +1,5 @@
 /**
- * `kiln image build`: builds the guest image for the current recipe into
+ * `kilnd image build`: builds the guest image for the current recipe into
  * <stateDir>/images/<hash>, reusing the cached base layer (debootstrap + kernel) in
  * <stateDir>/images/cache/base-<key>. Each layer is built in a temporary directory and
  * renamed into place, so a failed build leaves nothing partial; with nothing changed a build
@@ -100,7 +100,7 @@ async function build(recipe: Recipe, hash: string, finalDir: string, opts: Build
     progress({ step: 'rootfs', detail: 'agent, node, guest init' });
     const tree = join(tmp, '.tree');
     await linkCopyTree(join(base, 'rootfs'), tree);
-    await addKilnFiles({ dir: tree, agentBundle: recipe.agentBundle.path, guestCtl: recipe.guestCtl.path, nodeBinary: recipe.node.path, busybox: recipe.busybox.path, guestDir: recipe.guest.dir });
+    await addKilnFiles({ dir: tree, agentBundle: recipe.agentBundle.path, guestCtl: recipe.guestCtl.path, ptyHelper: recipe.ptyHelper.path, nodeBinary: recipe.node.path, busybox: recipe.busybox.path, guestDir: recipe.guest.dir });
     progress({ step: 'rootfs', done: true });
 
     progress({ step: 'ext4', detail: ROOTFS_FILE });

@@ -44,6 +44,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         }),
       );
     });
+    // A command that exits without reading its input (cp, mkfs) makes this write fail with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

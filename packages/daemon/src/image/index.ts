@@ -1,4 +1,4 @@
-/** Guest image: build (`kiln image build`), find, and per-VM scratch disks. */
+/** Guest image: build (`kilnd image build`), find, and per-VM scratch disks. */
 export { buildImage, findImage, type BuildImageOptions } from './builder.js';
 export { createScratchDisk, MAX_SCRATCH_GIB, SCRATCH_LABEL } from './scratch-disk.js';
 export { recipeHash, resolveRecipe, imageHash, baseKey, type Recipe, type RecipeOptions } from './recipe.js';

@@ -15,6 +15,8 @@ import { run } from './exec.js';
 
 /** Bump when the builder changes what it puts into an image. */
 export const BUILDER_VERSION = 2;
+/** Bump when the final layer (addKilnFiles) changes what it adds; unlike BUILDER_VERSION it keeps the cached base layer. */
+export const FINAL_LAYER_VERSION = 1;
 export const DEFAULT_SUITE = 'bookworm';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';
@@ -38,12 +40,16 @@ export const DEFAULT_GUEST_DIR = fileURLToPath(new URL('../../guest/', import.me
 export const DEFAULT_AGENT_BUNDLE = fileURLToPath(new URL('../../../agent/dist/kiln-agent.cjs', import.meta.url));
 /** The agent's resident helper (a static binary built by `npm run build`), /opt/kiln/bin/kiln-guestctl. */
 export const DEFAULT_GUESTCTL = fileURLToPath(new URL('../../../agent/dist/kiln-guestctl', import.meta.url));
+/** The agent's PTY helper (a static binary built by `npm run build`), /opt/kiln/bin/kiln-pty. */
+export const DEFAULT_PTY_HELPER = fileURLToPath(new URL('../../../agent/dist/kiln-pty', import.meta.url));
 
 export interface RecipeOptions {
   /** agent bundle to put at /opt/kiln/agent/kiln-agent.cjs (default DEFAULT_AGENT_BUNDLE) */
   agentBundle?: string;
   /** the agent's helper binary for /opt/kiln/bin/kiln-guestctl (default DEFAULT_GUESTCTL) */
   guestCtl?: string;
+  /** the agent's PTY helper for /opt/kiln/bin/kiln-pty (default DEFAULT_PTY_HELPER) */
+  ptyHelper?: string;
   /** directory of guest scripts (default DEFAULT_GUEST_DIR) */
   guestDir?: string;
   /** kernel package (default: what KERNEL_META_PACKAGE resolves to through apt-cache) */
@@ -67,6 +73,7 @@ export interface Recipe {
   cmdline: string;
   agentBundle: { path: string; sha256: string };
   guestCtl: { path: string; sha256: string };
+  ptyHelper: { path: string; sha256: string };
   guest: { dir: string; files: Record<string, string> };
   node: { path: string; version: string };
   busybox: { path: string; sha256: string };
@@ -118,6 +125,11 @@ export async function resolveRecipe(opts: RecipeOptions = {}): Promise<Recipe> {
     if (err.code === 'ENOENT') throw new AgentBundleMissingError(guestCtlPath);
     throw err;
   });
+  const ptyHelperPath = opts.ptyHelper ?? DEFAULT_PTY_HELPER;
+  const ptyHelperSha = await sha256File(ptyHelperPath).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new AgentBundleMissingError(ptyHelperPath);
+    throw err;
+  });
   const [kernel, guestFiles, busyboxSha, nodeVer] = await Promise.all([
     opts.kernel ?? resolveKernelPackage(KERNEL_META_PACKAGE),
     hashGuestDir(guestDir),
@@ -133,6 +145,7 @@ export async function resolveRecipe(opts: RecipeOptions = {}): Promise<Recipe> {
     cmdline: IMAGE_CMDLINE,
     agentBundle: { path: agentPath, sha256: agentSha },
     guestCtl: { path: guestCtlPath, sha256: guestCtlSha },
+    ptyHelper: { path: ptyHelperPath, sha256: ptyHelperSha },
     guest: { dir: guestDir, files: guestFiles },
     node: { path: nodePath, version: nodeVer },
     busybox: { path: busyboxPath, sha256: busyboxSha },
@@ -149,8 +162,10 @@ export function baseKey(r: Recipe): string {
 export function imageHash(r: Recipe): string {
   const input = {
     base: baseKey(r),
+    finalLayer: FINAL_LAYER_VERSION,
     agent: r.agentBundle.sha256,
     guestCtl: r.guestCtl.sha256,
+    ptyHelper: r.ptyHelper.sha256,
     guest: r.guest.files,
     node: r.node.version,
     busybox: r.busybox.sha256,

@@ -3,7 +3,7 @@
  * bundle and guest files and asks apt-cache for the kernel (~0.6 s): too slow for every create.
  * The cache is keyed by a stat fingerprint of every input the recipe read (size, mtime, inode),
  * apt's package lists and the images directory, so a rebuilt agent, an `apt-get update` or a
- * new `kiln image build` is seen by the next create.
+ * new `kilnd image build` is seen by the next create.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ function recipeInputs(r: Recipe, imagesDir: string): string[] {
     r.busybox.path,
     r.node.path,
     r.guestCtl.path,
+    r.ptyHelper.path,
     ...APT_STATE,
     imagesDir,
   ];

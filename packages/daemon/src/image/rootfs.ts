@@ -6,6 +6,7 @@ import { chmod, copyFile, mkdir, readFile, rm, stat, symlink, writeFile, cp } fr
 import { join } from 'node:path';
 import { ImageBuildError } from './errors.js';
 import { run } from './exec.js';
+import { addGuestUser } from './guest-user.js';
 
 /** Bulky paths the guest never needs (apt caches, docs, man pages, translations). */
 const TRIM = ['var/cache/apt/archives', 'var/cache/apt/pkgcache.bin', 'var/cache/apt/srcpkgcache.bin', 'var/lib/apt/lists', 'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale'];
@@ -65,6 +66,7 @@ export interface KilnFilesInput {
   dir: string;
   agentBundle: string;
   guestCtl: string;
+  ptyHelper: string;
   nodeBinary: string;
   busybox: string;
   guestDir: string;
@@ -83,6 +85,8 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
   await chmod(join(opt, 'bin/node'), 0o755);
   await copyFile(k.guestCtl, join(opt, 'bin/kiln-guestctl'));
   await chmod(join(opt, 'bin/kiln-guestctl'), 0o755);
+  await copyFile(k.ptyHelper, join(opt, 'bin/kiln-pty'));
+  await chmod(join(opt, 'bin/kiln-pty'), 0o755);
   await copyFile(k.busybox, join(opt, 'bin/busybox'));
   await chmod(join(opt, 'bin/busybox'), 0o755);
   await copyFile(join(k.guestDir, 'guest-init'), join(opt, 'guest-init'));
@@ -93,6 +97,7 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
   await copyFile(join(k.guestDir, 'poweroff'), join(sbin, 'poweroff'));
   await chmod(join(sbin, 'poweroff'), 0o755);
   for (const alias of ['reboot', 'halt']) await symlink('poweroff', join(sbin, alias));
+  await addGuestUser(k.dir);
 
   try {
     await run('chroot', [k.dir, '/opt/kiln/bin/node', '-e', 'process.exit(0)']);

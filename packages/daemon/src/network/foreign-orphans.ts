@@ -65,13 +65,25 @@ function resolverProcesses(): Array<{ hex: string; proc: ReturnType<typeof findP
   return out;
 }
 
+/**
+ * Whether a command line is a serving kilnd: `kilnd [run] …` (the daemon's binary, not its
+ * image/doctor/audit commands), or the older `kilnd …`.
+ */
+export function isKilnd(argv: string[]): boolean {
+  const bin = argv.findIndex((a) => /(^|\/)kilnd(\.js)?$/.test(a));
+  if (bin >= 0) return !['image', 'doctor', 'audit', 'help'].includes(argv[bin + 1] ?? '');
+  const i = argv.indexOf('daemon');
+  return i >= 1 && argv.slice(0, i).some((a) => /(^|\/)(kiln|main\.js)$/.test(a));
+}
+
 /** State directories of the kilnd processes running now, other than this one. */
 function liveKilndStateDirs(): Array<{ pid: number; stateDir: string }> {
   const out: Array<{ pid: number; stateDir: string }> = [];
-  for (const p of findProcesses('daemon')) {
+  const seen = new Set<number>();
+  for (const p of [...findProcesses('kilnd'), ...findProcesses('daemon')]) {
+    if (seen.has(p.pid) || !isKilnd(p.cmdline)) continue;
+    seen.add(p.pid);
     const argv = p.cmdline;
-    const i = argv.indexOf('daemon');
-    if (i < 1 || !argv.slice(0, i).some((a) => /(^|\/)(kiln|kilnd|main\.js)$/.test(a))) continue;
     const flag = argv.indexOf('--state-dir');
     let stateDir = flag > 0 ? argv[flag + 1] : undefined;
     if (!stateDir) {

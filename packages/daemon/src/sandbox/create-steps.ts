@@ -285,7 +285,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
       name: 'resolve-image',
       run: async (ctx) => {
         ctx.image = await h.resolveImage();
-        if (!ctx.image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
+        if (!ctx.image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kilnd image build`', { status: 409 });
         ctx.rec.imageHash = ctx.image.hash;
       },
     },

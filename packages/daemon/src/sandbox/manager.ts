@@ -74,7 +74,7 @@ export class SandboxManager {
   /** The current guest image, or IMAGE_NOT_BUILT. */
   async image(): Promise<GuestImage> {
     const image = await this.rt.o.resolveImage();
-    if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`', { status: 409 });
+    if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kilnd image build`', { status: 409 });
     return image;
   }
 

@@ -120,7 +120,7 @@ export async function buildTemplate(
     try {
       await rename(tmp, deps.store.dirFor(key));
     } catch (err) {
-      // Someone else (another kilnd or `kiln image build`) finished the same template first.
+      // Someone else (another kilnd or `kilnd image build`) finished the same template first.
       const code = (err as NodeJS.ErrnoException).code;
       const theirs = code === 'ENOTEMPTY' || code === 'EEXIST' ? await deps.store.byKey(key) : null;
       if (!theirs) throw err;

@@ -1,5 +1,5 @@
 /**
- * The default template (the default sandbox shape), made right after `kiln image build` so
+ * The default template (the default sandbox shape), made right after `kilnd image build` so
  * the first `kiln create` already restores instead of booting.
  */
 import { AgentClient } from '@kiln/protocol';
@@ -14,7 +14,7 @@ import { TemplateStore } from './store.js';
 
 export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelRequest; tcgTbSizeMiB?: number; onProgress?: TemplateProgress }): Promise<TemplateManifest> {
   const image = await findImage(o.stateDir);
-  if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kiln image build`');
+  if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kilnd image build`');
   const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128 });
   return buildTemplate(
     {

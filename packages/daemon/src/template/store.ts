@@ -47,7 +47,7 @@ export class TemplateStore {
 
   /**
    * Removes half-built templates: temp dirs whose building process is gone (a crash). A build
-   * still running in another process (`kiln image build` while kilnd starts) is left alone.
+   * still running in another process (`kilnd image build` while kilnd starts) is left alone.
    */
   async removePartial(): Promise<string[]> {
     if (!existsSync(this.root)) return [];

@@ -7,7 +7,7 @@ import { findCycles, importGraph, importSpecifiers } from './import-graph.js';
 
 const packages = resolve(import.meta.dirname, '../../..');
 
-for (const pkg of ['agent', 'daemon', 'protocol', 'cli']) {
+for (const pkg of ['agent', 'daemon', 'protocol', 'contract', 'sdk', 'cli']) {
   test(`packages/${pkg}/src has no import cycle`, () => {
     const src = join(packages, pkg, 'src');
     const graph = importGraph(src);

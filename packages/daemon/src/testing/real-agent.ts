@@ -1,7 +1,7 @@
 /**
  * The real guest agent (packages/agent/dist/kiln-agent.cjs) as a host process on a unix socket,
  * for API tests of the routes that reach into the guest (files, exec, signals) without a VM.
- * Only the file and exec operations go to it: configure, network and the health checks stay
+ * Only the file, exec and background-process operations go to it: configure, network and the health checks stay
  * fake, so nothing touches the host's clock, hostname or interfaces.
  */
 import { spawn } from 'node:child_process';
@@ -14,6 +14,7 @@ import type { ConnectAgent, GuestAgent } from '../sandbox/guest-agent.js';
 import { fakeAgent } from './fakes.js';
 
 const BUNDLE = resolve(import.meta.dirname, '../../../agent/dist/kiln-agent.cjs');
+const PTY_HELPER = resolve(import.meta.dirname, '../../../agent/dist/kiln-pty');
 
 export interface RealAgent {
   /** A scratch directory the tests work in (the agent sees the host's file system). */
@@ -25,7 +26,7 @@ export interface RealAgent {
 export async function startRealAgent(): Promise<RealAgent> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-real-agent-'));
   const socket = join(dir, 'agent.sock');
-  const proc = spawn(process.execPath, [BUNDLE, '--listen-unix', socket, '--docker-socket', join(dir, 'docker.sock')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [BUNDLE, '--listen-unix', socket, '--docker-socket', join(dir, 'docker.sock'), '--pty-helper', PTY_HELPER], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   await new Promise<void>((ok, fail) => {
     proc.stderr.on('data', (b: Buffer) => {
@@ -41,7 +42,7 @@ export async function startRealAgent(): Promise<RealAgent> {
       const real = await AgentClient.connect(socket, { timeoutMs: 5000, helloIntervalMs: 50 });
       clients.push(real);
       const fake = fakeAgent();
-      const ops = ['exec', 'writeFile', 'readFile', 'stat', 'list', 'mkdir', 'remove'] as const;
+      const ops = ['exec', 'writeFile', 'readFile', 'stat', 'list', 'mkdir', 'remove', 'rename', 'proc'] as const;
       const agent = { ...fake, ...Object.fromEntries(ops.map((op) => [op, real[op].bind(real)])) } as unknown as GuestAgent;
       return agent;
     },

@@ -27,7 +27,7 @@ test('KILN_INSECURE_NO_JAIL is the env equivalent of the flag', () => {
   assert.equal(insecureNoJailFromEnv({ KILN_INSECURE_NO_JAIL: 'true' }), true);
 });
 
-test('kiln doctor names the jail: ok jailed, warns when insecure, fails when VMs would be refused', () => {
+test('kilnd doctor names the jail: ok jailed, warns when insecure, fails when VMs would be refused', () => {
   assert.equal(checkJail(false, 0).status, 'ok');
   const insecure = checkJail(true, 1000);
   assert.equal(insecure.status, 'warn');

@@ -3,7 +3,7 @@
  * makes namespaces, mounts, changes uid, joins cgroups), and it is what stands between a
  * guest that broke out of QEMU and the host: without it kiln fails closed. A kilnd that is
  * not root refuses to start VMs unless the operator passes `--insecure-no-jail` (or sets
- * KILN_INSECURE_NO_JAIL=1), and then `kiln doctor`, `GET /v1/info` and every VM start event
+ * KILN_INSECURE_NO_JAIL=1), and then `kilnd doctor`, `GET /v1/info` and every VM start event
  * say so.
  */
 import { KilnError } from '../errors.js';

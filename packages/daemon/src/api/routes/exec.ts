@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { BodyStream, sendBody } from '../body-stream.js';
 import { invalidArgument, KilnError, toKilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '../schemas.js';
+import { ExecBody, ExecParams, SandboxIdParams, SignalBody } from '@kiln/contract';
 import { fromGuestError } from '../guest-errors.js';
 import { execRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 
@@ -56,6 +56,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
           ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
           stdin: req.body.stdin ?? false,
           ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
+          ...(req.body.user !== undefined ? { user: req.body.user } : {}),
         },
         {
           onStdout: (b: Buffer) => {
@@ -82,6 +83,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
             ...(argv ? { argv } : {}),
             ...(shell !== undefined ? { shell } : {}),
             ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
+            ...(req.body.user !== undefined ? { user: req.body.user } : {}),
             envKeys: Object.keys(req.body.env ?? {}),
             stdin: req.body.stdin ?? false,
             stdoutBytes: bytes.stdout,

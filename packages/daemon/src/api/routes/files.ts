@@ -12,7 +12,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { invalidArgument } from '../../errors.js';
 import { bodyFrom } from '../body-stream.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { MkdirBody, PathQuery, SandboxIdParams } from '../schemas.js';
+import { MkdirBody, PathQuery, SandboxIdParams } from '@kiln/contract';
 import { fromGuestError } from '../guest-errors.js';
 import { fileRecord, NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 

@@ -12,7 +12,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import type { EventLog } from '../../store/events.js';
 import { bodyFrom, nextEvent, sendBody, type BodyStream } from '../body-stream.js';
-import { ErrorBody, SandboxIdParams, SandboxView } from '../schemas.js';
+import { ErrorBody, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 import { sandboxNotFound } from '../../errors.js';
 import { canSee, tenantOf } from '../../tenancy/principal.js';

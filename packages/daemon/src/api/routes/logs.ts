@@ -14,7 +14,7 @@ import { sandboxNotFound } from '../../errors.js';
 import type { GuestLogs } from '../../logs/guest-logs.js';
 import { formatLine, LOG_SERVICES, type LogLine } from '../../logs/store.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { SandboxIdParams } from '../schemas.js';
+import { SandboxIdParams } from '@kiln/contract';
 import { bodyFrom, sendBody } from '../body-stream.js';
 
 /** Bytes of new lines a follower may fall behind before lines are skipped for it. */

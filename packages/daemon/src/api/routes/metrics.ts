@@ -10,7 +10,7 @@ import { KilnError } from '../../errors.js';
 import type { KilnMetrics } from '../../metrics/registry.js';
 import type { ResourceSampler } from '../../metrics/sampler.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { SandboxIdParams } from '../schemas.js';
+import { SandboxIdParams } from '@kiln/contract';
 
 const StatsQuery = Type.Object(
   { fresh: Type.Optional(Type.Boolean({ description: 'Sample now, asking every guest (also idle ones), instead of returning the latest periodic sample. Default false.' })) },

@@ -8,8 +8,7 @@ import { KilnError } from '../../errors.js';
 import type { NetworkService } from '../../network/service.js';
 import { formatUplink } from '../../network/uplink.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { ErrorBody, SandboxIdParams } from '../schemas.js';
-import { FlowsQuery, FlowsView, NetworkPolicyBody, NetworkPolicyPatchBody, NetworkView, PolicyChangeView } from '../network-schemas.js';
+import { ErrorBody, SandboxIdParams, FlowsQuery, FlowsView, NetworkPolicyBody, NetworkPolicyPatchBody, NetworkView, PolicyChangeView } from '@kiln/contract';
 
 type IdParams = Static<typeof SandboxIdParams>;
 

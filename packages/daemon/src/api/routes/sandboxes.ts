@@ -3,7 +3,7 @@ import type { SandboxRecord } from '../../sandbox/types.js';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '../schemas.js';
+import { CreateSandboxBody, CreateSandboxQuery, ErrorBody, EventsQuery, SandboxIdParams, SandboxView } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 import type { TenantAdmission } from '../../tenancy/limits.js';
 import type { TemplateService } from '../../template/service.js';

@@ -7,7 +7,7 @@ import { SPEC_LIMITS } from '../../sandbox/spec.js';
 import { captureSandbox } from '../../template/capture.js';
 import type { TemplateManifest } from '../../template/manifest.js';
 import type { TemplateService } from '../../template/service.js';
-import { SandboxIdParams } from '../schemas.js';
+import { SandboxIdParams } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 import { tenantOf } from '../../tenancy/principal.js';
 import { templateVisible } from '../../tenancy/templates.js';

@@ -1,7 +1,6 @@
-/** kiln doctor — checks this host for what kiln needs and prints the fix for each gap. */
+/** kilnd doctor — checks this host for what kiln needs and prints the fix for each gap. */
 import type { Command } from 'commander';
-import { runDoctor } from '@kiln/daemon';
-import { fail, printJson } from '../output.js';
+import { fail, printJson } from './output.js';
 
 const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 
@@ -14,6 +13,7 @@ export function registerDoctorCommand(program: Command): void {
     .option('--insecure-no-jail', 'check for a kilnd run with --insecure-no-jail (default $KILN_INSECURE_NO_JAIL)')
     .action(async (o: { stateDir?: string; json?: boolean; insecureNoJail?: boolean }) => {
       try {
+        const { runDoctor } = await import('../doctor/checks.js');
         const checks = await runDoctor({ stateDir: o.stateDir ?? process.env.KILN_STATE_DIR ?? '/var/lib/kiln', ...(o.insecureNoJail ? { insecureNoJail: true } : {}) });
         const failed = checks.filter((c) => c.status === 'fail').length;
         if (o.json) printJson({ ok: failed === 0, checks });

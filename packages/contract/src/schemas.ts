@@ -4,9 +4,9 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { NetworkPolicyBody } from './network-schemas.js';
-import { ERROR_CODES, type ErrorCode } from '../error-codes.js';
+import { ERROR_CODES, type ErrorCode } from './error-codes.js';
 
-const StringMap = Type.Record(Type.String(), Type.String());
+export const StringMap = Type.Record(Type.String(), Type.String());
 
 /** A code of the error registry (error-codes.ts); the OpenAPI description has the table. */
 export const ErrorCodeSchema = Type.Unsafe<ErrorCode>({ type: 'string', enum: Object.keys(ERROR_CODES), description: 'A stable code from the error registry' });
@@ -64,6 +64,14 @@ export const SandboxView = Type.Object({
 });
 export type SandboxView = Static<typeof SandboxView>;
 
+/** A guest account by name or numeric uid: "root" (the default) or "user" (uid 1000, home /home/user). */
+export const GuestUser = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9_.][A-Za-z0-9_.-]*\\$?$',
+  description: 'Guest account to run as: "root" (default) or "user" (uid 1000, home /home/user), or a numeric uid.',
+});
+
 export const ExecBody = Type.Object(
   {
     argv: Type.Optional(Type.Array(Type.String(), { minItems: 1, description: 'Program and arguments (no shell).' })),
@@ -72,6 +80,7 @@ export const ExecBody = Type.Object(
     cwd: Type.Optional(Type.String({ minLength: 1 })),
     stdin: Type.Optional(Type.Boolean({ description: 'Keep stdin open; feed it via POST …/execs/{execId}/stdin. Default false.' })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, description: 'Kill the command after this long. Default none.' })),
+    user: Type.Optional(GuestUser),
   },
   { additionalProperties: false },
 );

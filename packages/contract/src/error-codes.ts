@@ -18,6 +18,7 @@ const codes = {
   BAD_REQUEST: { status: 400, meaning: 'the HTTP request is malformed in another way' },
   ROUTE_NOT_FOUND: { status: 404, meaning: 'no API route has this method and path' },
   BODY_TOO_LARGE: { status: 413, meaning: 'the JSON body is larger than kilnd accepts (1 MiB; file uploads stream and have no such limit)' },
+  UPGRADE_REQUIRED: { status: 426, meaning: 'a terminal route is a WebSocket: the request must ask for the upgrade' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'the route does not take a body of this Content-Type (JSON or application/octet-stream)' },
   INTERNAL: { status: 500, meaning: 'an unexpected failure inside kilnd; the response names the request id, the log has the detail' },
   // Authentication and tenants (docs/api.md).
@@ -30,6 +31,10 @@ const codes = {
   // Sandboxes.
   SANDBOX_NOT_FOUND: { status: 404, meaning: 'no sandbox has this id' },
   EXEC_NOT_FOUND: { status: 404, meaning: 'no running exec has this id in the sandbox' },
+  PROCESS_NOT_FOUND: { status: 404, meaning: 'no background process has this pid in the sandbox (never started, or exited and forgotten)' },
+  PROCESS_NOT_RUNNING: { status: 409, meaning: 'the background process has exited, or its stdin is closed' },
+  TAR_FAILED: { status: 400, meaning: "the guest's tar failed on a directory upload or download (recorded in the audit log; an upload answers INVALID_ARGUMENT, a download is cut short)" },
+  PROCESS_NOT_PTY: { status: 400, meaning: 'the background process has no terminal (resize, or a terminal WebSocket)' },
   NO_SAMPLE: { status: 404, meaning: 'the sandbox has no resource sample yet (no VM, or the first sample is pending)' },
   INVALID_STATE: { status: 409, meaning: 'the sandbox is in a state that does not allow this action (e.g. exec while paused)' },
   INVALID_TRANSITION: { status: 409, meaning: 'the sandbox state machine refused a transition (a concurrent action won)' },
@@ -40,11 +45,11 @@ const codes = {
   AGENT_UNAVAILABLE: { status: 503, meaning: "the sandbox's guest agent is not connected" },
   MEMORY_EXHAUSTED: { status: 503, meaning: 'the sandbox would overcommit host memory beyond memoryOvercommitRatio' },
   SHUTTING_DOWN: { status: 503, meaning: 'kilnd is stopping and takes no new work' },
-  POOL_MEMBER_GONE: { status: 503, meaning: 'a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own)' },
   PERSONALIZE_FAILED: { status: 500, meaning: 'a restored VM could not be made unique (clock, entropy, address, hostname)' },
   GUEST_CTL_ERROR: { status: 500, meaning: "the guest's resident helper (kiln-guestctl) refused a request" },
   // Images and templates.
-  IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kiln image build`' },
+  POOL_MEMBER_GONE: { status: 503, meaning: 'a warm-pool VM ended while it was being handed over (the caller then gets a sandbox of its own)' },
+  IMAGE_NOT_BUILT: { status: 409, meaning: 'no guest image for the current recipe: run `kilnd image build`' },
   IMAGE_BUILD_FAILED: { status: 500, meaning: 'building the guest image failed' },
   TEMPLATE_NOT_FOUND: { status: 404, meaning: 'no template has this name' },
   TEMPLATE_EXISTS: { status: 409, meaning: 'a template already has this name' },
@@ -96,6 +101,8 @@ const codes = {
   GUEST_UNKNOWN_OP: { status: 502, meaning: 'the guest agent does not know this operation (version skew)' },
   GUEST_VERSION_MISMATCH: { status: 502, meaning: 'the guest agent speaks another protocol version' },
   GUEST_PROTOCOL_ERROR: { status: 502, meaning: 'the guest agent broke the wire protocol' },
+  GUEST_NOT_RUNNING: { status: 409, meaning: 'the guest process has exited or its stdin is closed' },
+  GUEST_RESOURCE_EXHAUSTED: { status: 429, meaning: 'a bounded table in the guest is full (e.g. 256 running background processes)' },
   GUEST_INTERNAL: { status: 502, meaning: 'the guest agent failed unexpectedly' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

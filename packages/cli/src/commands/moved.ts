@@ -1,0 +1,20 @@
+/** `kiln daemon`, `kiln image`, `kiln doctor` moved to the daemon's own binary, kilnd. */
+import type { Command } from 'commander';
+
+export function registerMovedCommands(program: Command): void {
+  for (const [name, now] of [
+    ['daemon', 'kilnd (or kilnd run)'],
+    ['image', 'kilnd image build'],
+    ['doctor', 'kilnd doctor'],
+  ] as const) {
+    program
+      .command(name, { hidden: true })
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .argument('[args...]')
+      .action(() => {
+        process.stderr.write(`kiln: \`kiln ${name}\` is now \`${now}\` (the daemon's own binary)\n`);
+        process.exit(2);
+      });
+  }
+}
