@@ -65,6 +65,14 @@ test("tenants: B gets exactly the 404 of a missing id for A's sandbox, sees none
     assert.equal((await h.fetch(`/v1/audit?sandbox=${id}`, { key: b })).status, 404);
     // A still owns a live sandbox: nothing B did touched it.
     assert.equal(h.manager.get(id).state, 'running');
+    // A tenant is told nothing of the host's layout: no state dir, no VMM pid.
+    const info = (await (await h.fetch('/v1/info', { key: a })).json()) as Record<string, unknown>;
+    assert.equal(typeof info.version, 'string');
+    assert.equal(info.stateDir, undefined, JSON.stringify(info));
+    assert.ok(!JSON.stringify(info).includes('/'), `no host path in a tenant's /v1/info: ${JSON.stringify(info)}`);
+    assert.equal(typeof ((await h.app.inject({ method: 'GET', url: '/v1/info' })).json() as { stateDir?: unknown }).stateDir, 'string', 'the admin still sees it');
+    const view = (await (await h.fetch(`/v1/sandboxes/${id}`, { key: a })).json()) as { vm: { pid: number } | null };
+    assert.equal(view.vm?.pid ?? 0, 0, 'the VMM pid is the admin\'s to see');
   } finally {
     await h.close();
   }

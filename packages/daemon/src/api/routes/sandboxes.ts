@@ -12,8 +12,11 @@ import { assertTemplateVisible } from '../../tenancy/templates.js';
 
 type IdParams = Static<typeof SandboxIdParams>;
 
-/** A sandbox's view with its owning tenant (null: the admin's). */
-const ownedView = (req: FastifyRequest, r: SandboxRecord) => ({ ...sandboxView(r), tenant: tenancyOf(req)?.ownerOf(r.id) ?? null });
+/** A sandbox's view with its owning tenant (null: the admin's); a tenant is not shown the VMM's host pid. */
+const ownedView = (req: FastifyRequest, r: SandboxRecord) => {
+  const v = { ...sandboxView(r), tenant: tenancyOf(req)?.ownerOf(r.id) ?? null };
+  return tenantOf(req) === null || !v.vm ? v : { ...v, vm: { ...v.vm, pid: 0 } };
+};
 
 export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager, admission: TenantAdmission | null = null, templates: TemplateService | null = null): void {
   app.post<{ Body: CreateSandboxBody; Querystring: Static<typeof CreateSandboxQuery> }>(

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { principalOf } from '../../tenancy/principal.js';
 
 export interface SystemInfo {
   version: string;
@@ -13,5 +14,11 @@ export interface SystemInfo {
 export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {
   // Open on the TCP listener too (no key): for load balancers and liveness probes.
   app.get('/v1/health', { schema: { summary: 'Liveness (needs no API key)', security: [] } }, async () => ({ ok: true }));
-  app.get('/v1/info', async () => info());
+  // A tenant learns what its sandboxes run on, not the host's layout (state dir, binaries, pool).
+  app.get('/v1/info', async (req) => (principalOf(req).kind === 'admin' ? info() : tenantInfo(info())));
+}
+
+/** /v1/info as a tenant key sees it: the version, the image and the accelerator, no host paths. */
+export function tenantInfo(i: SystemInfo): Pick<SystemInfo, 'version' | 'image' | 'jail'> & { driver: { accel: unknown } } {
+  return { version: i.version, image: i.image, driver: { accel: i.driver.accel }, jail: i.jail ? { mode: i.jail.mode, reason: '' } : null };
 }
