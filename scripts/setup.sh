@@ -44,6 +44,10 @@ fi
 # `kiln exec -it` in it.
 echo "==> installing the build tools (gcc, g++, make, python3, curl, tmux)"
 apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev curl ca-certificates tmux >/dev/null
+# chromium: the browser tests (preview URLs, the dashboard) drive Debian's headless Chromium with
+# playwright-core, which downloads no browser of its own.
+echo "==> installing chromium (browser tests)"
+apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 
 ./scripts/install-node.sh
 # Everything below (and the guest image, which copies this node binary) uses kiln's Node.

@@ -244,6 +244,22 @@ export class SandboxManager {
     return this.rt.live.get(id)?.agent ?? null;
   }
 
+  /**
+   * Counts activity on a sandbox that does not go through useAgent (a terminal's bytes, proxied
+   * traffic): resets its idle clocks (idle timeout, auto-pause).
+   */
+  touch(id: string): void {
+    if (this.rt.live.has(id)) this.rt.activity.set(id, Date.now());
+  }
+
+  /**
+   * Resolves once the sandbox can serve guest traffic. The seam for wake-on-traffic: a sandbox
+   * that auto-pause paused is resumed here (issue 13). Today it only checks that the sandbox exists.
+   */
+  async wake(id: string): Promise<SandboxRecord> {
+    return this.get(id);
+  }
+
   lastActivityAt(id: string): number | null {
     return this.rt.activity.get(id) ?? null;
   }
