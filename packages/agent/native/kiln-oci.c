@@ -11,8 +11,10 @@
  * package init of a huge binary). This program does the same in microseconds.
  *
  * Two modes:
- *   kiln-oci libnetwork-setkey [-exec-root=R] CID SHORTID   (as the hook: state on stdin)
- *   kiln-oci <crun arguments...>                           (as the runtime)
+ *   argv = libnetwork-setkey [-exec-root=R] CID SHORTID      (as the hook, state on stdin: an
+ *          OCI hook's `args` is its whole argv, argv[0] included, and Docker's names the mode)
+ *   kiln-oci libnetwork-setkey [-exec-root=R] CID SHORTID    (the same, by hand)
+ *   kiln-oci <crun arguments...>                             (as the runtime)
  * As the runtime, for `create` it rewrites the bundle's config.json so that the hook's path
  * is this program (same arguments), then execs crun with the arguments unchanged. Anything
  * unexpected (no bundle, no hook, a write error) leaves config.json as it was: Docker's own
@@ -58,11 +60,11 @@ static char *read_all(int fd, size_t max, size_t *len) {
 
 /* --- hook mode ------------------------------------------------------------------------ */
 
-static int setkey(int argc, char **argv) {
+static int setkey(int argc, char **argv, int first) {
   const char *exec_root = "/run/docker";
   const char *pos[2] = {NULL, NULL};
   int npos = 0;
-  for (int i = 2; i < argc; i++) {
+  for (int i = first; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--exec-root=", 12) == 0) exec_root = a + 12;
     else if (strncmp(a, "-exec-root=", 11) == 0) exec_root = a + 11;
@@ -149,7 +151,9 @@ static void rewrite_hook(const char *bundle) {
 }
 
 int main(int argc, char **argv) {
-  if (argc >= 2 && strcmp(argv[1], "libnetwork-setkey") == 0) return setkey(argc, argv);
+  const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  if (strcmp(base, "libnetwork-setkey") == 0) return setkey(argc, argv, 1);
+  if (argc >= 2 && strcmp(argv[1], "libnetwork-setkey") == 0) return setkey(argc, argv, 2);
   const char *bundle = create_bundle(argc, argv);
   if (bundle) rewrite_hook(bundle);
   /* KILN_OCI_CRUN: another crun, for tests only */

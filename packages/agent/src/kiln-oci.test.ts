@@ -60,7 +60,7 @@ describe('kiln-oci', { skip: existsSync(BINARY) ? false : `${BINARY} not built (
   });
 
   /** Runs the hook mode against a stand-in external-key socket that replies `reply`; returns what it received. */
-  async function hook(reply: string, state: string): Promise<{ status: number | null; stderr: string; got: string }> {
+  async function hook(reply: string, state: string, asHook = true): Promise<{ status: number | null; stderr: string; got: string }> {
     const root = await mkdtemp(join(dir, 'exec-root-'));
     await mkdir(join(root, 'libnetwork'));
     let got = '';
@@ -72,7 +72,11 @@ describe('kiln-oci', { skip: existsSync(BINARY) ? false : `${BINARY} not built (
     });
     await new Promise<void>((r) => server.listen(join(root, 'libnetwork/abc123def456.sock'), r));
     try {
-      const p = spawn(BINARY, ['libnetwork-setkey', `-exec-root=${root}`, 'c0ffee', 'abc123def456'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      // As a hook, the runtime execs it with the hook's args as the whole argv: argv[0] is "libnetwork-setkey".
+      const args = [`-exec-root=${root}`, 'c0ffee', 'abc123def456'];
+      const p = asHook
+        ? spawn(BINARY, args, { argv0: 'libnetwork-setkey', stdio: ['pipe', 'ignore', 'pipe'] })
+        : spawn(BINARY, ['libnetwork-setkey', ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
       let stderr = '';
       p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
       p.stdin.end(state);
@@ -87,6 +91,12 @@ describe('kiln-oci', { skip: existsSync(BINARY) ? false : `${BINARY} not built (
     const r = await hook('success', '{"ociVersion":"1.0.2","id":"c0ffee","status":"created","pid": 31337,"bundle":"/b"}');
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.got), { ContainerID: 'c0ffee', Key: '/proc/31337/ns/net' });
+  });
+
+  it('by hand (kiln-oci libnetwork-setkey ...): the same', async () => {
+    const r = await hook('success', '{"pid":99}', false);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.got), { ContainerID: 'c0ffee', Key: '/proc/99/ns/net' });
   });
 
   it('as the hook: fails with dockerd\'s message when it does not answer success', async () => {

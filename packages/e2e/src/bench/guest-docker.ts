@@ -16,7 +16,7 @@ const RUNS = Number(process.env.KILN_BENCH_DOCKER_RUNS ?? 10);
 /** Prints one line per run: "<mode> <ms>"; the first default-network run is the sandbox's first ever. */
 const SCRIPT = `set -e
 d=$(mktemp -d); mkdir $d/bin; cp /opt/kiln/bin/busybox $d/bin/; ln -s busybox $d/bin/true
-tar -C $d -c . | docker import -q - kiln-bench-tiny >/dev/null; rm -rf $d
+tar -C $d -c . | docker import - kiln-bench-tiny >/dev/null; rm -rf $d
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 for i in $(seq 1 ${RUNS}); do t=$(date +%s%N); docker run --rm kiln-bench-tiny /bin/true; echo "bridge $(ms $t)"; done
 for i in $(seq 1 ${RUNS}); do t=$(date +%s%N); docker run --rm --network none kiln-bench-tiny /bin/true; echo "none $(ms $t)"; done
