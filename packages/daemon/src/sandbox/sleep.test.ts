@@ -124,3 +124,29 @@ test('auto-pause: the timeout clock stops while auto-paused and the deadline mov
     await h.close();
   }
 });
+
+test('restart: paused sandboxes are adopted and stay paused (an auto-paused one still wakes; its timeout clock stays stopped)', async () => {
+  const { h, calls } = await harness();
+  try {
+    const auto = await h.manager.create({ autoPauseMs: 1000, timeoutMs: 1500 });
+    const user = await h.manager.create({});
+    await h.manager.pause(user.id);
+    await until(() => h.manager.get(auto.id).state === 'paused');
+    await h.manager.shutdown();
+    await sleep(1000); // past auto's original deadline
+    const m2 = h.mkManager();
+    await m2.init();
+    assert.equal(calls.resume, 2, 'each ran for its adoption check');
+    assert.equal(m2.get(user.id).state, 'paused');
+    assert.equal(m2.get(user.id).pausedBy, 'user');
+    assert.equal(m2.get(auto.id).pausedBy, 'auto');
+    const use = await m2.useAgent(auto.id, 'exec');
+    use.release();
+    assert.equal(m2.get(auto.id).state, 'running');
+    await m2.destroy(auto.id);
+    await m2.destroy(user.id);
+    await m2.shutdown();
+  } finally {
+    await h.close();
+  }
+});
