@@ -16,12 +16,13 @@
  *      and how much the guest's command got to write (flow control stops it)
  *  10. CLI start: `kiln --version` and `kiln ls` against `node -e 0` in the same run (bench/cli-start.ts)
  *  11. create → first exec through the SDK, over the unix socket and over TCP with TLS
- *  12. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
+ *  12. wake: exec on a sandbox that auto-pause paused against exec on it running (bench/wake.ts)
+ *  13. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
  *      runs, bridge and --network none (bench/guest-docker.ts), next to (4) in the same run (the
  *      phase runs (4) too); the base image's size. Cold boot of that image is (3).
- * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
+ * Ratios (1)/(4), (2)/(4), (3)/(1), (13)/(4). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli"),
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,guest-docker"),
  * e.g. `npm run bench -- neighbour` or `npm run bench -- guest-docker cold`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { benchNetwork } from './network.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
 import { benchGuestDocker } from './guest-docker.js';
+import { benchWake } from './wake.js';
 import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
@@ -43,7 +45,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,guest-docker').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -82,7 +84,7 @@ async function main(): Promise<void> {
     log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
   };
 
-  // (4) host docker baseline (also the reference of (12))
+  // (4) host docker baseline (also the reference of (13))
   if (PHASES.has('docker') || PHASES.has('guest-docker')) {
     const docker = await hostDocker(log);
     results.hostDocker = docker.note;
@@ -171,16 +173,16 @@ async function main(): Promise<void> {
     }
   }
 
-  // (12) in-guest docker run --rm
+  // (13) in-guest docker run --rm
   if (PHASES.has('guest-docker')) {
     const fxg = new DaemonFixture('bench-guest-docker');
     await fxg.start();
     try {
       const g = await benchGuestDocker(fxg, log);
       results.guestDocker = g;
-      show('(12) in-guest docker run --rm, first in sandbox', g.first);
-      show('(12) in-guest docker run --rm, later runs', g.later);
-      show('(12) in-guest docker run --rm --network none', g.laterNone);
+      show('(13) in-guest docker run --rm, first in sandbox', g.first);
+      show('(13) in-guest docker run --rm, later runs', g.later);
+      show('(13) in-guest docker run --rm --network none', g.laterNone);
     } finally {
       await fxg.close();
     }
@@ -249,11 +251,14 @@ async function main(): Promise<void> {
   // (10) CLI start against node -e 0, (11) SDK create → first exec over the socket and TCP+TLS
   if (PHASES.has('cli')) results.client = await benchClient(log, Math.max(TRIALS, 20), TRIALS);
 
+  // (12) wake: exec on an auto-paused sandbox against exec on it running
+  if (PHASES.has('wake')) results.wake = await benchWake(log, TRIALS);
+
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
     'restore/docker (1)/(4)': ratio('(1) create → first exec, restore (empty pool)', '(4) host docker run --rm (tiny image)'),
     'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
-    'guest/host docker (12)/(4)': ratio('(12) in-guest docker run --rm, later runs', '(4) host docker run --rm (tiny image)'),
+    'guest/host docker (13)/(4)': ratio('(13) in-guest docker run --rm, later runs', '(4) host docker run --rm (tiny image)'),
     'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
   };
   const measured = Object.entries(ratios).filter(([, v]) => Number.isFinite(v));
