@@ -61,6 +61,7 @@ export const SandboxView = Type.Object({
   readyAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   tenant: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The owning tenant (null: the admin). On create, list and inspect.' })),
+  accessToken: Type.Optional(Type.String({ description: "The sandbox's proxy access token (Kiln-Access-Token / X-Access-Token; docs/ports.md). On create and inspect, never in lists." })),
 });
 export type SandboxView = Static<typeof SandboxView>;
 
