@@ -45,7 +45,7 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     let out = '';
     let code: number | null = null;
     for await (const ev of fx.client.exec(id, { shell })) {
-      if (ev.type === 'stdout' || ev.type === 'stderr') out += ev.data;
+      if (ev.type === 'stdout' || ev.type === 'stderr') out += Buffer.from(ev.data, 'base64').toString();
       if (ev.type === 'exit') code = ev.exitCode;
     }
     return { out, code };

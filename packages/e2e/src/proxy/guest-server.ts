@@ -3,7 +3,7 @@
  * and its script (a sub-resource, for the browser), headers echoed back, a streaming echo of
  * the request body, server-sent events released one at a time by GET /next (so a client only
  * gets event n+1 after it saw event n: a buffering proxy would hang), and a WebSocket echo
- * (hand-written framing: text frames up to 64 KiB) that greets first.
+ * (hand-written framing: text frames up to 64 KiB) that greets first; /bytes/N sends N bytes (bench).
  */
 export const GUEST_SERVER = String.raw`
 const http = require('http');
@@ -26,6 +26,20 @@ const srv = http.createServer((req, res) => {
   if (req.url === '/echo') {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     return req.pipe(res);
+  }
+  if (req.url.startsWith('/bytes/')) {
+    let left = Number(req.url.slice(7));
+    const chunk = Buffer.alloc(65536, 120);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(left) });
+    const pump = () => {
+      while (left > 0) {
+        const b = left >= chunk.length ? chunk : chunk.subarray(0, left);
+        left -= b.length;
+        if (!res.write(b)) return res.once('drain', pump);
+      }
+      res.end();
+    };
+    return pump();
   }
   if (req.url === '/next') {
     const r = release; release = null; if (r) r();
