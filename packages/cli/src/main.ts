@@ -34,6 +34,7 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   process: async () => [(await import('./commands/process.js')).registerProcessCommands],
   port: async () => [(await import('./commands/port.js')).registerPortCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
+  mcp: async () => [(await import('./commands/mcp.js')).registerMcpCommand],
 };
 const COMMANDS: Record<string, keyof typeof MODULES> = {
   create: 'sandbox', ls: 'sandbox', inspect: 'sandbox', rm: 'sandbox',
@@ -42,7 +43,7 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
   port: 'port', url: 'port',
   ps: 'process', attach: 'process', kill: 'process', shell: 'process',
-  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved',
+  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved', mcp: 'mcp',
 };
 
 exitQuietlyOnClosedPipe();

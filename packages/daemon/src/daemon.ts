@@ -32,6 +32,7 @@ import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
 import { ProxyService } from './proxy/service.js';
 import type { ManagerObserver } from './sandbox/observer.js';
+import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
   config: DaemonConfig;
@@ -155,6 +156,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     manager,
     tenancy: { store: tenants, admission },
     proxy: proxySvc,
+    // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
+    mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
     network,
     logger,
@@ -176,10 +179,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await chmod(config.socket, 0o660);
   let tcp: TcpListener | null = null;
   let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
+  let tenantSocket: TenantSocket | null = null;
   try {
     if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
     proxyAddress = await proxySvc.listen();
   } catch (err) {
+    await tenantSocket?.close();
     await tcp?.close();
     await app.close();
     throw err;
@@ -204,6 +210,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       (closing ??= (async () => {
         await tcp?.close();
         await proxySvc.close();
+        await tenantSocket?.close();
         await app.close();
         await reaper.stop();
         balancer.stop();

@@ -116,8 +116,11 @@ export class SandboxProxy {
       if (n >= (this.o.maxConnectionsPerSandbox ?? 256)) throw new KilnError('PROXY_CONNECTION_LIMIT', `sandbox ${route.sandboxId} has ${n} proxied connections open`);
       this.open.set(route.sandboxId, n + 1);
       this.o.metrics?.opened(route.sandboxId, 1);
+      // No auto-pause while a connection is open (the release counts as activity).
+      const release = this.o.manager.hold(route.sandboxId);
       const gs = new GuestSocket((p, h) => agent.tcpConnect(p, h), port, onActivity);
       gs.once('close', () => {
+        release();
         const left = (this.open.get(route.sandboxId) ?? 1) - 1;
         if (left > 0) this.open.set(route.sandboxId, left);
         else this.open.delete(route.sandboxId);
