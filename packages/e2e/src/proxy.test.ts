@@ -58,7 +58,8 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     assert.ok(info.proxy, 'GET /v1/info names the proxy');
     assert.match(info.proxy.url, /^http:\/\/\{port\}-\{sandboxId\}\.localhost:\d+\/$/);
     proxyPort = Number(info.proxy.listen.split(':').pop());
-    const created = (await fx.client.create({})) as unknown as { id: string; accessToken?: string };
+    // Auto-pause on: the last case waits for it and wakes the sandbox with a proxied request.
+    const created = (await fx.client.create({ autoPauseMs: 4000 })) as unknown as { id: string; accessToken?: string };
     id = created.id;
     assert.ok(created.accessToken && created.accessToken.length >= 22, 'the create response carries the access token');
     token = created.accessToken;
@@ -241,5 +242,20 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     assert.match(text, new RegExp(`kiln_proxy_bytes_total\\{sandbox="${id}",port="${PORT}",direction="out"\\} \\d+`));
     const flows = await fx.client.call<{ flows: Array<{ src: string; dstPort: number; bytesOut: number }> }>('GET', `/v1/sandboxes/${id}/network/flows`).catch(() => null);
     if (flows) assert.ok(flows.flows.some((f) => f.src === 'kiln-proxy' && f.dstPort === PORT && f.bytesOut > 0), JSON.stringify(flows.flows));
+  });
+
+  fx.test('an auto-paused sandbox is woken by a proxied request, which gets the right answer', async () => {
+    for (let i = 0; ; i++) {
+      const v = (await fx.client.get(id)) as unknown as { state: string; pausedBy?: string | null };
+      if (v.state === 'paused' && v.pausedBy === 'auto') break;
+      if (i > 600) throw new Error(`not auto-paused: ${JSON.stringify(v)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await send({ host: hostOf(PORT), path: '/', headers: auth() });
+    assert.equal(r.status, 200, r.body);
+    assert.match(r.body, /hello from the sandbox/);
+    assert.equal((await fx.client.get(id)).state, 'running');
+    const events = await fx.client.events(id);
+    assert.ok(events.some((e) => e.type === 'woke'), JSON.stringify(events.map((e) => e.type)));
   });
 });
