@@ -240,8 +240,8 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     const text = await (await fx.client.raw({ method: 'GET', path: '/metrics' })).toArray().then((c) => Buffer.concat(c as Buffer[]).toString());
     assert.match(text, new RegExp(`kiln_proxy_requests_total\\{sandbox="${id}",port="${PORT}",status_class="2xx"\\} \\d+`));
     assert.match(text, new RegExp(`kiln_proxy_bytes_total\\{sandbox="${id}",port="${PORT}",direction="out"\\} \\d+`));
-    const flows = await fx.client.call<{ flows: Array<{ src: string; dstPort: number; bytesOut: number }> }>('GET', `/v1/sandboxes/${id}/network/flows`).catch(() => null);
-    if (flows) assert.ok(flows.flows.some((f) => f.src === 'kiln-proxy' && f.dstPort === PORT && f.bytesOut > 0), JSON.stringify(flows.flows));
+    const flows = await fx.client.call<{ flows: Array<{ src: string; dstPort: number; bytesOut: number }> }>('GET', `/v1/sandboxes/${id}/network/flows`);
+    assert.ok(flows.flows.some((f) => f.src === 'kiln-proxy' && f.dstPort === PORT && f.bytesOut > 0), JSON.stringify(flows.flows));
   });
 
   fx.test('an auto-paused sandbox is woken by a proxied request, which gets the right answer', async () => {
