@@ -93,7 +93,7 @@ const codes = {
   PROXY_FORBIDDEN: { status: 403, meaning: "the credential is wrong for this sandbox or port: another sandbox's token, a bad or expired signature, a key of another tenant" },
   PROXY_UPSTREAM_REFUSED: { status: 502, meaning: 'nothing listens on the port inside the sandbox' },
   PROXY_UPSTREAM_FAILED: { status: 502, meaning: 'the connection into the sandbox failed or ended mid-request (the sandbox was destroyed or paused, or the guest closed it)' },
-  PROXY_CONNECTION_LIMIT: { status: 503, meaning: 'the sandbox has as many proxied connections open as kilnd allows (--proxy-max-connections)' },
+  PROXY_CONNECTION_LIMIT: { status: 503, meaning: 'the sandbox has as many proxied connections open as kilnd allows (256)' },
   // The audit log.
   AUDIT_UNAVAILABLE: { status: 503, meaning: 'the audit log cannot be written; kilnd refuses audited requests until it can' },
   AUDIT_CORRUPT: { status: 500, meaning: 'the audit log file ends in something that is not an audit record' },

@@ -676,7 +676,7 @@ export class ProxyUpstreamFailedError extends KilnError {
   }
 }
 register(ProxyUpstreamFailedError);
-/** HTTP 503: the sandbox has as many proxied connections open as kilnd allows (--proxy-max-connections) */
+/** HTTP 503: the sandbox has as many proxied connections open as kilnd allows (256) */
 export class ProxyConnectionLimitError extends KilnError {
   static readonly code = 'PROXY_CONNECTION_LIMIT';
   constructor(message: string, opts: KilnErrorOptions = {}) {
