@@ -220,6 +220,25 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     assert.equal((await send({ host: hostOf(8001), path: '/', headers: auth() })).status, 403);
   });
 
+  fx.test('CLI: kiln port expose / ls / rm and kiln url (signed for a private port, plain for a public one)', async () => {
+    const exposed = await fx.cli(['port', 'expose', id, '8002', '--public']);
+    assert.equal(exposed.code, 0, exposed.stderr);
+    assert.equal(exposed.stdout.toString(), `8002 public http://${hostOf(8002)}/\n`);
+    const ls = await fx.cli(['port', 'ls', id]);
+    assert.match(ls.stdout.toString(), new RegExp(`^${PORT}\\s+private\\s+http://${hostOf(PORT).replace(/[.]/g, '\\.')}/$`, 'm'));
+    assert.match(ls.stdout.toString(), /^8002\s+public\s+/m);
+    assert.equal((await fx.cli(['url', id, '8002'])).stdout.toString(), `http://${hostOf(8002)}/\n`);
+    const signed = (await fx.cli(['url', id, String(PORT)])).stdout.toString().trim();
+    const u = new URL(signed);
+    assert.equal(u.host, hostOf(PORT));
+    assert.ok(u.searchParams.get('kiln_sig'));
+    assert.equal((await send({ host: u.host, path: `${u.pathname}${u.search}` })).status, 200);
+    assert.equal((await fx.cli(['port', 'rm', id, '8002'])).code, 0);
+    const rm = await fx.cli(['port', 'rm', id, '8002']);
+    assert.notEqual(rm.code, 0);
+    assert.match(rm.stderr, /PORT_NOT_FOUND/);
+  });
+
   fx.test('headless Chromium opens a signed URL; the page and its script (by cookie) load', async () => {
     const missing = browserMissing();
     if (missing) return void process.stderr.write(`skipped: ${missing}\n`);
@@ -242,6 +261,36 @@ describe('sandbox proxy', { skip: skip ?? false }, () => {
     assert.match(text, new RegExp(`kiln_proxy_bytes_total\\{sandbox="${id}",port="${PORT}",direction="out"\\} \\d+`));
     const flows = await fx.client.call<{ flows: Array<{ src: string; dstPort: number; bytesOut: number }> }>('GET', `/v1/sandboxes/${id}/network/flows`);
     assert.ok(flows.flows.some((f) => f.src === 'kiln-proxy' && f.dstPort === PORT && f.bytesOut > 0), JSON.stringify(flows.flows));
+  });
+
+  fx.test('a sandbox destroyed mid-stream: the open response ends (no hang), the next request is 404', async () => {
+    const other = (await fx.client.create({})) as unknown as { id: string; accessToken: string };
+    let code: number | null = null;
+    for await (const ev of fx.client.exec(other.id, { shell: `echo ${Buffer.from(GUEST_SERVER).toString('base64')} | base64 -d > /tmp/srv.js && (setsid nohup /opt/kiln/bin/node /tmp/srv.js ${PORT} > /tmp/srv.log 2>&1 &) && for i in $(seq 600); do grep -q listening /tmp/srv.log && exit 0; sleep 0.1; done; exit 1` })) {
+      if (ev.type === 'exit') code = ev.exitCode;
+    }
+    assert.equal(code, 0);
+    await fx.client.call('POST', `/v1/sandboxes/${other.id}/ports`, { port: PORT, public: true });
+    let destroyed: Promise<void> = Promise.resolve();
+    const ended = await new Promise<{ events: string[]; complete: boolean }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: proxyPort, path: '/sse', headers: { host: hostOf(PORT, other.id) } }, (res) => {
+        const events: string[] = [];
+        res.on('data', (b: Buffer) => {
+          events.push(b.toString());
+          if (events.length === 1) destroyed = fx.client.destroy(other.id);
+        });
+        res.on('error', () => undefined);
+        res.on('close', () => resolve({ events, complete: res.complete }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(ended.complete, false, 'the stream was cut short, not completed');
+    assert.match(ended.events[0] ?? '', /event 1/);
+    await destroyed;
+    const after = await send({ host: hostOf(PORT, other.id), path: '/' });
+    assert.equal(after.status, 404);
+    assert.equal(errCode(after), 'SANDBOX_NOT_FOUND');
   });
 
   fx.test('an auto-paused sandbox is woken by a proxied request, which gets the right answer', async () => {
