@@ -21,6 +21,7 @@ export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInf
 }
 
 /** /v1/info as a tenant key sees it: the version, the image and the accelerator, no host paths. */
-export function tenantInfo(i: SystemInfo): Pick<SystemInfo, 'version' | 'image' | 'jail'> & { driver: { accel: unknown }; proxy: { url: string } | null } {
-  return { version: i.version, image: i.image, driver: { accel: i.driver.accel }, jail: i.jail ? { mode: i.jail.mode, reason: '' } : null, proxy: i.proxy ? { url: i.proxy.url } : null };
+export function tenantInfo(i: SystemInfo): Pick<SystemInfo, 'version' | 'image' | 'jail'> & { driver: { accel: unknown } } {
+  // (No proxy here: a tenant gets its ports' URLs from the ports API.)
+  return { version: i.version, image: i.image, driver: { accel: i.driver.accel }, jail: i.jail ? { mode: i.jail.mode, reason: '' } : null };
 }
