@@ -30,6 +30,8 @@ import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
+import { ProxyService } from './proxy/service.js';
+import type { ManagerObserver } from './sandbox/observer.js';
 import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
@@ -37,6 +39,9 @@ export interface Daemon {
   app: FastifyInstance;
   /** The TCP listener's address, when there is one. */
   tcp: TcpListener['address'] | null;
+  /** The sandbox proxy (docs/ports.md); its listener's address when it has one. */
+  proxy: ProxyService;
+  proxyAddress: { host: string; port: number; tls: boolean } | null;
   tenants: TenantStore;
   manager: SandboxManager;
   templates: TemplateService;
@@ -88,6 +93,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     : null;
   await network?.init();
 
+  // The proxy's ports and token of a sandbox go with it (set once the proxy exists, below).
+  let proxy: ProxyService | null = null;
+  const observer: ManagerObserver = {
+    ...obs.observer,
+    transition: (rec, from, to) => {
+      obs.observer.transition?.(rec, from, to);
+      if (to === 'destroyed') proxy?.forget(rec.id);
+    },
+  };
   const manager = new SandboxManager({
     stateDir: config.stateDir,
     store,
@@ -98,7 +112,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     connectAgent,
     templates: config.templates ? templates : null,
     poolSize: config.templates ? config.poolSize : 0,
-    observer: obs.observer,
+    observer,
     bootTimeoutMs: config.bootTimeoutMs,
     restoredDockerCheckMs: config.restoredDockerCheckMs,
     network,
@@ -133,9 +147,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
 
   const tenants = new TenantStore(store.sql);
   const admission = new TenantAdmission(tenants, () => manager.records());
+  proxy = new ProxyService(
+    { listen: config.proxyListen, domain: config.proxyDomain, tlsCert: config.proxyTlsCert, tlsKey: config.proxyTlsKey, publicUrl: config.proxyPublicUrl },
+    { db: store.sql, stateDir: config.stateDir, manager, tenants, audit: obs.audit, registry: obs.metrics.registry, logger },
+  );
+  const proxySvc = proxy;
   const app = await buildApi({
     manager,
     tenancy: { store: tenants, admission },
+    proxy: proxySvc,
     // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
     mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
@@ -151,17 +171,21 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
+      proxy: proxySvc.info(),
     }),
   });
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
   let tcp: TcpListener | null = null;
+  let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;
   try {
     if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
     if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
+    proxyAddress = await proxySvc.listen();
   } catch (err) {
+    await tenantSocket?.close();
     await tcp?.close();
     await app.close();
     throw err;
@@ -169,13 +193,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   manager.start();
   reaper.start();
   balancer.start();
-  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null }, 'kilnd listening');
+  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null, proxy: proxyAddress }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     app,
     tcp: tcp?.address ?? null,
+    proxy: proxySvc,
+    proxyAddress,
     tenants,
     manager,
     templates,
@@ -183,6 +209,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await proxySvc.close();
         await tenantSocket?.close();
         await app.close();
         await reaper.stop();
