@@ -51,7 +51,7 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
   });
 
   app.delete<Id>('/sandboxes/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    const f = find(req, req.params.id);
+    const f = findSandbox(req, manager, store, req.params.id, { kill: true });
     await manager.destroy(f.rec.id);
     store.delete(f.rec.id);
     return reply.status(204).send();
