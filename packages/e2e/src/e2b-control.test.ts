@@ -3,7 +3,8 @@
  * control plane: a test kilnd with a TCP listener, E2B-shaped keys from `kiln key create --e2b`,
  * and the SDK configured by the three variables only (E2B_API_URL, E2B_SANDBOX_URL, E2B_API_KEY).
  * Create with metadata and envs, getInfo, Sandbox.list with metadata filters and paging,
- * setTimeout, betaPause + connect resuming with files intact, kill (and of a missing id:
+ * setTimeout, betaPause + connect resuming with files intact, lifecycle onTimeout 'pause',
+ * kill (and of a missing id:
  * false), a wrong key (AuthenticationError), and tenancy (another tenant's key neither sees nor
  * kills the sandbox).
  */
@@ -91,6 +92,26 @@ describe('the e2b SDK against kiln: control plane', { skip: skip ?? false }, () 
     assert.equal(check.out, 'kept\nalive\n');
     // connect on a running sandbox is fine too (200).
     assert.equal((await Sandbox.connect(sbx.sandboxId)).sandboxId, sbx.sandboxId);
+  });
+
+  t("lifecycle onTimeout 'pause': at its timeout the sandbox pauses (not killed), and connect resumes it with its files", async () => {
+    const p = await Sandbox.create({ timeoutMs: 600_000, lifecycle: { onTimeout: 'pause' }, metadata: { suite: run, role: 'pauses' } });
+    fx.track(p.sandboxId);
+    const setup = await fx.daemon.sh(`sb-${p.sandboxId}`, 'echo still-here > /tmp/e2b-timeout.txt');
+    assert.equal(setup.code, 0, setup.all);
+    assert.equal((await p.getInfo()).lifecycle?.onTimeout, 'pause');
+    // Nothing runs in the guest from here until it is resumed (a pause freezes a call in flight).
+    await p.setTimeout(2000);
+    let state = '';
+    for (let i = 0; i < 300 && state !== 'paused'; i++) {
+      state = (await p.getInfo()).state;
+      if (state !== 'paused') await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(state, 'paused', 'paused at its timeout');
+    const back = await Sandbox.connect(p.sandboxId, { timeoutMs: 60_000 });
+    assert.equal((await back.getInfo()).state, 'running');
+    assert.equal((await fx.daemon.sh(`sb-${p.sandboxId}`, 'cat /tmp/e2b-timeout.txt')).out, 'still-here\n');
+    assert.equal(await back.kill(), true);
   });
 
   t('Sandbox.getMetrics answers E2B metric fields', async () => {

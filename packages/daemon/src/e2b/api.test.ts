@@ -203,7 +203,7 @@ test('E2B: what kiln cannot do is 501 E2B_UNSUPPORTED naming the feature; a bad 
     const key = mint(h, 'acme');
     const post = (path: string, body: unknown) => e2b(h, key, path, { method: 'POST', body: JSON.stringify(body) });
     const cases: Array<[string, unknown, RegExp]> = [
-      ['/v2/sandboxes', { templateID: 'base', autoPause: true }, /autoPause/],
+      ['/v2/sandboxes', { templateID: 'base', autoResume: { enabled: true } }, /autoResume/],
       ['/v2/sandboxes', { templateID: 'base', volumeMounts: [{ name: 'v', path: '/mnt' }] }, /volumeMounts/],
       ['/v2/sandboxes', { templateID: 'base', mcp: { x: {} } }, /mcp/],
     ];

@@ -20,6 +20,7 @@ import { registerLifecycleRoutes } from './lifecycle-routes.js';
 import { registerListRoutes } from './list.js';
 import { registerMetricsLogsRoutes, type E2bObservability } from './metrics-logs.js';
 import type { E2bStore } from './store.js';
+import type { PauseOnTimeout } from './on-timeout.js';
 import type { E2bContext } from './views.js';
 
 export interface E2bApiOptions {
@@ -32,6 +33,8 @@ export interface E2bApiOptions {
   logger: Logger;
   /** Read on each answer (the domain may be known only once the listener is bound). */
   ctx: E2bContext;
+  /** Pause-on-timeout timers (lifecycle.onTimeout 'pause'). */
+  onTimeout: PauseOnTimeout;
   /** kiln's audit hooks (every E2B call gets an `api` record, as kiln's API calls do); absent in some unit tests. */
   audit?: ApiObservability['registerHooks'];
 }
@@ -63,10 +66,10 @@ export async function buildE2bApi(o: E2bApiOptions): Promise<FastifyInstance> {
   o.audit?.(app, e2bActor, { sandboxOf: e2bAuditSandbox, errorCodeOf: e2bAuditErrorCode });
   registerE2bEnforce(app);
   app.get('/health', async () => ({ message: 'Health check successful' }));
-  registerCreateRoutes(app, { manager: o.manager, admission: o.admission, templates: o.templates, store: o.store, ctx: o.ctx });
+  registerCreateRoutes(app, { manager: o.manager, admission: o.admission, templates: o.templates, store: o.store, ctx: o.ctx, onTimeout: o.onTimeout });
   registerListRoutes(app, o.manager, o.store);
   registerMetricsLogsRoutes(app, o.manager, o.store, o.obs);
-  registerLifecycleRoutes(app, o.manager, o.store, o.ctx);
+  registerLifecycleRoutes(app, o.manager, o.store, o.ctx, o.onTimeout);
   for (const [method, url, feature] of UNSUPPORTED) {
     app.route({ method: method as 'GET', url, handler: async () => { throw unsupported(feature); } });
   }

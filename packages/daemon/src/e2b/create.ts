@@ -10,8 +10,9 @@
  *    the data plane (e2b-envd) applies to each process under the per-call envs.
  *  - secure / envdAccessToken: every sandbox has a token (store.ts); `secure` changes nothing.
  *  - allow_internet_access: false → kiln's `none` network preset.
- *  - autoPause/autoResume (pause instead of kill at the timeout), mcp, network egress rules,
- *    iam tokens and volumeMounts: 501 E2B_UNSUPPORTED naming the field.
+ *  - autoPause (lifecycle.onTimeout 'pause') and autoResume: on-timeout.ts; autoPauseMemory
+ *    false (a filesystem-only pause) is not kiln's: a pause always keeps memory.
+ *  - mcp, network egress rules, iam tokens and volumeMounts: 501 E2B_UNSUPPORTED naming the field.
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
@@ -23,6 +24,7 @@ import { assertTemplateVisible } from '../tenancy/templates.js';
 import type { TemplateService } from '../template/service.js';
 import { e2bTenant } from './auth.js';
 import { unsupported } from './errors.js';
+import type { PauseOnTimeout } from './on-timeout.js';
 import { newAccessToken, type E2bStore } from './store.js';
 import { BASE_TEMPLATE, sandboxBody, type E2bContext } from './views.js';
 
@@ -49,8 +51,7 @@ export type NewSandbox = Static<typeof NewSandboxBody>;
 
 /** What of a create body kiln cannot honour, or null. */
 export function unsupportedField(b: NewSandbox): string | null {
-  if (b.autoPause) return "lifecycle.onTimeout 'pause' (autoPause: pause instead of kill at the timeout)";
-  if (b.autoResume?.enabled) return 'lifecycle.autoResume';
+  if (b.autoResume?.enabled && !b.autoPause) return "lifecycle.autoResume without onTimeout 'pause'";
   if (b.mcp !== undefined && b.mcp !== null) return 'mcp (the MCP gateway)';
   if (b.network !== undefined && b.network !== null && Object.keys(b.network as object).length > 0) return 'network (egress rules at create; kiln has its own network policy API)';
   if (b.iam !== undefined && b.iam !== null) return 'iam (workload identity tokens)';
@@ -61,7 +62,8 @@ export function unsupportedField(b: NewSandbox): string | null {
 /** The kiln create input of an E2B create body. */
 export function specOf(b: NewSandbox): SpecInput {
   return {
-    timeoutMs: (b.timeout ?? DEFAULT_TIMEOUT_S) * 1000,
+    // A sandbox that pauses at its timeout has no kiln timeout (which destroys): on-timeout.ts.
+    timeoutMs: b.autoPause ? 0 : (b.timeout ?? DEFAULT_TIMEOUT_S) * 1000,
     ...(b.envVars ? { env: b.envVars } : {}),
     ...(b.templateID !== BASE_TEMPLATE ? { template: b.templateID } : {}),
     ...(b.allow_internet_access === false ? { network: { preset: 'none' as const } } : {}),
@@ -74,6 +76,7 @@ export interface CreateDeps {
   templates: TemplateService | null;
   store: E2bStore;
   ctx: E2bContext;
+  onTimeout: PauseOnTimeout;
 }
 
 export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void {
@@ -85,7 +88,9 @@ export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void 
       if (missing) throw unsupported(missing);
       if (b.templateID !== BASE_TEMPLATE) await assertTemplateVisible(req, d.templates, b.templateID);
       const owners = tenancyOf(req);
-      const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken() };
+      const timeoutS = b.timeout ?? DEFAULT_TIMEOUT_S;
+      const lifecycle = b.autoPause ? { onTimeout: 'pause' as const, autoResume: b.autoResume?.enabled === true, timeoutS, endAt: null } : {};
+      const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken(), ...lifecycle };
       const rec = await d.manager.create(specOf(b), {
         wait: true,
         own: (id) => {
@@ -94,6 +99,7 @@ export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void 
         },
         ...(d.admission ? { admit: (spec) => (d.admission as TenantAdmission).admit(tenant, spec) } : {}),
       });
+      if (b.autoPause && timeoutS > 0) d.onTimeout.arm(rec.id, Date.now() + timeoutS * 1000);
       return reply.status(201).send(sandboxBody(rec, { sandboxId: rec.id, ...row }, d.ctx));
     });
   }

@@ -45,6 +45,8 @@ export class E2bFront {
     private readonly manager: SandboxManager,
     private readonly store: E2bStore,
     private readonly control: (req: IncomingMessage, res: ServerResponse) => void,
+    /** lifecycle.autoResume: resumes a paused sandbox created with it (on-timeout.ts). */
+    private readonly autoResume: (id: string) => Promise<void> = async () => undefined,
   ) {}
 
   /** Takes the request if it is E2B's (true), else leaves it to kiln's API (false). */
@@ -74,8 +76,10 @@ export class E2bFront {
     const row = this.store.ensure(found.id, found.spec.template ?? BASE_TEMPLATE);
     const access = envdAccess(req.method ?? 'GET', req.url ?? '/', req.headers, accessTokenOf(found, row));
     if (!access.ok) return json(res, 401, { code: 401, message: access.message });
-    // Traffic wakes a sandbox that auto-pause paused; one the user paused stays paused and is
-    // not running for the SDK (502, as E2B's proxy answers; isRunning() is false).
+    // Traffic wakes a sandbox that auto-pause paused, and one created with E2B's autoResume;
+    // one the user paused stays paused and is not running for the SDK (502, as E2B's proxy
+    // answers; isRunning() is false).
+    if (found.state === 'paused' && row.autoResume) await this.autoResume(found.id);
     const rec = await this.manager.wake(found.id);
     if (rec.state !== 'running') return json(res, 502, { sandboxId: e2bId, message: `The sandbox is ${rec.state}`, code: 502 });
     const portRaw = req.headers['e2b-sandbox-port'];

@@ -10,6 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { buildE2bApi, type E2bApiOptions } from './app.js';
 import { E2bFront } from './dispatch.js';
 import { E2bStore } from './store.js';
+import { PauseOnTimeout } from './on-timeout.js';
 import type { E2bContext } from './views.js';
 
 export { E2bFront, ENVD_PORT, type DataPlaneHandler } from './dispatch.js';
@@ -24,14 +25,25 @@ export interface E2bLayer {
   close(): Promise<void>;
 }
 
-export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx'> & { domain: string | null }): Promise<E2bLayer> {
+export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx' | 'onTimeout'> & { domain: string | null }): Promise<E2bLayer> {
   const store = new E2bStore(db);
   store.prune(new Set(o.manager.records().map((r) => r.id)));
   const ctx: E2bContext = { domain: o.domain };
-  const app = await buildE2bApi({ ...o, store, ctx });
+  const onTimeout = new PauseOnTimeout(o.manager, store, o.logger);
+  onTimeout.restore();
+  const app = await buildE2bApi({ ...o, store, ctx, onTimeout });
   const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;
-  const front = new E2bFront(o.manager, store, route);
-  return { app, front, store, ctx, close: () => app.close() };
+  const front = new E2bFront(o.manager, store, route, (id) => onTimeout.resumeOnTraffic(id));
+  return {
+    app,
+    front,
+    store,
+    ctx,
+    close: async () => {
+      onTimeout.close();
+      await app.close();
+    },
+  };
 }
 
 /**

@@ -10,12 +10,15 @@
  *   POST   /sandboxes/{id}/resume          {timeout?: s} → 201 Sandbox; 409 if it is running (SDK ≤2.4)
  * A paused sandbox does not expire (E2B keeps paused sandboxes until they are killed or
  * resumed): pausing clears its timeout, and resuming sets it again (the given one, else 300 s).
+ * A sandbox created with lifecycle.onTimeout 'pause' has no kiln timeout: its end is the pause
+ * timer's (on-timeout.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { KilnError } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { DEFAULT_TIMEOUT_S } from './create.js';
+import type { PauseOnTimeout } from './on-timeout.js';
 import { findSandbox, type Found } from './lookup.js';
 import type { E2bStore } from './store.js';
 import { detailBody, sandboxBody, type E2bContext } from './views.js';
@@ -30,13 +33,22 @@ const PauseBody = Type.Object({ memory: Type.Optional(Type.Boolean()) });
 
 const conflict = (msg: string): KilnError => new KilnError('E2B_STATE_CONFLICT', msg, { status: 409 });
 
-export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxManager, store: E2bStore, ctx: E2bContext): void {
+export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxManager, store: E2bStore, ctx: E2bContext, onTimeout: PauseOnTimeout): void {
   const find = (req: Parameters<typeof findSandbox>[0], id: string): Found => findSandbox(req, manager, store, id);
+  const pausesAtTimeout = (f: Found): boolean => f.row.onTimeout === 'pause';
+
+  /** Sets the end to now + s: kiln's timeout, or the pause timer of a pause-on-timeout sandbox (0 = none). */
+  const setEnd = (f: Found, s: number): void => {
+    if (!pausesAtTimeout(f)) return void manager.setTimeout(f.rec.id, s * 1000);
+    if (s > 0) onTimeout.arm(f.rec.id, Date.now() + s * 1000);
+    else onTimeout.clear(f.rec.id, { forget: true });
+  };
 
   /** Extends (never shortens) a running sandbox's end to now + s. */
   const extend = (f: Found, s: number | undefined): void => {
-    if (s === undefined || f.rec.expiresAt === null) return;
-    if (Date.now() + s * 1000 > f.rec.expiresAt) manager.setTimeout(f.rec.id, s * 1000);
+    const end = pausesAtTimeout(f) ? (f.row.endAt ?? null) : f.rec.expiresAt;
+    if (s === undefined || end === null) return;
+    if (Date.now() + s * 1000 > end) setEnd(f, s);
   };
 
   /**
@@ -51,7 +63,7 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
       return;
     }
     await manager.resume(f.rec.id);
-    manager.setTimeout(f.rec.id, (s ?? DEFAULT_TIMEOUT_S) * 1000);
+    setEnd(f, s ?? DEFAULT_TIMEOUT_S);
   };
 
   app.get<Id>('/sandboxes/:id', { schema: { params: IdParams } }, async (req) => {
@@ -61,14 +73,14 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
 
   app.delete<Id>('/sandboxes/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const f = findSandbox(req, manager, store, req.params.id, { kill: true });
+    onTimeout.clear(f.rec.id);
     await manager.destroy(f.rec.id);
     store.delete(f.rec.id);
     return reply.status(204).send();
   });
 
   app.post<Id & { Body: Static<typeof TimeoutBody> }>('/sandboxes/:id/timeout', { schema: { params: IdParams, body: TimeoutBody } }, async (req, reply) => {
-    const f = find(req, req.params.id);
-    manager.setTimeout(f.rec.id, req.body.timeout * 1000);
+    setEnd(find(req, req.params.id), req.body.timeout);
     return reply.status(204).send();
   });
 
@@ -81,7 +93,8 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
     const f = find(req, req.params.id);
     if (f.rec.state === 'paused') throw conflict(`sandbox "${req.params.id}" is already paused`);
     await manager.pause(f.rec.id);
-    manager.setTimeout(f.rec.id, 0);
+    if (pausesAtTimeout(f)) onTimeout.clear(f.rec.id);
+    else manager.setTimeout(f.rec.id, 0);
     return reply.status(204).send();
   });
 

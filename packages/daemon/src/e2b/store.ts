@@ -17,6 +17,14 @@ export interface E2bRow {
   metadata: Record<string, string>;
   templateId: string;
   accessToken: string;
+  /** What the timeout does: kill (kiln's own timeout, the default) or pause (E2B's lifecycle.onTimeout 'pause': on-timeout.ts). */
+  onTimeout?: 'kill' | 'pause';
+  /** With onTimeout pause: traffic to the sandbox resumes it (lifecycle.autoResume). */
+  autoResume?: boolean;
+  /** With onTimeout pause: the timeout it was created with, s (an auto-resume arms it again). */
+  timeoutS?: number;
+  /** With onTimeout pause: when it pauses (ms since the epoch); null while paused. */
+  endAt?: number | null;
 }
 
 const SCHEMA = `
@@ -24,7 +32,11 @@ CREATE TABLE IF NOT EXISTS e2b_sandboxes (
   sandbox_id TEXT PRIMARY KEY,
   metadata TEXT NOT NULL,
   template_id TEXT NOT NULL,
-  access_token TEXT NOT NULL
+  access_token TEXT NOT NULL,
+  on_timeout TEXT NOT NULL DEFAULT 'kill',
+  auto_resume INTEGER NOT NULL DEFAULT 0,
+  timeout_s INTEGER NOT NULL DEFAULT 0,
+  end_at INTEGER
 );
 `;
 
@@ -33,9 +45,22 @@ interface Row {
   metadata: string;
   template_id: string;
   access_token: string;
+  on_timeout: string;
+  auto_resume: number;
+  timeout_s: number;
+  end_at: number | null;
 }
 
-const rowOf = (r: Row): E2bRow => ({ sandboxId: r.sandbox_id, metadata: JSON.parse(r.metadata) as Record<string, string>, templateId: r.template_id, accessToken: r.access_token });
+const rowOf = (r: Row): E2bRow => ({
+  sandboxId: r.sandbox_id,
+  metadata: JSON.parse(r.metadata) as Record<string, string>,
+  templateId: r.template_id,
+  accessToken: r.access_token,
+  onTimeout: r.on_timeout === 'pause' ? 'pause' : 'kill',
+  autoResume: r.auto_resume === 1,
+  timeoutS: r.timeout_s,
+  endAt: r.end_at,
+});
 
 /** A new envd access token: 32 random bytes, hex (256 bits). */
 export const newAccessToken = (): string => randomBytes(32).toString('hex');
@@ -47,8 +72,18 @@ export class E2bStore {
 
   put(row: E2bRow): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO e2b_sandboxes (sandbox_id, metadata, template_id, access_token) VALUES (?, ?, ?, ?)')
-      .run(row.sandboxId, JSON.stringify(row.metadata), row.templateId, row.accessToken);
+      .prepare('INSERT OR REPLACE INTO e2b_sandboxes (sandbox_id, metadata, template_id, access_token, on_timeout, auto_resume, timeout_s, end_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(row.sandboxId, JSON.stringify(row.metadata), row.templateId, row.accessToken, row.onTimeout ?? 'kill', row.autoResume ? 1 : 0, row.timeoutS ?? 0, row.endAt ?? null);
+  }
+
+  /** Sets when a pause-on-timeout sandbox pauses (null: not armed). */
+  setEndAt(sandboxId: string, endAt: number | null): void {
+    this.db.prepare('UPDATE e2b_sandboxes SET end_at = ? WHERE sandbox_id = ?').run(endAt, sandboxId);
+  }
+
+  /** Rows of pause-on-timeout sandboxes with an end set (to arm their timers at start). */
+  armed(): E2bRow[] {
+    return (this.db.prepare("SELECT * FROM e2b_sandboxes WHERE on_timeout = 'pause' AND end_at IS NOT NULL").all() as Row[]).map(rowOf);
   }
 
   get(sandboxId: string): E2bRow | null {
@@ -63,9 +98,8 @@ export class E2bStore {
   ensure(sandboxId: string, templateId: string): E2bRow {
     const cur = this.get(sandboxId);
     if (cur) return cur;
-    const row = { sandboxId, metadata: {}, templateId, accessToken: newAccessToken() };
-    this.put(row);
-    return row;
+    this.put({ sandboxId, metadata: {}, templateId, accessToken: newAccessToken() });
+    return this.get(sandboxId) as E2bRow;
   }
 
   /** Drops the rows of sandboxes that no longer exist (destroyed at their timeout, or by kiln's API); returns how many. */

@@ -32,8 +32,8 @@ export const accessTokenOf = (r: SandboxRecord, e: E2bRow): string => (r as Sand
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const templateOf = (r: SandboxRecord, e: E2bRow): string => e.templateId || (r.spec.template ?? BASE_TEMPLATE);
-/** No timeout (kiln's 0) is shown as a far end, as E2B has no such state. */
-const endAt = (r: SandboxRecord): string => iso(r.expiresAt ?? Date.UTC(9999, 11, 31));
+/** No timeout (kiln's 0) is shown as a far end, as E2B has no such state; a pause-on-timeout sandbox's end is its pause timer's. */
+const endAt = (r: SandboxRecord, e: E2bRow): string => iso((e.onTimeout === 'pause' ? e.endAt : r.expiresAt) ?? Date.UTC(9999, 11, 31));
 
 export function sandboxBody(r: SandboxRecord, e: E2bRow, ctx: E2bContext) {
   const t = templateOf(r, e);
@@ -57,7 +57,7 @@ export function listedBody(r: SandboxRecord, e: E2bRow) {
     sandboxID: e2bIdOf(r.id),
     clientID: CLIENT_ID,
     startedAt: iso(r.readyAt ?? r.createdAt),
-    endAt: endAt(r),
+    endAt: endAt(r, e),
     cpuCount: r.spec.vcpus,
     memoryMB: r.spec.memoryMiB,
     diskSizeMB: r.spec.diskGiB * 1024,
@@ -74,6 +74,6 @@ export function detailBody(r: SandboxRecord, e: E2bRow, ctx: E2bContext) {
     envdAccessToken: accessTokenOf(r, e),
     domain: ctx.domain,
     allowInternetAccess: (r.spec.network?.preset ?? 'default') !== 'none',
-    lifecycle: { autoResume: false, onTimeout: 'kill' },
+    lifecycle: { autoResume: e.autoResume ?? false, onTimeout: e.onTimeout ?? 'kill' },
   };
 }
