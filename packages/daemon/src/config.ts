@@ -59,6 +59,8 @@ export interface DaemonConfig {
   proxyTlsKey: string | null;
   /** The scheme, host suffix and port of proxy URLs when clients reach the proxy through another reverse proxy (e.g. "https://preview.example.com"); default derived from the listener ($KILN_PROXY_PUBLIC_URL). */
   proxyPublicUrl: string | null;
+  /** `domain` in E2B answers (getHost(port) = `<port>-<id>.<domain>`). Default `localhost:<TCP port>` ($KILN_E2B_DOMAIN; docs/e2b.md). */
+  e2bDomain: string | null;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -87,4 +89,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   proxyTlsCert: null,
   proxyTlsKey: null,
   proxyPublicUrl: null,
+  e2bDomain: process.env.KILN_E2B_DOMAIN || null,
 };

@@ -20,6 +20,7 @@ export interface DaemonFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustedProxies?: string;
+  e2bDomain?: string;
   eventsMaxAgeDays?: string;
   eventsMaxRows?: string;
   insecureNoJail?: boolean;
@@ -53,6 +54,7 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--proxy-tls-key <PEM>', 'TLS private key of the proxy listener ($KILN_PROXY_TLS_KEY)'],
   ['--proxy-public-url <URL>', 'scheme://domain[:port] under which clients reach the proxy, when it runs behind another reverse proxy (default from the listener; $KILN_PROXY_PUBLIC_URL)'],
   ['--trusted-proxies <IP,…>', 'reverse proxies whose X-Forwarded-For is believed (default none; $KILN_TRUSTED_PROXIES)'],
+  ['--e2b-domain <DOMAIN>', 'domain in E2B API answers: sandbox.getHost(port) is <port>-<id>.<DOMAIN> (default localhost:<TCP port>; $KILN_E2B_DOMAIN)'],
 ];
 
 const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -87,6 +89,7 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
     ...(listen ? { listen } : {}),
     ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
     ...(proxies ? { trustedProxies: proxies } : {}),
+    ...(o.e2bDomain ? { e2bDomain: o.e2bDomain } : {}),
     ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
     ...(proxyListen ? { proxyListen } : {}),
     ...(proxyDomain ? { proxyDomain: proxyDomain.toLowerCase() } : {}),

@@ -32,6 +32,7 @@ import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
 import { ProxyService } from './proxy/service.js';
 import type { ManagerObserver } from './sandbox/observer.js';
+import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
 import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
@@ -43,6 +44,8 @@ export interface Daemon {
   proxy: ProxyService;
   proxyAddress: { host: string; port: number; tls: boolean } | null;
   tenants: TenantStore;
+  /** The E2B-compatible API (docs/e2b.md); the data plane registers in `e2b.front.portHandlers`. */
+  e2b: E2bLayer;
   manager: SandboxManager;
   templates: TemplateService;
   logger: Logger;
@@ -177,19 +180,23 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
+  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: null });
   let tcp: TcpListener | null = null;
   let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;
   try {
-    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies, fronts: [(req, res) => e2b.front.handle(req, res)] });
     if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
     proxyAddress = await proxySvc.listen();
   } catch (err) {
     await tenantSocket?.close();
     await tcp?.close();
+    await e2b.close();
     await app.close();
     throw err;
   }
+  e2b.ctx.domain = e2bDomain(config.e2bDomain, tcp?.address ?? null);
   manager.start();
   reaper.start();
   balancer.start();
@@ -203,6 +210,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     proxy: proxySvc,
     proxyAddress,
     tenants,
+    e2b,
     manager,
     templates,
     logger,
@@ -211,6 +219,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await tcp?.close();
         await proxySvc.close();
         await tenantSocket?.close();
+        await e2b.close();
         await app.close();
         await reaper.stop();
         balancer.stop();
