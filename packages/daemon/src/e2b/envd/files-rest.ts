@@ -1,0 +1,106 @@
+/**
+ * envd's REST file transfer:
+ *   GET  /files?path=&username=   the file's bytes (application/octet-stream); 404/400 JSON {code, message}
+ *   POST /files?path=&username=   multipart/form-data (field `file`, several parts at once, each
+ *                                 part's filename its path when `path` is absent) or a raw
+ *                                 application/octet-stream body → 200 [{path, name, type:"file"}]
+ * Uploads are written by the user itself in the guest (parents created, mode by its umask,
+ * owned by it); downloads stream from the agent's file.read with flow control.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { posix } from 'node:path';
+import type { GuestAgent } from '../../sandbox/guest-agent.js';
+import { runAs, shellError } from './guest-shell.js';
+import { resolvePath, userFromQuery } from './user.js';
+import { ConnectError } from './connect-codec.js';
+import { guestError } from './proc-errors.js';
+
+/** Most bytes of one multipart upload (parsed in memory; streams go as octet-stream). */
+export const MAX_MULTIPART_BYTES = 512 * 1024 * 1024;
+
+const WRITE = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"';
+
+const HTTP_STATUS: Record<string, number> = { not_found: 404, invalid_argument: 400, permission_denied: 403, already_exists: 409, resource_exhausted: 507, unavailable: 502 };
+
+export function sendRestError(res: ServerResponse, err: unknown): void {
+  const e = err instanceof ConnectError ? err : guestError(err);
+  const status = HTTP_STATUS[e.code] ?? 500;
+  const body = Buffer.from(JSON.stringify({ code: status, message: e.message }));
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+async function writeAs(agent: GuestAgent, user: string, path: string, data: AsyncIterable<Buffer>): Promise<{ path: string; name: string; type: 'file' }> {
+  const r = await runAs(agent, user, ['sh', '-c', WRITE, 'sh', path], { cwd: '/', stdin: data });
+  if (r.exitCode !== 0) throw shellError(r, `write ${path}`);
+  return { path, name: posix.basename(path), type: 'file' };
+}
+
+async function* chunks(b: Buffer): AsyncGenerator<Buffer> {
+  for (let at = 0; at < b.length; at += 256 * 1024) yield b.subarray(at, at + 256 * 1024);
+}
+
+export async function uploadFiles(agent: GuestAgent, req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+  const user = userFromQuery(url.searchParams.get('username'));
+  const pathParam = url.searchParams.get('path');
+  const ct = (req.headers['content-type'] ?? '').toLowerCase();
+  const written: Array<{ path: string; name: string; type: 'file' }> = [];
+  if (ct.startsWith('multipart/form-data')) {
+    // undici's multipart parser (the same the SDK's fetch uses), fed from the request.
+    const form = await new Response(Readable.toWeb(req) as ReadableStream, { headers: { 'content-type': req.headers['content-type'] as string } }).formData().catch((err: unknown) => {
+      throw new ConnectError('invalid_argument', `cannot parse multipart body: ${(err as Error).message}`);
+    });
+    const parts = form.getAll('file');
+    if (parts.length === 0) throw new ConnectError('invalid_argument', 'multipart body has no "file" part');
+    for (const part of parts) {
+      if (typeof part === 'string') throw new ConnectError('invalid_argument', 'the "file" part must be a file');
+      const target = pathParam ?? part.name;
+      if (!target) throw new ConnectError('invalid_argument', 'no path: give ?path= or a filename per part');
+      const bytes = Buffer.from(await part.arrayBuffer());
+      if (bytes.length > MAX_MULTIPART_BYTES) throw new ConnectError('resource_exhausted', `multipart upload larger than ${MAX_MULTIPART_BYTES} bytes: send application/octet-stream`);
+      written.push(await writeAs(agent, user, resolvePath(target, user), chunks(bytes)));
+    }
+  } else if (ct.startsWith('application/octet-stream') || ct === '') {
+    if (!pathParam) throw new ConnectError('invalid_argument', 'an application/octet-stream upload needs ?path=');
+    const gz = String(req.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
+    const src: AsyncIterable<Buffer> = gz ? req.pipe(createGunzip()) : req;
+    written.push(await writeAs(agent, user, resolvePath(pathParam, user), src));
+  } else {
+    throw new ConnectError('invalid_argument', `unsupported content type ${JSON.stringify(ct)}: multipart/form-data or application/octet-stream`);
+  }
+  const body = Buffer.from(JSON.stringify(written));
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+export async function downloadFile(agent: GuestAgent, url: URL, res: ServerResponse): Promise<void> {
+  const user = userFromQuery(url.searchParams.get('username'));
+  const p = url.searchParams.get('path');
+  if (!p) throw new ConnectError('invalid_argument', 'path is required');
+  const path = resolvePath(p, user);
+  let size: number;
+  try {
+    const st = await agent.stat(path);
+    if (st.type === 'dir') throw new ConnectError('invalid_argument', `path ${path} is a directory`);
+    size = st.size;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'NOT_FOUND') throw new ConnectError('not_found', `file ${path} not found`);
+    throw err;
+  }
+  const { stream, result } = agent.readFile(path);
+  res.once('close', () => {
+    if (!res.writableFinished) stream.destroy();
+  });
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+  for await (const chunk of stream) {
+    if (!res.write(chunk as Buffer)) await new Promise((r) => res.once('drain', r));
+  }
+  await result.catch(() => res.destroy());
+  res.end();
+}
