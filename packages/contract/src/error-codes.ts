@@ -88,6 +88,9 @@ const codes = {
   // The audit log.
   AUDIT_UNAVAILABLE: { status: 503, meaning: 'the audit log cannot be written; kilnd refuses audited requests until it can' },
   AUDIT_CORRUPT: { status: 500, meaning: 'the audit log file ends in something that is not an audit record' },
+  // The E2B-compatible control plane (docs/e2b.md).
+  E2B_UNSUPPORTED: { status: 501, meaning: 'the E2B SDK asked for a feature kiln does not have (details.feature names it)' },
+  E2B_STATE_CONFLICT: { status: 409, meaning: 'the E2B sandbox is not in a state that allows this (already paused, already running)' },
   // Errors the guest agent raised (api/guest-errors.ts adds the GUEST_ prefix to its wire code).
   GUEST_NOT_FOUND: { status: 404, meaning: 'no such file, directory or process in the guest' },
   GUEST_PERMISSION_DENIED: { status: 403, meaning: 'the guest refused access (permissions, read-only path)' },

@@ -50,6 +50,8 @@ export interface DaemonConfig {
   tlsKey: string | null;
   /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
   trustedProxies: string[];
+  /** `domain` in E2B answers (getHost(port) = `<port>-<id>.<domain>`). Default `localhost:<TCP port>` ($KILN_E2B_DOMAIN; docs/e2b.md). */
+  e2bDomain: string | null;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -73,4 +75,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   tlsCert: null,
   tlsKey: null,
   trustedProxies: [],
+  e2bDomain: process.env.KILN_E2B_DOMAIN || null,
 };

@@ -20,6 +20,7 @@ export interface DaemonFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustedProxies?: string;
+  e2bDomain?: string;
   eventsMaxAgeDays?: string;
   eventsMaxRows?: string;
   insecureNoJail?: boolean;
@@ -43,6 +44,7 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--tls-cert <PEM>', 'TLS certificate of the TCP listener (default none: plain HTTP; $KILN_TLS_CERT)'],
   ['--tls-key <PEM>', 'TLS private key of the TCP listener ($KILN_TLS_KEY)'],
   ['--trusted-proxies <IP,…>', 'reverse proxies whose X-Forwarded-For is believed (default none; $KILN_TRUSTED_PROXIES)'],
+  ['--e2b-domain <DOMAIN>', 'domain in E2B API answers: sandbox.getHost(port) is <port>-<id>.<DOMAIN> (default localhost:<TCP port>; $KILN_E2B_DOMAIN)'],
 ];
 
 const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -69,6 +71,7 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
     ...(listen ? { listen } : {}),
     ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
     ...(proxies ? { trustedProxies: proxies } : {}),
+    ...(o.e2bDomain ? { e2bDomain: o.e2bDomain } : {}),
     ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
     destroyOnExit: o.destroyOnExit ?? false,
     events: {

@@ -30,6 +30,7 @@ import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
+import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
 
 export interface Daemon {
   config: DaemonConfig;
@@ -37,6 +38,8 @@ export interface Daemon {
   /** The TCP listener's address, when there is one. */
   tcp: TcpListener['address'] | null;
   tenants: TenantStore;
+  /** The E2B-compatible API (docs/e2b.md); the data plane registers in `e2b.front.portHandlers`. */
+  e2b: E2bLayer;
   manager: SandboxManager;
   templates: TemplateService;
   logger: Logger;
@@ -153,13 +156,17 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
+  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, logger, domain: null });
   let tcp: TcpListener | null = null;
   try {
-    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies, fronts: [(req, res) => e2b.front.handle(req, res)] });
   } catch (err) {
+    await e2b.close();
     await app.close();
     throw err;
   }
+  e2b.ctx.domain = e2bDomain(config.e2bDomain, tcp?.address ?? null);
   manager.start();
   reaper.start();
   balancer.start();
@@ -171,12 +178,14 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     app,
     tcp: tcp?.address ?? null,
     tenants,
+    e2b,
     manager,
     templates,
     logger,
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await e2b.close();
         await app.close();
         await reaper.stop();
         balancer.stop();

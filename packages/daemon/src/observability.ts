@@ -17,7 +17,7 @@ import { registerLogRoutes } from './api/routes/logs.js';
 import { registerMetricsRoutes } from './api/routes/metrics.js';
 import { GuestLogs } from './logs/guest-logs.js';
 import { KilnMetrics } from './metrics/registry.js';
-import { ResourceSampler, type NetworkCounters } from './metrics/sampler.js';
+import { ResourceSampler, type NetworkCounters, type SandboxSample } from './metrics/sampler.js';
 import type { SandboxManager } from './sandbox/manager.js';
 import type { ManagerObserver } from './sandbox/observer.js';
 import type { VmHandle } from './vmm/driver.js';
@@ -114,6 +114,11 @@ export class Observability {
     );
     this.sampler.start();
     this.logs.startSweeping(() => new Set(manager.list().map((r) => r.id)));
+  }
+
+  /** The latest resource sample of a sandbox (null before the first, or without a sampler). */
+  sample(id: string): SandboxSample | null {
+    return this.sampler?.get(id) ?? null;
   }
 
   /** For the API: the audit sink of exec/file routes, the hooks, and the routes. */

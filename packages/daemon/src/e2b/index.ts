@@ -1,0 +1,44 @@
+/**
+ * kiln's E2B compatibility layer, wired into kilnd: the control-plane app (app.ts), the
+ * front that takes E2B's requests on the TCP listener (dispatch.ts), and the store of what
+ * E2B knows beyond kiln's rows (store.ts). The data plane registers its handler in
+ * `front.portHandlers` (port 49983).
+ */
+import type Database from 'better-sqlite3';
+import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import { buildE2bApi, type E2bApiOptions } from './app.js';
+import { E2bFront } from './dispatch.js';
+import { E2bStore } from './store.js';
+import type { E2bContext } from './views.js';
+
+export { E2bFront, ENVD_PORT, type DataPlaneHandler } from './dispatch.js';
+export { ENVD_VERSION } from './envd-version.js';
+export { E2bStore } from './store.js';
+
+export interface E2bLayer {
+  app: FastifyInstance;
+  front: E2bFront;
+  store: E2bStore;
+  ctx: E2bContext;
+  close(): Promise<void>;
+}
+
+export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx'> & { domain: string | null }): Promise<E2bLayer> {
+  const store = new E2bStore(db);
+  const ctx: E2bContext = { domain: o.domain };
+  const app = await buildE2bApi({ ...o, store, ctx });
+  const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;
+  const front = new E2bFront(o.manager, store, route);
+  return { app, front, store, ctx, close: () => app.close() };
+}
+
+/**
+ * The `domain` of E2B answers (`sandbox.getHost(port)` = `<port>-<id>.<domain>`): the
+ * operator's (--e2b-domain / $KILN_E2B_DOMAIN), else `localhost:<listener port>` — names under
+ * .localhost resolve to loopback and kiln's proxy routes `<port>-<hex id>.localhost` hosts.
+ */
+export function e2bDomain(configured: string | null, listener: { port: number } | null): string | null {
+  if (configured) return configured;
+  return listener ? `localhost:${listener.port}` : null;
+}

@@ -1,0 +1,74 @@
+/**
+ * What the E2B surface keeps about a sandbox beyond kiln's own row, in kilnd's SQLite file:
+ * the E2B metadata (string map, matched exactly by list filters), the template name the
+ * caller asked for (`base` or a kiln template), and the envd access token.
+ *
+ * Access token: the plan gives every kiln sandbox an `accessToken` (branch proxy). Until that
+ * lands, the E2B layer makes one per sandbox here; `accessTokenOf` (views.ts) prefers the
+ * sandbox row's own token when the row has one, so the proxy's token is adopted without a
+ * migration. envVars are not kept here: they are the sandbox's `spec.env` (kiln's environment
+ * for every command), which the data plane applies.
+ */
+import type Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+
+export interface E2bRow {
+  sandboxId: string;
+  metadata: Record<string, string>;
+  templateId: string;
+  accessToken: string;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS e2b_sandboxes (
+  sandbox_id TEXT PRIMARY KEY,
+  metadata TEXT NOT NULL,
+  template_id TEXT NOT NULL,
+  access_token TEXT NOT NULL
+);
+`;
+
+interface Row {
+  sandbox_id: string;
+  metadata: string;
+  template_id: string;
+  access_token: string;
+}
+
+const rowOf = (r: Row): E2bRow => ({ sandboxId: r.sandbox_id, metadata: JSON.parse(r.metadata) as Record<string, string>, templateId: r.template_id, accessToken: r.access_token });
+
+/** A new envd access token: 32 random bytes, hex (256 bits). */
+export const newAccessToken = (): string => randomBytes(32).toString('hex');
+
+export class E2bStore {
+  constructor(private readonly db: Database.Database) {
+    db.exec(SCHEMA);
+  }
+
+  put(row: E2bRow): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO e2b_sandboxes (sandbox_id, metadata, template_id, access_token) VALUES (?, ?, ?, ?)')
+      .run(row.sandboxId, JSON.stringify(row.metadata), row.templateId, row.accessToken);
+  }
+
+  get(sandboxId: string): E2bRow | null {
+    const r = this.db.prepare('SELECT * FROM e2b_sandboxes WHERE sandbox_id = ?').get(sandboxId) as Row | undefined;
+    return r ? rowOf(r) : null;
+  }
+
+  /**
+   * The row of a sandbox, made on first use for one created through kiln's own API (empty
+   * metadata, its kiln template, a fresh token): every sandbox a key can see is usable from E2B.
+   */
+  ensure(sandboxId: string, templateId: string): E2bRow {
+    const cur = this.get(sandboxId);
+    if (cur) return cur;
+    const row = { sandboxId, metadata: {}, templateId, accessToken: newAccessToken() };
+    this.put(row);
+    return row;
+  }
+
+  delete(sandboxId: string): void {
+    this.db.prepare('DELETE FROM e2b_sandboxes WHERE sandbox_id = ?').run(sandboxId);
+  }
+}
