@@ -123,7 +123,7 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     assert.equal(info.path, '/home/user/notes/a.txt');
     assert.equal(await sbx.files.read('notes/a.txt'), 'hello file');
     const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) % 256);
-    await sbx.files.write('/tmp/bin.dat', bytes);
+    await sbx.files.write('/tmp/bin.dat', bytes.buffer);
     assert.deepEqual(await sbx.files.read('/tmp/bin.dat', { format: 'bytes' }), bytes);
     // A stream goes as application/octet-stream (envd ≥ 0.5.7).
     const stream = new ReadableStream<Uint8Array>({

@@ -8,7 +8,8 @@ import type Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { buildE2bApi, type E2bApiOptions } from './app.js';
-import { E2bFront } from './dispatch.js';
+import { E2bFront, ENVD_PORT } from './dispatch.js';
+import { createEnvdHandler } from './envd/handler.js';
 import { E2bStore } from './store.js';
 import type { E2bContext } from './views.js';
 
@@ -30,6 +31,8 @@ export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'st
   const app = await buildE2bApi({ ...o, store, ctx });
   const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;
   const front = new E2bFront(o.manager, store, route);
+  // The in-sandbox API (envd) on port 49983; the sandbox proxy may register more ports.
+  front.portHandlers.set(ENVD_PORT, createEnvdHandler(o.manager, o.logger));
   return { app, front, store, ctx, close: () => app.close() };
 }
 
