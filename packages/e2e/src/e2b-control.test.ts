@@ -45,7 +45,65 @@ describe('the e2b SDK against kiln: control plane', { skip: skip ?? false }, () 
     assert.equal(native.spec.env.KILN_E2B, 'yes');
   });
 
-  t('Sandbox.kill of a missing id is false; getInfo of one is SandboxNotFoundError', async () => {
+  t('Sandbox.list: metadata filters and paging (limit, nextToken) through the SDK paginator', async () => {
+    const second = await Sandbox.create({ metadata: { suite: run, role: 'second' } });
+    fx.track(second.sandboxId);
+    const all = await Sandbox.list({ query: { metadata: { suite: run } } }).nextItems();
+    assert.deepEqual(new Set(all.map((s) => s.sandboxId)), new Set([sbx.sandboxId, second.sandboxId]));
+    const firsts = await Sandbox.list({ query: { metadata: { suite: run, role: 'first' } } }).nextItems();
+    assert.deepEqual(firsts.map((s) => s.sandboxId), [sbx.sandboxId]);
+    assert.deepEqual(firsts[0]?.metadata, { suite: run, role: 'first' });
+    assert.equal(firsts[0]?.state, 'running');
+    const pager = Sandbox.list({ query: { metadata: { suite: run } }, limit: 1 });
+    const pages: string[][] = [];
+    while (pager.hasNext) pages.push((await pager.nextItems()).map((s) => s.sandboxId));
+    assert.equal(pages.length, 2, 'one sandbox a page, and no empty third page');
+    assert.deepEqual(new Set(pages.flat()), new Set([sbx.sandboxId, second.sandboxId]));
+    assert.equal(await second.kill(), true);
+    assert.deepEqual((await Sandbox.list({ query: { metadata: { suite: run } } }).nextItems()).map((s) => s.sandboxId), [sbx.sandboxId]);
+  });
+
+  t('setTimeout moves endAt (also shorter)', async () => {
+    await sbx.setTimeout(120_000);
+    const info = await sbx.getInfo();
+    const left = info.endAt.getTime() - Date.now();
+    assert.ok(left > 60_000 && left <= 120_000, `endAt is ~120 s away (got ${left} ms)`);
+    await sbx.setTimeout(600_000);
+    assert.ok((await sbx.getInfo()).endAt.getTime() - Date.now() > 500_000);
+  });
+
+  t('betaPause, then connect resumes it with files and processes intact', async () => {
+    const kid = `sb-${sbx.sandboxId}`;
+    const setup = await fx.daemon.sh(kid, 'echo kept > /tmp/e2b-pause.txt && (sleep 10000 >/dev/null 2>&1 & echo $! > /tmp/e2b-pause.pid)');
+    assert.equal(setup.code, 0, setup.all);
+    assert.equal(await sbx.betaPause(), true);
+    assert.equal((await sbx.getInfo()).state, 'paused');
+    assert.equal(await sbx.isRunning(), false, 'a paused sandbox is not running');
+    assert.deepEqual((await Sandbox.list({ query: { metadata: { suite: run }, state: ['paused'] } }).nextItems()).map((s) => s.sandboxId), [sbx.sandboxId]);
+    assert.equal(await Sandbox.pause(sbx.sandboxId), false, 'pausing a paused sandbox is false');
+    const again = await Sandbox.connect(sbx.sandboxId);
+    assert.equal(again.sandboxId, sbx.sandboxId);
+    assert.equal((await again.getInfo()).state, 'running');
+    assert.equal(await again.isRunning(), true);
+    const check = await fx.daemon.sh(kid, 'cat /tmp/e2b-pause.txt && kill -0 "$(cat /tmp/e2b-pause.pid)" && echo alive');
+    assert.equal(check.code, 0, check.all);
+    assert.equal(check.out, 'kept\nalive\n');
+    // connect on a running sandbox is fine too (200).
+    assert.equal((await Sandbox.connect(sbx.sandboxId)).sandboxId, sbx.sandboxId);
+  });
+
+  t('Sandbox.getMetrics answers E2B metric fields', async () => {
+    // The static call: sandbox.getMetrics() also needs envdVersion ≥ 0.1.5 (the data plane's to raise).
+    const metrics = await Sandbox.getMetrics(sbx.sandboxId);
+    assert.equal(metrics.length, 1, 'the latest sample');
+    for (const m of metrics) {
+      assert.ok(m.timestamp instanceof Date);
+      assert.equal(m.cpuCount, (await sbx.getInfo()).cpuCount);
+      assert.ok(m.memTotal > 0);
+    }
+  });
+
+  t('Sandbox.kill of a missing id; getInfo of one is SandboxNotFoundError', async () => {
     assert.equal(await Sandbox.kill('0'.repeat(32)), false);
     assert.equal(await Sandbox.kill('not-an-id'), false);
     await assert.rejects(Sandbox.getInfo('0'.repeat(32)), SandboxNotFoundError);
@@ -63,5 +121,12 @@ describe('the e2b SDK against kiln: control plane', { skip: skip ?? false }, () 
     await assert.rejects(Sandbox.connect(sbx.sandboxId, { apiKey: other }), SandboxNotFoundError);
     assert.equal(await Sandbox.kill(sbx.sandboxId, { apiKey: other }), false);
     assert.equal((await sbx.getInfo()).state, 'running', 'the owner still has it');
+  });
+
+  t('sandbox.kill() is true, and the sandbox is gone (getInfo: not found, kill again: false)', async () => {
+    assert.equal(await sbx.kill(), true);
+    await assert.rejects(sbx.getInfo(), SandboxNotFoundError);
+    assert.equal(await Sandbox.kill(sbx.sandboxId), false);
+    assert.deepEqual(await fx.daemon.client.list(), []);
   });
 });

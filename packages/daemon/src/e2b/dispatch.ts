@@ -6,7 +6,8 @@
  *
  *  - a request carrying `E2b-Sandbox-Id` is data plane (the SDK's in-sandbox calls): the sandbox
  *    must exist (else 502 in E2B's proxy shape, so `isRunning()` is false), the envd access
- *    check is made here (envd-access.ts), and the request goes to the handler registered for
+ *    check is made here (envd-access.ts), `manager.wake` runs (a user-paused sandbox stays
+ *    paused: 502), and the request goes to the handler registered for
  *    its `E2b-Sandbox-Port` (49983 = envd: `E2bFront.portHandlers`, filled by branch e2b-envd;
  *    other ports: branch proxy). Without a handler: `GET /health` answers 204 for a running
  *    sandbox, anything else 501 naming the missing data plane;
@@ -59,20 +60,29 @@ export class E2bFront {
   }
 
   private dataPlane(req: IncomingMessage, res: ServerResponse, e2bId: string): void {
+    this.route(req, res, e2bId).catch(() => {
+      if (!res.headersSent) json(res, 502, { sandboxId: e2bId, message: 'The sandbox was not found', code: 502 });
+      else res.destroy();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, e2bId: string): Promise<void> {
     const id = kilnIdOf(e2bId);
-    const rec = id ? this.manager.list().find((r) => r.id === id) : undefined;
-    if (!rec || (rec.state !== 'running' && rec.state !== 'paused')) return json(res, 502, { sandboxId: e2bId, message: 'The sandbox was not found', code: 502 });
-    const row = this.store.ensure(rec.id, rec.spec.template ?? BASE_TEMPLATE);
-    const access = envdAccess(req.method ?? 'GET', req.url ?? '/', req.headers, accessTokenOf(rec, row));
+    const found = id ? this.manager.list().find((r) => r.id === id) : undefined;
+    const notFound = () => json(res, 502, { sandboxId: e2bId, message: 'The sandbox was not found', code: 502 });
+    if (!found || (found.state !== 'running' && found.state !== 'paused')) return notFound();
+    const row = this.store.ensure(found.id, found.spec.template ?? BASE_TEMPLATE);
+    const access = envdAccess(req.method ?? 'GET', req.url ?? '/', req.headers, accessTokenOf(found, row));
     if (!access.ok) return json(res, 401, { code: 401, message: access.message });
+    // Traffic wakes a sandbox that auto-pause paused; one the user paused stays paused and is
+    // not running for the SDK (502, as E2B's proxy answers; isRunning() is false).
+    const rec = await this.manager.wake(found.id);
+    if (rec.state !== 'running') return json(res, 502, { sandboxId: e2bId, message: `The sandbox is ${rec.state}`, code: 502 });
     const portRaw = req.headers['e2b-sandbox-port'];
     const port = Number(Array.isArray(portRaw) ? portRaw[0] : (portRaw ?? ENVD_PORT));
     const handler = this.portHandlers.get(port);
     if (handler) return handler(req, res, { sandboxId: rec.id });
-    if (port === ENVD_PORT && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') {
-      if (rec.state === 'running') return void res.writeHead(204).end();
-      return json(res, 502, { sandboxId: e2bId, message: 'The sandbox is paused', code: 502 });
-    }
-    return json(res, 501, { code: 501, message: port === ENVD_PORT ? "this kilnd has no E2B in-sandbox API (envd) yet: commands, files and pty through the E2B SDK are not available" : `kiln does not route sandbox port ${port} through E2B_SANDBOX_URL yet` });
+    if (port === ENVD_PORT && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') return void res.writeHead(204).end();
+    return json(res, 501, { code: 501, message: port === ENVD_PORT ? 'this kilnd has no E2B in-sandbox API (envd) yet: commands, files and pty through the E2B SDK are not available' : `kiln does not route sandbox port ${port} through E2B_SANDBOX_URL yet` });
   }
 }

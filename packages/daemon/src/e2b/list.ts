@@ -33,10 +33,21 @@ export interface ListQuery {
   nextToken?: string;
 }
 
-/** Parses the `metadata` filter (`k=v&k2=v2`, each part URL-encoded). */
+const unescape = (s: string): string => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
+/**
+ * Parses the `metadata` filter: a query string whose keys and values the SDK URL-encoded
+ * before URLSearchParams encoded them again, so each is decoded once more after parsing.
+ */
 export function parseMetadataFilter(s: string | undefined): Record<string, string> {
   if (!s) return {};
-  return Object.fromEntries(new URLSearchParams(s));
+  return Object.fromEntries([...new URLSearchParams(s)].map(([k, v]) => [unescape(k), unescape(v)]));
 }
 
 const startOf = (r: SandboxRecord): number => r.readyAt ?? r.createdAt;
