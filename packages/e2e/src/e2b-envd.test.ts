@@ -153,6 +153,11 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     assert.equal(await sbx.files.read('empty-missing.txt').catch((e: unknown) => e instanceof FileNotFoundError), true);
     await sbx.files.write('/tmp/empty', '');
     assert.equal(await sbx.files.read('/tmp/empty'), '');
+    // Reads and writes are the user's own: root's files are root's.
+    await sbx.files.write('/root/secret.txt', 'root only', { user: 'root' });
+    assert.equal(await sbx.files.read('/root/secret.txt', { user: 'root' }), 'root only');
+    await assert.rejects(sbx.files.read('/root/secret.txt'), /Permission denied/);
+    await assert.rejects(sbx.files.write('/root/nope.txt', 'x'), /Permission denied/);
   });
 
   t('files: list with depth, exists, makeDir, rename, remove', async () => {

@@ -5,7 +5,7 @@
  *                                 part's filename its path when `path` is absent) or a raw
  *                                 application/octet-stream body → 200 [{path, name, type:"file"}]
  * Uploads are written by the user itself in the guest (parents created, mode by its umask,
- * owned by it); downloads stream from the agent's file.read with flow control.
+ * owned by it); downloads are read by the user too, streamed with flow control.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
@@ -84,23 +84,45 @@ export async function downloadFile(agent: GuestAgent, url: URL, res: ServerRespo
   const p = url.searchParams.get('path');
   if (!p) throw new ConnectError('invalid_argument', 'path is required');
   const path = resolvePath(p, user);
-  let size: number;
   try {
     const st = await agent.stat(path);
     if (st.type === 'dir') throw new ConnectError('invalid_argument', `path ${path} is a directory`);
-    size = st.size;
   } catch (err) {
     if ((err as { code?: unknown }).code === 'NOT_FOUND') throw new ConnectError('not_found', `file ${path} not found`);
     throw err;
   }
-  const { stream, result } = agent.readFile(path);
-  res.once('close', () => {
-    if (!res.writableFinished) stream.destroy();
-  });
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-  for await (const chunk of stream) {
-    if (!res.write(chunk as Buffer)) await new Promise((r) => res.once('drain', r));
+  // Read by the user itself (`cat` as that user): its permissions apply, as with envd. The
+  // response starts with the first byte (or the exit), so a refused read is still an error
+  // status; each chunk is acked to the guest only once the client's socket took it.
+  const head = () => {
+    if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  };
+  let stderr = '';
+  const h = agent.exec(
+    { argv: ['cat', '--', path], user, cwd: '/' },
+    {
+      onStdout: async (b) => {
+        head();
+        if (!res.write(b) && !res.destroyed) {
+          await new Promise<void>((r) => {
+            res.once('drain', r);
+            res.once('close', r);
+          });
+        }
+      },
+      onStderr: (b) => void (stderr += b.toString('utf8')),
+    },
+  );
+  const gone = () => {
+    if (!res.writableFinished) void h.signal('SIGKILL').catch(() => undefined);
+  };
+  res.once('close', gone);
+  const r = await h.result;
+  res.off('close', gone);
+  if (r.exitCode !== 0) {
+    if (res.headersSent) return void res.destroy();
+    throw shellError({ exitCode: r.exitCode, stdout: Buffer.alloc(0), stderr: stderr.trim() }, `read ${path}`);
   }
-  await result.catch(() => res.destroy());
+  if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 0 });
   res.end();
 }
