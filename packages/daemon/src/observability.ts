@@ -8,7 +8,7 @@ import { runDirLayout } from './sandbox/run-dir.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditActor } from './audit/record.js';
 import type { Logger } from 'pino';
-import { registerApiAudit } from './audit/api-hook.js';
+import { registerApiAudit, type ApiAuditOptions } from './audit/api-hook.js';
 import { currentRequest } from './audit/context.js';
 import type { AuditSink } from './audit/guest-records.js';
 import { AuditLog } from './audit/log.js';
@@ -125,7 +125,7 @@ export class Observability {
   get api(): ApiObservability {
     return {
       audit: this.audit,
-      registerHooks: (app, actorFor) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads, ...(actorFor ? { actorFor } : {}) }),
+      registerHooks: (app, actorFor, how) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads, ...(actorFor ? { actorFor } : {}), ...how }),
       registerRoutes: (app, manager) => {
         registerAuditRoutes(app, this.audit);
         registerLogRoutes(app, manager, this.logs);
@@ -143,7 +143,8 @@ export class Observability {
 
 export interface ApiObservability {
   audit: AuditSink;
-  registerHooks(app: FastifyInstance, actorFor?: (req: FastifyRequest) => AuditActor | null): void;
+  /** `how`: for an API of another shape (the E2B API), where its sandbox ids and error codes are. */
+  registerHooks(app: FastifyInstance, actorFor?: (req: FastifyRequest) => AuditActor | null, how?: Pick<ApiAuditOptions, 'sandboxOf' | 'errorCodeOf'>): void;
   registerRoutes(app: FastifyInstance, manager: SandboxManager): void;
 }
 

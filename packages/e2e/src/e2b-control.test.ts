@@ -10,6 +10,7 @@
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { AuthenticationError, Sandbox, SandboxNotFoundError } from 'e2b';
+import { Sandbox as CodeInterpreter } from '@e2b/code-interpreter';
 import { integrationSkipReason } from './harness.js';
 import { E2bFixture } from './e2b-harness.js';
 
@@ -128,5 +129,14 @@ describe('the e2b SDK against kiln: control plane', { skip: skip ?? false }, () 
     await assert.rejects(sbx.getInfo(), SandboxNotFoundError);
     assert.equal(await Sandbox.kill(sbx.sandboxId), false);
     assert.deepEqual(await fx.daemon.client.list(), []);
+  });
+
+  t("@e2b/code-interpreter's Sandbox: create (template base), getInfo, list, kill; its default template is a clear not-found", async () => {
+    const ci = await CodeInterpreter.create('base', { metadata: { suite: run, role: 'ci' } });
+    fx.track(ci.sandboxId);
+    assert.equal((await ci.getInfo()).metadata.role, 'ci');
+    assert.deepEqual((await CodeInterpreter.list({ query: { metadata: { suite: run, role: 'ci' } } }).nextItems()).map((s) => s.sandboxId), [ci.sandboxId]);
+    assert.equal(await ci.kill(), true);
+    await assert.rejects(CodeInterpreter.create(), /code-interpreter-v1/);
   });
 });

@@ -631,6 +631,24 @@ export class AuditCorruptError extends KilnError {
   }
 }
 register(AuditCorruptError);
+/** HTTP 501: the E2B SDK asked for a feature kiln does not have (details.feature names it) */
+export class E2bUnsupportedError extends KilnError {
+  static readonly code = 'E2B_UNSUPPORTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('E2B_UNSUPPORTED', message, opts);
+    this.name = 'E2bUnsupportedError';
+  }
+}
+register(E2bUnsupportedError);
+/** HTTP 409: the E2B sandbox is not in a state that allows this (already paused, already running) */
+export class E2bStateConflictError extends KilnError {
+  static readonly code = 'E2B_STATE_CONFLICT';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('E2B_STATE_CONFLICT', message, opts);
+    this.name = 'E2bStateConflictError';
+  }
+}
+register(E2bStateConflictError);
 /** HTTP 404: no such file, directory or process in the guest */
 export class GuestNotFoundError extends KilnError {
   static readonly code = 'GUEST_NOT_FOUND';

@@ -11,7 +11,9 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import type { TenantAdmission } from '../tenancy/limits.js';
 import type { TenantStore } from '../tenancy/tenant-store.js';
 import type { TemplateService } from '../template/service.js';
-import { registerE2bAuth } from './auth.js';
+import { e2bActor, registerE2bEnforce, registerE2bIdentify } from './auth.js';
+import { e2bAuditErrorCode, e2bAuditSandbox } from './audit.js';
+import type { ApiObservability } from '../observability.js';
 import { registerCreateRoutes } from './create.js';
 import { installE2bErrorHandlers, unsupported } from './errors.js';
 import { registerLifecycleRoutes } from './lifecycle-routes.js';
@@ -30,6 +32,8 @@ export interface E2bApiOptions {
   logger: Logger;
   /** Read on each answer (the domain may be known only once the listener is bound). */
   ctx: E2bContext;
+  /** kiln's audit hooks (every E2B call gets an `api` record, as kiln's API calls do); absent in some unit tests. */
+  audit?: ApiObservability['registerHooks'];
 }
 
 /** Routes of the SDK that kiln does not have, each answered 501 naming the feature. */
@@ -54,7 +58,10 @@ export async function buildE2bApi(o: E2bApiOptions): Promise<FastifyInstance> {
     }
   });
   installE2bErrorHandlers(app);
-  registerE2bAuth(app, o.tenants);
+  // Who is calling, the audit record of the call, then what they may do (as tenancy/auth.ts).
+  registerE2bIdentify(app, o.tenants);
+  o.audit?.(app, e2bActor, { sandboxOf: e2bAuditSandbox, errorCodeOf: e2bAuditErrorCode });
+  registerE2bEnforce(app);
   app.get('/health', async () => ({ message: 'Health check successful' }));
   registerCreateRoutes(app, { manager: o.manager, admission: o.admission, templates: o.templates, store: o.store, ctx: o.ctx });
   registerListRoutes(app, o.manager, o.store);

@@ -83,6 +83,9 @@ export class E2bFront {
     const handler = this.portHandlers.get(port);
     if (handler) return handler(req, res, { sandboxId: rec.id });
     if (port === ENVD_PORT && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') return void res.writeHead(204).end();
-    return json(res, 501, { code: 501, message: port === ENVD_PORT ? 'this kilnd has no E2B in-sandbox API (envd) yet: commands, files and pty through the E2B SDK are not available' : `kiln does not route sandbox port ${port} through E2B_SANDBOX_URL yet` });
+    const message = port === ENVD_PORT ? 'this kilnd has no E2B in-sandbox API (envd) yet: commands, files and pty through the E2B SDK are not available' : `kiln does not route sandbox port ${port} through E2B_SANDBOX_URL yet`;
+    // Connect RPCs (/pkg.Service/Method) want a Connect error code; REST paths E2B's numeric one.
+    const connect = /^\/[a-z]+\.[A-Za-z]+\/[A-Za-z]+$/.test((req.url ?? '').split('?')[0] ?? '');
+    return json(res, 501, { code: connect ? 'unimplemented' : 501, message });
   }
 }

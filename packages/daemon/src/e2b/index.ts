@@ -27,6 +27,7 @@ export interface E2bLayer {
 
 export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx'> & { domain: string | null }): Promise<E2bLayer> {
   const store = new E2bStore(db);
+  store.prune(new Set(o.manager.records().map((r) => r.id)));
   const ctx: E2bContext = { domain: o.domain };
   const app = await buildE2bApi({ ...o, store, ctx });
   const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;

@@ -68,6 +68,14 @@ export class E2bStore {
     return row;
   }
 
+  /** Drops the rows of sandboxes that no longer exist (destroyed at their timeout, or by kiln's API); returns how many. */
+  prune(live: ReadonlySet<string>): number {
+    const ids = (this.db.prepare('SELECT sandbox_id FROM e2b_sandboxes').all() as Array<{ sandbox_id: string }>).map((r) => r.sandbox_id).filter((id) => !live.has(id));
+    const del = this.db.prepare('DELETE FROM e2b_sandboxes WHERE sandbox_id = ?');
+    this.db.transaction(() => ids.forEach((id) => del.run(id)))();
+    return ids.length;
+  }
+
   delete(sandboxId: string): void {
     this.db.prepare('DELETE FROM e2b_sandboxes WHERE sandbox_id = ?').run(sandboxId);
   }

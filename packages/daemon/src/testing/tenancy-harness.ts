@@ -42,7 +42,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
   const app = await buildApi({ manager, logger, observe: obs.api, tenancy: { store: tenants, admission }, info: () => ({ version: 't', driver: {}, image: null, stateDir }) });
   const socket = join(stateDir, 'api.sock');
   await app.listen({ path: socket });
-  const e2b = o.e2b ? await mountE2b(store.sql, { manager, tenants, admission, templates: null, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, logger, domain: 'kiln.test' }) : null;
+  const e2b = o.e2b ? await mountE2b(store.sql, { manager, tenants, admission, templates: null, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: 'kiln.test' }) : null;
   const tcp = await listenTcp(app, {
     listen: '127.0.0.1:0',
     tlsCert: o.tls?.cert ?? null,
