@@ -9,7 +9,7 @@
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { CommandExitError, FileNotFoundError, FileType, Sandbox, type FilesystemEvent } from 'e2b';
+import { CommandExitError, FileNotFoundError, FileType, Sandbox, TimeoutError, type FilesystemEvent } from 'e2b';
 import { Sandbox as CodeInterpreter } from '@e2b/code-interpreter';
 import { integrationSkipReason } from './harness.js';
 import { E2bFixture } from './e2b-harness.js';
@@ -92,6 +92,17 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     const done = await sbx.commands.run('sleep 1; echo done', { background: true });
     const r = await done.wait();
     assert.equal(r.stdout, 'done\n');
+  });
+
+  t('timeoutMs: a command outliving its deadline is killed (TimeoutError), as envd does; timeoutMs 0 means none', async () => {
+    const before = Date.now();
+    await assert.rejects(sbx.commands.run('sleep 40; echo late', { timeoutMs: 3000 }), TimeoutError);
+    assert.ok(Date.now() - before < 40_000, 'the call ended at its deadline');
+    const gone = async () => !(await sbx.commands.list()).some((p) => p.args.includes('sleep 40; echo late'));
+    for (let i = 0; i < 50 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 200));
+    assert.ok(await gone(), 'the command was killed with its deadline');
+    const r = await sbx.commands.run('sleep 1; echo fine', { timeoutMs: 0 });
+    assert.equal(r.stdout, 'fine\n');
   });
 
   t('stdin: sendStdin then closeStdin', async () => {

@@ -48,11 +48,11 @@ async function withServer(manager: SandboxManager, fn: (url: string) => Promise<
   }
 }
 
-test('Start streams start → data → end → end-stream, as the user in their home, with the sandbox envs under the call\'s', async () => {
+test('Start streams start → data → end → end-stream, as the user in their home, with the sandbox envs under the call\'s and the deadline as the process\'s timeout', async () => {
   const { manager, started } = fakeManager();
   await withServer(manager, async (url) => {
     const body = encodeEnvelope(0, JSON.stringify({ process: { cmd: '/bin/bash', args: ['-l', '-c', 'echo hi; exit 2'], envs: { A: 'b' } }, stdin: false }));
-    const res = await fetch(`${url}/process.Process/Start`, { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body });
+    const res = await fetch(`${url}/process.Process/Start`, { method: 'POST', headers: { 'content-type': 'application/connect+json', 'connect-timeout-ms': '60000' }, body });
     assert.equal(res.status, 200);
     const frames = decodeEnvelopes(Buffer.from(await res.arrayBuffer()));
     const msgs = frames.map((f) => JSON.parse(f.body.toString()) as unknown);
@@ -63,7 +63,7 @@ test('Start streams start → data → end → end-stream, as the user in their 
       {},
     ]);
     assert.equal(frames.at(-1)?.flags, END_STREAM_FLAG);
-    assert.deepEqual(started[0], { argv: ['/bin/bash', '-l', '-c', 'echo hi; exit 2'], env: { FROM_CREATE: '1', A: 'b' }, cwd: '/home/user', user: 'user', stdin: false });
+    assert.deepEqual(started[0], { argv: ['/bin/bash', '-l', '-c', 'echo hi; exit 2'], timeoutMs: 60_000, env: { FROM_CREATE: '1', A: 'b' }, cwd: '/home/user', user: 'user', stdin: false });
   });
 });
 

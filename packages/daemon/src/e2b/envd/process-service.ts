@@ -12,6 +12,9 @@ import { pumpProcess } from './process-events.js';
 import { guestError, procError } from './proc-errors.js';
 import { resolvePath } from './user.js';
 
+/** The longest process lifetime the agent takes (7 days). */
+const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
+
 const SIGNALS: Record<string, string> = { SIGNAL_SIGKILL: 'SIGKILL', SIGNAL_SIGTERM: 'SIGTERM', '9': 'SIGKILL', '15': 'SIGTERM' };
 
 async function listAll(call: EnvdCall): Promise<ProcInfo[]> {
@@ -70,10 +73,15 @@ export const processMethods: ServiceMethods = {
       const tag = str(msg, 'tag');
       // envd's default is an open stdin; the SDK sends stdin:false for commands.run unless asked.
       const stdin = typeof msg.stdin === 'boolean' ? msg.stdin : true;
+      // As envd: the call's deadline (Connect-Timeout-Ms, the SDK's timeoutMs, default 60 s;
+      // 0 sends none) is the process's lifetime: it is killed when the deadline passes.
+      const deadline = Number(call.headers['connect-timeout-ms']);
+      const timeoutMs = Number.isInteger(deadline) && deadline > 0 ? Math.min(deadline, MAX_TIMEOUT_MS) : undefined;
       let info: ProcInfo;
       try {
         info = await call.agent.proc('proc.start', {
           argv: [cmd, ...args],
+          ...(timeoutMs ? { timeoutMs } : {}),
           env: { ...call.env, ...envs },
           cwd: resolvePath(typeof cfg.cwd === 'string' ? cfg.cwd : undefined, call.user),
           user: call.user,
