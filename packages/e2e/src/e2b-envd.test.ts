@@ -202,6 +202,39 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     await w.stop();
   });
 
+  t('the watcher calls Python\'s sync SDK uses (CreateWatcher, GetWatcherEvents, RemoveWatcher), spoken as the SDKs do', async () => {
+    const rpc = async (method: string, body: unknown) => {
+      const res = await fetch(`${fx.origin}/filesystem.Filesystem/${method}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'connect-protocol-version': '1',
+          'e2b-sandbox-id': sbx.sandboxId,
+          'e2b-sandbox-port': '49983',
+          'x-access-token': (sbx as unknown as { envdAccessToken: string }).envdAccessToken,
+        },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    await sbx.files.makeDir('polled/deep');
+    const created = await rpc('CreateWatcher', { path: 'polled', recursive: true });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const watcherId = created.body.watcherId as string;
+    await sbx.files.write('polled/deep/file.txt', 'x');
+    const seen: Array<{ name: string; type: string }> = [];
+    for (let i = 0; i < 100 && !seen.some((e) => e.name === 'deep/file.txt'); i++) {
+      const got = await rpc('GetWatcherEvents', { watcherId });
+      assert.equal(got.status, 200);
+      seen.push(...(got.body.events as Array<{ name: string; type: string }>));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(seen.some((e) => e.name === 'deep/file.txt' && (e.type === 'EVENT_TYPE_CREATE' || e.type === 'EVENT_TYPE_WRITE')), JSON.stringify(seen));
+    assert.equal((await rpc('RemoveWatcher', { watcherId })).status, 200);
+    const again = await rpc('GetWatcherEvents', { watcherId });
+    assert.deepEqual([again.status, again.body.code], [404, 'not_found']);
+  });
+
   t('@e2b/code-interpreter\'s Sandbox class: commands and files through the sandbox API', async () => {
     const ci = await CodeInterpreter.connect(sbx.sandboxId);
     const r = await ci.commands.run('echo ci-ok; whoami');
