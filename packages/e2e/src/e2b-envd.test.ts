@@ -235,6 +235,20 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     assert.deepEqual([again.status, again.body.code], [404, 'not_found']);
   });
 
+  t('what the SDK did in the guest is in kiln\'s audit log, as with kiln\'s own API (process starts and kills, file writes, mkdirs, moves, removals)', async () => {
+    const res = await fx.daemon.client.call<{ records: Array<{ type: string; data: Record<string, unknown> }> }>('GET', `/v1/audit?sandbox=sb-${sbx.sandboxId}&limit=10000`);
+    const recs = res.records;
+    const has = (type: string, pred: (d: Record<string, unknown>) => boolean) => recs.some((r) => r.type === type && pred(r.data));
+    assert.ok(has('process', (d) => d.op === 'start' && typeof d.pid === 'number' && (d.argv as string[])[0] === '/bin/bash' && d.user === 'user' && d.cwd === '/home/user'), 'process start');
+    assert.ok(has('process', (d) => d.op === 'start' && d.user === 'root'), 'a root process start');
+    assert.ok(has('process', (d) => d.op === 'signal' && d.signal === 'SIGKILL' && d.errorCode === undefined), 'the kill');
+    assert.ok(has('file', (d) => d.op === 'upload' && d.path === '/home/user/notes/a.txt' && d.bytes === 10), 'an upload with its size');
+    assert.ok(has('file', (d) => d.op === 'upload' && d.path === '/root/nope.txt' && typeof d.errorCode === 'string'), 'a refused upload');
+    assert.ok(has('file', (d) => d.op === 'mkdir' && d.path === '/home/user/tree/sub/deeper'), 'mkdir');
+    assert.ok(has('file', (d) => d.op === 'rename' && d.path === '/home/user/tree/f1.txt' && d.to === '/home/user/tree/sub/moved.txt'), 'rename');
+    assert.ok(has('file', (d) => d.op === 'remove' && d.path === '/home/user/tree'), 'remove');
+  });
+
   t('@e2b/code-interpreter\'s Sandbox class: commands and files through the sandbox API', async () => {
     const ci = await CodeInterpreter.connect(sbx.sandboxId);
     const r = await ci.commands.run('echo ci-ok; whoami');

@@ -1,6 +1,7 @@
 /** What every envd call gets: the sandbox, its agent, the calling user and the request's headers. */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { GuestAgent } from '../../sandbox/guest-agent.js';
+import type { AuditSink } from '../../audit/guest-records.js';
 import type { ConnectStream } from './connect-codec.js';
 
 export interface EnvdCall {
@@ -12,6 +13,8 @@ export interface EnvdCall {
   /** The sandbox's default environment (from create), under every process's own envs. */
   env: Record<string, string>;
   headers: IncomingHttpHeaders;
+  /** kiln's audit log: process starts and signals, file writes, removals, mkdirs, moves (as kiln's own routes record them). */
+  audit: AuditSink;
 }
 
 export type UnaryMethod = (call: EnvdCall, msg: Record<string, unknown>) => Promise<unknown>;

@@ -36,9 +36,25 @@ export function sendRestError(res: ServerResponse, err: unknown): void {
   res.end(body);
 }
 
-async function writeAs(agent: GuestAgent, user: string, path: string, data: AsyncIterable<Buffer>): Promise<{ path: string; name: string; type: 'file' }> {
-  const r = await runAs(agent, user, ['sh', '-c', WRITE, 'sh', path], { cwd: '/', stdin: data });
-  if (r.exitCode !== 0) throw shellError(r, `write ${path}`);
+/** Audits one upload: its bytes, or the error code. */
+export type UploadAudit = (path: string, r: { bytes?: number; errorCode?: string }) => Promise<unknown>;
+
+async function writeAs(agent: GuestAgent, user: string, path: string, data: AsyncIterable<Buffer>, audit: UploadAudit): Promise<{ path: string; name: string; type: 'file' }> {
+  let bytes = 0;
+  const counted = (async function* () {
+    for await (const c of data) {
+      bytes += c.length;
+      yield c;
+    }
+  })();
+  try {
+    const r = await runAs(agent, user, ['sh', '-c', WRITE, 'sh', path], { cwd: '/', stdin: counted });
+    if (r.exitCode !== 0) throw shellError(r, `write ${path}`);
+  } catch (err) {
+    await audit(path, { errorCode: (err as { code?: string }).code ?? 'internal' }).catch(() => undefined);
+    throw err;
+  }
+  await audit(path, { bytes });
   return { path, name: posix.basename(path), type: 'file' };
 }
 
@@ -46,7 +62,7 @@ async function* chunks(b: Buffer): AsyncGenerator<Buffer> {
   for (let at = 0; at < b.length; at += 256 * 1024) yield b.subarray(at, at + 256 * 1024);
 }
 
-export async function uploadFiles(agent: GuestAgent, req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+export async function uploadFiles(agent: GuestAgent, req: IncomingMessage, url: URL, res: ServerResponse, audit: UploadAudit): Promise<void> {
   const user = userFromQuery(url.searchParams.get('username'));
   const pathParam = url.searchParams.get('path');
   const ct = (req.headers['content-type'] ?? '').toLowerCase();
@@ -64,13 +80,13 @@ export async function uploadFiles(agent: GuestAgent, req: IncomingMessage, url: 
       if (!target) throw new ConnectError('invalid_argument', 'no path: give ?path= or a filename per part');
       const bytes = Buffer.from(await part.arrayBuffer());
       if (bytes.length > MAX_MULTIPART_BYTES) throw new ConnectError('resource_exhausted', `multipart upload larger than ${MAX_MULTIPART_BYTES} bytes: send application/octet-stream`);
-      written.push(await writeAs(agent, user, resolvePath(target, user), chunks(bytes)));
+      written.push(await writeAs(agent, user, resolvePath(target, user), chunks(bytes), audit));
     }
   } else if (ct.startsWith('application/octet-stream') || ct === '') {
     if (!pathParam) throw new ConnectError('invalid_argument', 'an application/octet-stream upload needs ?path=');
     const gz = String(req.headers['content-encoding'] ?? '').toLowerCase() === 'gzip';
     const src: AsyncIterable<Buffer> = gz ? req.pipe(createGunzip()) : req;
-    written.push(await writeAs(agent, user, resolvePath(pathParam, user), src));
+    written.push(await writeAs(agent, user, resolvePath(pathParam, user), src, audit));
   } else {
     throw new ConnectError('invalid_argument', `unsupported content type ${JSON.stringify(ct)}: multipart/form-data or application/octet-stream`);
   }

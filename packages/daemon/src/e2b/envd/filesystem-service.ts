@@ -10,6 +10,24 @@ import { FIND_FORMAT, parseFindRecords, statArgv, type EntryInfo } from './entry
 import { runAs, shellError } from './guest-shell.js';
 import { resolvePath } from './user.js';
 import { watchMethods } from './watch-service.js';
+import { fileRecord, type FileOp } from '../../audit/guest-records.js';
+
+/** Runs a file change and records it in kiln's audit log, as kiln's own file routes do (a rename also names `to`). */
+async function audited<T>(call: EnvdCall, op: FileOp, path: string, extra: { recursive?: boolean; to?: string }, fn: () => Promise<T>): Promise<T> {
+  const { to, ...r } = extra;
+  const record = (errorCode?: string) => {
+    const rec = fileRecord(call.sandboxId, op, path, { ...r, ...(errorCode ? { errorCode } : {}) });
+    return to === undefined ? rec : { ...rec, data: { ...rec.data, to } };
+  };
+  try {
+    const v = await fn();
+    await call.audit.append(record());
+    return v;
+  } catch (err) {
+    await call.audit.append(record((err as { code?: string }).code ?? 'internal')).catch(() => undefined);
+    throw err;
+  }
+}
 
 function pathArg(call: EnvdCall, msg: Record<string, unknown>, key = 'path'): string {
   const p = str(msg, key);
@@ -46,20 +64,24 @@ export const filesystemMethods: ServiceMethods = {
 
     MakeDir: async (call, msg) => {
       const path = pathArg(call, msg);
-      const r = await runAs(call.agent, call.user, ['sh', '-c', MKDIR, 'sh', path, FIND_FORMAT]);
-      if (r.exitCode === 17) throw new ConnectError('already_exists', `directory ${path} already exists`);
-      const [entry] = parseFindRecords(r.stdout);
-      if (r.exitCode !== 0 || !entry) throw shellError(r, `make directory ${path}`);
-      return { entry };
+      return audited(call, 'mkdir', path, { recursive: true }, async () => {
+        const r = await runAs(call.agent, call.user, ['sh', '-c', MKDIR, 'sh', path, FIND_FORMAT]);
+        if (r.exitCode === 17) throw new ConnectError('already_exists', `directory ${path} already exists`);
+        const [entry] = parseFindRecords(r.stdout);
+        if (r.exitCode !== 0 || !entry) throw shellError(r, `make directory ${path}`);
+        return { entry };
+      });
     },
 
     Move: async (call, msg) => {
       const from = pathArg(call, msg, 'source');
       const to = pathArg(call, msg, 'destination');
-      const r = await runAs(call.agent, call.user, ['sh', '-c', MOVE, 'sh', from, to, FIND_FORMAT]);
-      const [entry] = parseFindRecords(r.stdout);
-      if (r.exitCode !== 0 || !entry) throw shellError(r, `move ${from} to ${to}`);
-      return { entry };
+      return audited(call, 'rename', from, { to }, async () => {
+        const r = await runAs(call.agent, call.user, ['sh', '-c', MOVE, 'sh', from, to, FIND_FORMAT]);
+        const [entry] = parseFindRecords(r.stdout);
+        if (r.exitCode !== 0 || !entry) throw shellError(r, `move ${from} to ${to}`);
+        return { entry };
+      });
     },
 
     ListDir: async (call, msg) => {
@@ -75,9 +97,11 @@ export const filesystemMethods: ServiceMethods = {
     Remove: async (call, msg) => {
       const path = pathArg(call, msg);
       if (path === '/') throw new ConnectError('invalid_argument', 'refusing to remove /');
-      const r = await runAs(call.agent, call.user, ['rm', '-rf', '--', path]);
-      if (r.exitCode !== 0) throw shellError(r, `remove ${path}`);
-      return {};
+      return audited(call, 'remove', path, { recursive: true }, async () => {
+        const r = await runAs(call.agent, call.user, ['rm', '-rf', '--', path]);
+        if (r.exitCode !== 0) throw shellError(r, `remove ${path}`);
+        return {};
+      });
     },
 
     ...watchMethods.unary,

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { decodeEnvelopes, encodeEnvelope, END_STREAM_FLAG } from './connect-codec.js';
 import { createEnvdHandler } from './handler.js';
+import type { AuditSink } from '../../audit/guest-records.js';
 
 /** A manager whose one sandbox runs a fake agent: pid 7 prints "hi" and exits 2. */
 function fakeManager(opts: { down?: boolean } = {}) {
@@ -37,8 +38,8 @@ function fakeManager(opts: { down?: boolean } = {}) {
   return { manager, started };
 }
 
-async function withServer(manager: SandboxManager, fn: (url: string) => Promise<void>): Promise<void> {
-  const h = createEnvdHandler(manager);
+async function withServer(manager: SandboxManager, fn: (url: string) => Promise<void>, audit?: AuditSink): Promise<void> {
+  const h = createEnvdHandler(manager, undefined, audit);
   const server = createServer((req, res) => h(req, res, { sandboxId: 'sb-x' }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
@@ -106,4 +107,23 @@ test('/health: 204 while the agent serves, 502 in E2B\'s proxy shape when it doe
     assert.equal(res.status, 502);
     assert.equal(((await res.json()) as { code: number }).code, 502);
   });
+});
+
+test('process starts and signals are audited as kiln\'s own process routes record them', async () => {
+  const { manager } = fakeManager();
+  const records: Array<{ type: string; data: Record<string, unknown> }> = [];
+  const audit: AuditSink = { append: async (r) => void records.push(r as (typeof records)[number]) };
+  await withServer(
+    manager,
+    async (url) => {
+      const body = encodeEnvelope(0, JSON.stringify({ process: { cmd: '/bin/true', envs: { K: 'v' } } }));
+      await (await fetch(`${url}/process.Process/Start`, { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body })).arrayBuffer();
+      await fetch(`${url}/process.Process/SendSignal`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ process: { pid: 9 }, signal: 'SIGNAL_SIGTERM' }) });
+    },
+    audit,
+  );
+  assert.deepEqual(records, [
+    { type: 'process', sandboxId: 'sb-x', data: { op: 'start', pid: 7, argv: ['/bin/true'], cwd: '/home/user', user: 'user', tag: null, envKeys: ['K'], pty: false } },
+    { type: 'process', sandboxId: 'sb-x', data: { op: 'signal', pid: 9, signal: 'SIGTERM', errorCode: 'NOT_FOUND' } },
+  ]);
 });

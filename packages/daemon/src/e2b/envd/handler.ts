@@ -10,9 +10,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { SandboxManager } from '../../sandbox/manager.js';
+import { NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
 import { ConnectError, ConnectStream, decodeRequest, readBody, requestKind, sendUnary, sendUnaryError } from './connect-codec.js';
 import type { EnvdCall, ServiceMethods } from './call.js';
 import { downloadFile, sendRestError, uploadFiles } from './files-rest.js';
+import { fileRecord } from '../../audit/guest-records.js';
 import { filesystemMethods } from './filesystem-service.js';
 import { guestError } from './proc-errors.js';
 import { processMethods } from './process-service.js';
@@ -30,7 +32,7 @@ function notRunning(res: ServerResponse, sandboxId: string, message: string): vo
   res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
-export function createEnvdHandler(manager: SandboxManager, log?: Logger): EnvdHandler {
+export function createEnvdHandler(manager: SandboxManager, log?: Logger, audit: AuditSink = NO_AUDIT): EnvdHandler {
   const agentOf = async (sandboxId: string) => {
     await manager.wake(sandboxId);
     manager.touch(sandboxId);
@@ -71,7 +73,7 @@ export function createEnvdHandler(manager: SandboxManager, log?: Logger): EnvdHa
   async function makeCall(req: IncomingMessage, sandboxId: string): Promise<EnvdCall> {
     const user = userFromAuthorization(req.headers.authorization);
     const agent = await agentOf(sandboxId);
-    return { sandboxId, agent, user, env: { ...(manager.get(sandboxId).spec.env ?? {}) }, headers: req.headers };
+    return { sandboxId, agent, user, env: { ...(manager.get(sandboxId).spec.env ?? {}) }, headers: req.headers, audit };
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse, sandboxId: string): Promise<void> {
@@ -90,7 +92,7 @@ export function createEnvdHandler(manager: SandboxManager, log?: Logger): EnvdHa
       try {
         const agent = await agentOf(sandboxId);
         if (method === 'GET') await downloadFile(agent, url, res);
-        else await uploadFiles(agent, req, url, res);
+        else await uploadFiles(agent, req, url, res, (path, r) => audit.append(fileRecord(sandboxId, 'upload', path, r)));
       } catch (err) {
         sendRestError(res, err);
       }

@@ -11,6 +11,7 @@ import { int, obj, str, type EnvdCall, type ServiceMethods } from './call.js';
 import { pumpProcess } from './process-events.js';
 import { guestError, procError } from './proc-errors.js';
 import { resolvePath } from './user.js';
+import { processSignalRecord, processStartRecord } from '../../audit/process-records.js';
 
 /** The longest process lifetime the agent takes (7 days). */
 const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
@@ -77,21 +78,26 @@ export const processMethods: ServiceMethods = {
       // 0 sends none) is the process's lifetime: it is killed when the deadline passes.
       const deadline = Number(call.headers['connect-timeout-ms']);
       const timeoutMs = Number.isInteger(deadline) && deadline > 0 ? Math.min(deadline, MAX_TIMEOUT_MS) : undefined;
+      const cwd = resolvePath(typeof cfg.cwd === 'string' ? cfg.cwd : undefined, call.user);
+      const fields = { sandboxId: call.sandboxId, argv: [cmd, ...args], cwd, user: call.user, ...(tag ? { tag } : {}), envKeys: Object.keys(envs), pty: pty !== undefined };
       let info: ProcInfo;
       try {
         info = await call.agent.proc('proc.start', {
           argv: [cmd, ...args],
           ...(timeoutMs ? { timeoutMs } : {}),
           env: { ...call.env, ...envs },
-          cwd: resolvePath(typeof cfg.cwd === 'string' ? cfg.cwd : undefined, call.user),
+          cwd,
           user: call.user,
           ...(tag ? { tag } : {}),
           stdin: pty ? true : stdin,
           ...(pty ? { pty, term } : {}),
         });
       } catch (err) {
-        throw guestError(err);
+        const e = guestError(err);
+        await call.audit.append(processStartRecord({ ...fields, pid: null, errorCode: e.code }));
+        throw e;
       }
+      await call.audit.append(processStartRecord({ ...fields, pid: info.pid }));
       await out.send({ event: { start: { pid: info.pid } } });
       await pumpProcess(call.agent, info.pid, 0, out);
     },
@@ -134,7 +140,9 @@ export const processMethods: ServiceMethods = {
       if (!signal) throw new ConnectError('invalid_argument', `unsupported signal ${JSON.stringify(raw)} (SIGNAL_SIGKILL or SIGNAL_SIGTERM)`);
       try {
         await call.agent.proc('proc.signal', { pid, signal });
+        await call.audit.append(processSignalRecord(call.sandboxId, pid, signal));
       } catch (err) {
+        await call.audit.append(processSignalRecord(call.sandboxId, pid, signal, (err as { code?: string }).code ?? 'INTERNAL')).catch(() => undefined);
         // A process that already exited is gone, as envd sees it.
         if ((err as { code?: unknown })?.code === 'NOT_RUNNING') throw new ConnectError('not_found', `process with pid ${pid} not found`);
         throw procError(err, pid);
