@@ -39,8 +39,17 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
     if (Date.now() + s * 1000 > f.rec.expiresAt) manager.setTimeout(f.rec.id, s * 1000);
   };
 
-  /** Resumes a paused sandbox and arms its timeout again. */
+  /**
+   * Resumes a paused sandbox and arms its timeout again. One that kiln's auto-pause paused
+   * (`pausedBy: 'auto'`, issue 13) is woken the way traffic wakes it, keeping its own timeout
+   * (auto-pause stops that clock while it sleeps); a given timeout still extends it.
+   */
   const resume = async (f: Found, s: number | undefined): Promise<void> => {
+    if ((f.rec as { pausedBy?: string | null }).pausedBy === 'auto') {
+      await manager.wake(f.rec.id);
+      extend({ ...f, rec: manager.get(f.rec.id) }, s);
+      return;
+    }
     await manager.resume(f.rec.id);
     manager.setTimeout(f.rec.id, (s ?? DEFAULT_TIMEOUT_S) * 1000);
   };
@@ -51,7 +60,7 @@ export function registerLifecycleRoutes(app: FastifyInstance, manager: SandboxMa
   });
 
   app.delete<Id>('/sandboxes/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    const f = find(req, req.params.id);
+    const f = findSandbox(req, manager, store, req.params.id, { kill: true });
     await manager.destroy(f.rec.id);
     store.delete(f.rec.id);
     return reply.status(204).send();

@@ -19,10 +19,14 @@ export interface Found {
 
 const GONE = new Set(['stopping', 'stopped', 'destroyed']);
 
-export function findSandbox(req: FastifyRequest, manager: SandboxManager, store: E2bStore, e2bId: string): Found {
+/**
+ * `failed` (E2B has no such state: the sandbox is dead) is found only by a kill, which
+ * reclaims it; every other call gets the 404 of a gone sandbox.
+ */
+export function findSandbox(req: FastifyRequest, manager: SandboxManager, store: E2bStore, e2bId: string, o: { kill?: boolean } = {}): Found {
   const id = kilnIdOf(e2bId);
   if (!id || !canSee(req, id)) throw e2bNotFound(e2bId);
   const rec = manager.list().find((r) => r.id === id);
-  if (!rec || GONE.has(rec.state)) throw e2bNotFound(e2bId);
+  if (!rec || GONE.has(rec.state) || (rec.state === 'failed' && !o.kill)) throw e2bNotFound(e2bId);
   return { rec, row: store.ensure(id, rec.spec.template ?? BASE_TEMPLATE) };
 }
