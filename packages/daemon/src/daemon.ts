@@ -31,6 +31,7 @@ import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
 import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
+import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
   config: DaemonConfig;
@@ -138,6 +139,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const app = await buildApi({
     manager,
     tenancy: { store: tenants, admission },
+    // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
+    mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
     network,
     logger,
@@ -159,9 +162,12 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
   const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, guestAudit: obs.audit, logger, domain: null });
   let tcp: TcpListener | null = null;
+  let tenantSocket: TenantSocket | null = null;
   try {
     if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies, fronts: [(req, res) => e2b.front.handle(req, res)] });
+    if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
   } catch (err) {
+    await tcp?.close();
     await e2b.close();
     await app.close();
     throw err;
@@ -185,6 +191,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await tenantSocket?.close();
         await e2b.close();
         await app.close();
         await reaper.stop();

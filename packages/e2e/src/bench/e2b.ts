@@ -78,9 +78,9 @@ async function onePath(name: string, pool: number, trials: number, row: (n: stri
     const commands = await hasDataPlane();
     const what = commands ? "first commands.run('true')" : 'isRunning() (no E2B data plane yet)';
     const e2b = await e2bTrials(trials, commands, poolFull);
-    row(`(12) e2b SDK create → ${what}, ${name}`, e2b);
+    row(`(13) e2b SDK create → ${what}, ${name}`, e2b);
     const native = await kilnTrials(kiln, trials, poolFull);
-    row(`(12) kiln SDK create → first exec, ${name}`, native);
+    row(`(13) kiln SDK create → first exec, ${name}`, native);
     return { e2b, kiln: native, commands };
   } finally {
     await fx.close();
@@ -94,11 +94,11 @@ export async function benchE2b(log: (s: string) => void, trials: number): Promis
   for (let i = 0; i < trials; i++) runs.push(docker.runOnce());
   await docker.stop();
   const dockerRun = summarize(runs);
-  row('(12) host docker run --rm (tiny image)', dockerRun);
+  row('(13) host docker run --rm (tiny image)', dockerRun);
   const restore = await onePath('restore', 0, trials, row);
   const pooled = await onePath('warm pool', 2, trials, row);
   const r = (a: Summary, b: Summary) => (a.p50 / b.p50).toFixed(2);
-  log(`(12) e2b/kiln SDK: restore ${r(restore.e2b, restore.kiln)}×, warm pool ${r(pooled.e2b, pooled.kiln)}×; e2b/docker: restore ${r(restore.e2b, dockerRun)}×, warm pool ${r(pooled.e2b, dockerRun)}×`);
+  log(`(13) e2b/kiln SDK: restore ${r(restore.e2b, restore.kiln)}×, warm pool ${r(pooled.e2b, pooled.kiln)}×; e2b/docker: restore ${r(restore.e2b, dockerRun)}×, warm pool ${r(pooled.e2b, dockerRun)}×`);
   return { hostDocker: dockerRun, restore, warmPool: pooled, firstCall: restore.commands ? "commands.run('true')" : 'isRunning()' };
 }
 
