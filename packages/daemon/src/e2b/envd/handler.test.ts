@@ -10,6 +10,7 @@ import type { AuditSink } from '../../audit/guest-records.js';
 /** A manager whose one sandbox runs a fake agent: pid 7 prints "hi" and exits 2. */
 function fakeManager(opts: { down?: boolean } = {}) {
   const started: unknown[] = [];
+  const holds = { taken: 0, open: 0 };
   const agent = {
     proc: async (op: string, args: Record<string, unknown>) => {
       if (op === 'proc.start') {
@@ -29,13 +30,22 @@ function fakeManager(opts: { down?: boolean } = {}) {
   const manager = {
     wake: async () => ({}),
     touch: () => undefined,
+    hold: () => {
+      holds.taken++;
+      holds.open++;
+      let released = false;
+      return () => {
+        if (!released) holds.open--;
+        released = true;
+      };
+    },
     agentFor: () => {
       if (opts.down) throw Object.assign(new Error('sandbox sb-x has no connected agent'), { status: 503 });
       return agent;
     },
     get: () => ({ spec: { env: { FROM_CREATE: '1' } } }),
   } as unknown as SandboxManager;
-  return { manager, started };
+  return { manager, started, holds };
 }
 
 async function withServer(manager: SandboxManager, fn: (url: string) => Promise<void>, audit?: AuditSink): Promise<void> {
@@ -126,4 +136,16 @@ test('process starts and signals are audited as kiln\'s own process routes recor
     { type: 'process', sandboxId: 'sb-x', data: { op: 'start', pid: 7, argv: ['/bin/true'], cwd: '/home/user', user: 'user', tag: null, envKeys: ['K'], pty: false } },
     { type: 'process', sandboxId: 'sb-x', data: { op: 'signal', pid: 9, signal: 'SIGTERM', errorCode: 'NOT_FOUND' } },
   ]);
+});
+
+test('a call keeps the sandbox from auto-pausing while it lasts (manager.hold), and lets go when it ends', async () => {
+  const { manager, holds } = fakeManager();
+  await withServer(manager, async (url) => {
+    const body = encodeEnvelope(0, JSON.stringify({ process: { cmd: '/bin/true' } }));
+    await (await fetch(`${url}/process.Process/Start`, { method: 'POST', headers: { 'content-type': 'application/connect+json' }, body })).arrayBuffer();
+    await (await fetch(`${url}/process.Process/List`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).arrayBuffer();
+  });
+  assert.equal(holds.taken, 2);
+  await new Promise((r) => setTimeout(r, 50)); // 'close' follows the last byte
+  assert.equal(holds.open, 0);
 });

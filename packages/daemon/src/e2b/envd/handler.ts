@@ -77,6 +77,20 @@ export function createEnvdHandler(manager: SandboxManager, log?: Logger, audit: 
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse, sandboxId: string): Promise<void> {
+    // The sandbox does not auto-pause while a call lasts (a command's stream, a watch, a transfer).
+    let awake: () => void = () => undefined;
+    let done = false;
+    res.once('close', () => {
+      done = true;
+      awake();
+    });
+    await manager.wake(sandboxId).then(
+      () => {
+        awake = manager.hold(sandboxId);
+        if (done) awake();
+      },
+      () => undefined, // answered below, as the call's own error
+    );
     const url = new URL(req.url ?? '/', 'http://envd');
     const method = req.method ?? 'GET';
     if (url.pathname === '/health' && method === 'GET') {
