@@ -110,6 +110,9 @@ function stopWatcher(agent: GuestAgent, pid: number): void {
   void agent.proc('proc.signal', { pid, signal: 'SIGKILL' }).catch(() => undefined);
 }
 
+/** Watchers one sandbox may keep (each is a process in the guest until RemoveWatcher). */
+const MAX_WATCHERS_PER_SANDBOX = 64;
+
 /** Watchers made by CreateWatcher, by id (they live until RemoveWatcher or the sandbox goes). */
 const watchers = new Map<string, Watcher & { sandboxId: string; early: FsEvent[] }>();
 
@@ -137,6 +140,8 @@ export const watchMethods: ServiceMethods = {
   },
   unary: {
     CreateWatcher: async (call, msg) => {
+      const mine = [...watchers.values()].filter((w) => w.sandboxId === call.sandboxId).length;
+      if (mine >= MAX_WATCHERS_PER_SANDBOX) throw new ConnectError('resource_exhausted', `at most ${MAX_WATCHERS_PER_SANDBOX} watchers per sandbox: remove one first (RemoveWatcher)`);
       const w = await startWatcher(call, msg);
       const id = randomBytes(8).toString('hex');
       watchers.set(id, { pid: w.pid, offset: w.offset, partial: w.partial, sandboxId: call.sandboxId, early: w.early });
