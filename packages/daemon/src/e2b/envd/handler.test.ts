@@ -23,7 +23,16 @@ function fakeManager(opts: { down?: boolean } = {}) {
           : { chunks: [], dropped: 0, nextOffset: 3, end: 3, exit: { exitCode: 2, signal: null } };
       }
       if (op === 'proc.signal') throw Object.assign(new Error('no such process'), { code: 'NOT_FOUND' });
-      if (op === 'proc.list') return { processes: [{ pid: 7, tag: null, argv: ['/bin/bash', '-c', 'x'], cwd: '/home/user', state: 'running' }], nextOffset: null };
+      if (op === 'proc.list') {
+        return {
+          processes: [
+            { pid: 7, tag: null, argv: ['/bin/bash', '-c', 'x'], cwd: '/home/user', state: 'running' },
+            { pid: 8, tag: null, argv: ['/bin/sleep', '1'], cwd: '/', state: 'exited' },
+            { pid: 9, tag: 'kiln-e2b-watch-0a0b0c0d', argv: ['/opt/kiln/bin/node', '-e', '…'], cwd: '/', state: 'running' },
+          ],
+          nextOffset: null,
+        };
+      }
       throw new Error(`unexpected ${op}`);
     },
   };
@@ -78,7 +87,7 @@ test('Start streams start → data → end → end-stream, as the user in their 
   });
 });
 
-test('unary calls: List answers JSON; a missing process is 404 not_found; a wrong content type is 415; unknown paths 404', async () => {
+test('unary calls: List answers JSON (running processes, not the watchers behind WatchDir); a missing process is 404 not_found; a wrong content type is 415; unknown paths 404', async () => {
   const { manager } = fakeManager();
   await withServer(manager, async (url) => {
     const post = (path: string, body: unknown, ct = 'application/json') => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': ct }, body: JSON.stringify(body) });

@@ -11,6 +11,7 @@ import { int, obj, str, type EnvdCall, type ServiceMethods } from './call.js';
 import { pumpProcess } from './process-events.js';
 import { guestError, procError } from './proc-errors.js';
 import { resolvePath } from './user.js';
+import { WATCHER_TAG_PREFIX } from './watch-service.js';
 import { processSignalRecord, processStartRecord } from '../../audit/process-records.js';
 
 /** The longest process lifetime the agent takes (7 days). */
@@ -119,7 +120,7 @@ export const processMethods: ServiceMethods = {
   unary: {
     List: async (call) => ({
       processes: (await listAll(call))
-        .filter((p) => p.state === 'running')
+        .filter((p) => p.state === 'running' && !p.tag?.startsWith(WATCHER_TAG_PREFIX))
         .map((p) => ({ config: { cmd: p.argv[0] ?? '', args: p.argv.slice(1), envs: {}, cwd: p.cwd }, pid: p.pid, ...(p.tag ? { tag: p.tag } : {}) })),
     }),
 

@@ -14,6 +14,9 @@ import { str, type EnvdCall, type ServiceMethods } from './call.js';
 import { guestError } from './proc-errors.js';
 import { resolvePath } from './user.js';
 
+/** Tag of the guest processes that watch for WatchDir/CreateWatcher (hidden from process.Process/List). */
+export const WATCHER_TAG_PREFIX = 'kiln-e2b-watch-';
+
 /** The guest's node binary (the agent's own). */
 export const GUEST_NODE = '/opt/kiln/bin/node';
 const POLL_MS = 20_000;
@@ -91,7 +94,7 @@ async function startWatcher(call: EnvdCall, msg: Record<string, unknown>): Promi
   const recursive = msg.recursive === true;
   let pid: number;
   try {
-    pid = (await call.agent.proc('proc.start', { argv: [GUEST_NODE, '-e', WATCHER, dir, recursive ? '1' : '0'], user: call.user, cwd: '/', tag: `kiln-e2b-watch-${randomBytes(4).toString('hex')}` })).pid;
+    pid = (await call.agent.proc('proc.start', { argv: [GUEST_NODE, '-e', WATCHER, dir, recursive ? '1' : '0'], user: call.user, cwd: '/', tag: `${WATCHER_TAG_PREFIX}${randomBytes(4).toString('hex')}` })).pid;
   } catch (err) {
     throw guestError(err);
   }
