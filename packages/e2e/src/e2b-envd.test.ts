@@ -199,6 +199,7 @@ describe('the e2b SDK against kiln: data plane (envd)', { skip: skip ?? false },
     await until('create, write and remove events', () =>
       events.some((e) => e.name === 'new.txt' && e.type === 'write') && events.some((e) => e.name === 'new.txt' && e.type === 'remove'),
     );
+    assert.ok(!(await sbx.commands.list()).some((p) => p.cmd.includes('node')), 'the watcher is not one of the user\'s commands');
     await w.stop();
   });
 
