@@ -181,7 +181,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
   // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
-  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: null });
+  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, guestAudit: obs.audit, logger, domain: null });
   let tcp: TcpListener | null = null;
   let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;

@@ -241,6 +241,9 @@ test('E2B data plane front: E2b-Sandbox-Id requests need the access token; unkno
     assert.equal((await dp(sb.sandboxID, '/health')).status, 204, 'health is open, as envd has it');
     assert.equal((await dp(sb.sandboxID, '/process.Process/List', {}, 'POST')).status, 401);
     assert.equal((await dp(sb.sandboxID, '/process.Process/List', { 'X-Access-Token': 'wrong' }, 'POST')).status, 401);
+    // kiln's envd is registered for 49983 by mountE2b; without a data-plane handler, 501.
+    assert.ok(h.e2b?.front.portHandlers.has(49983), 'the envd handler is registered');
+    h.e2b?.front.portHandlers.delete(49983);
     assert.equal((await dp(sb.sandboxID, '/process.Process/List', { 'X-Access-Token': sb.envdAccessToken }, 'POST')).status, 501);
     // A registered handler gets the request with the kiln id.
     const seen: string[] = [];

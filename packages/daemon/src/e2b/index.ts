@@ -8,7 +8,9 @@ import type Database from 'better-sqlite3';
 import type { FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import { buildE2bApi, type E2bApiOptions } from './app.js';
-import { E2bFront } from './dispatch.js';
+import { E2bFront, ENVD_PORT } from './dispatch.js';
+import { createEnvdHandler } from './envd/handler.js';
+import type { AuditSink } from '../audit/guest-records.js';
 import { E2bStore } from './store.js';
 import { PauseOnTimeout } from './on-timeout.js';
 import type { E2bContext } from './views.js';
@@ -25,7 +27,8 @@ export interface E2bLayer {
   close(): Promise<void>;
 }
 
-export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx' | 'onTimeout'> & { domain: string | null }): Promise<E2bLayer> {
+/** `guestAudit`: kiln's audit log, for what the data plane does in the guest (process starts, file writes…). */
+export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'store' | 'ctx' | 'onTimeout'> & { domain: string | null; guestAudit?: AuditSink }): Promise<E2bLayer> {
   const store = new E2bStore(db);
   store.prune(new Set(o.manager.records().map((r) => r.id)));
   const ctx: E2bContext = { domain: o.domain };
@@ -34,6 +37,8 @@ export async function mountE2b(db: Database.Database, o: Omit<E2bApiOptions, 'st
   const app = await buildE2bApi({ ...o, store, ctx, onTimeout });
   const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;
   const front = new E2bFront(o.manager, store, route, (id) => onTimeout.resumeOnTraffic(id));
+  // The in-sandbox API (envd) on port 49983; the sandbox proxy may register more ports.
+  front.portHandlers.set(ENVD_PORT, createEnvdHandler(o.manager, o.logger, o.guestAudit));
   return {
     app,
     front,

@@ -94,7 +94,7 @@ export async function benchE2b(log: (s: string) => void, trials: number): Promis
   for (let i = 0; i < trials; i++) runs.push(docker.runOnce());
   await docker.stop();
   const dockerRun = summarize(runs);
-  row('(13) host docker run --rm (tiny image)', dockerRun);
+  row('(14) host docker run --rm (tiny image)', dockerRun);
   const restore = await onePath('restore', 0, trials, row);
   const pooled = await onePath('warm pool', 2, trials, row);
   const r = (a: Summary, b: Summary) => (a.p50 / b.p50).toFixed(2);

@@ -238,10 +238,12 @@ async function main(): Promise<void> {
 
   // (10) CLI start against node -e 0, (11) SDK create → first exec over the socket and TCP+TLS
   if (PHASES.has('cli')) results.client = await benchClient(log, Math.max(TRIALS, 20), TRIALS);
-  if (PHASES.has('e2b')) results.e2b = await benchE2b(log, TRIALS);
 
   // (12) wake: exec on an auto-paused sandbox against exec on it running
   if (PHASES.has('wake')) results.wake = await benchWake(log, TRIALS);
+
+  // (13) the real e2b SDK against kiln
+  if (PHASES.has('e2b')) results.e2b = await benchE2b(log, TRIALS);
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
