@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
 import { buildApi } from './api/server.js';
+import { VolumeService } from './volume/service.js';
 import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -87,8 +88,17 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     : null;
   await network?.init();
 
+  const quotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
+  const volumes = new VolumeService({
+    stateDir: config.stateDir,
+    db: store.sql,
+    driver,
+    sandboxState: (id) => store.get(id)?.state ?? null,
+    ...(Number.isFinite(quotaGiB) && quotaGiB > 0 ? { quotaBytes: Math.round(quotaGiB * 1024 ** 3) } : {}),
+  });
   const manager = new SandboxManager({
     stateDir: config.stateDir,
+    volumes,
     store,
     driver,
     logger,
@@ -133,6 +143,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const tenants = new TenantStore(store.sql);
   const admission = new TenantAdmission(tenants, () => manager.records());
   const app = await buildApi({
+    volumes,
     manager,
     tenancy: { store: tenants, admission },
     templates,

@@ -29,6 +29,8 @@ import { registerAuthEnforce, registerAuthIdentify, tcpActor } from '../tenancy/
 import type { TenantAdmission } from '../tenancy/limits.js';
 import type { TenantStore } from '../tenancy/tenant-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
+import { registerVolumeRoutes } from './routes/volumes.js';
+import type { VolumeService } from '../volume/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -43,6 +45,8 @@ export interface ApiOptions {
   gc?: () => Promise<string[]>;
   /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
   tenancy?: { store: TenantStore; admission: TenantAdmission };
+  /** Persistent volumes; absent = the volume routes are not served. */
+  volumes?: VolumeService;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -110,6 +114,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -11,6 +11,7 @@ import type { Store } from '../store/store.js';
 import { applyGuestNetwork } from '../network/guest.js';
 import { startGuestCtlSession, type GuestCtlSession } from './guest-ctl.js';
 import type { NetworkService, SandboxNetwork } from '../network/service.js';
+import type { VolumeService } from '../volume/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
@@ -57,6 +58,8 @@ export interface StepHost {
   templates: TemplateSource | null;
   /** Sandbox networking; null = sandboxes get no network. */
   network?: NetworkService | null;
+  /** Persistent volumes (the last step attaches a sandbox's); null = none. */
+  volumes?: VolumeService | null;
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   bootTimeoutMs: number;
@@ -382,6 +385,18 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
           r = await ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
         }
         h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
+      },
+    },
+    {
+      // Volumes join the running VM (restored or booted: the same hot-plug) and are mounted.
+      name: 'volumes',
+      run: async (ctx) => {
+        const wanted = ctx.rec.spec.volumes ?? [];
+        if (wanted.length === 0) return;
+        if (!h.volumes || !ctx.vm || !ctx.agent) throw new KilnError('VOLUMES_UNSUPPORTED', 'this kilnd cannot attach volumes', { status: 501 });
+        const t0 = performance.now();
+        await h.volumes.attachLive(ctx.rec.id, ctx.vm, ctx.agent);
+        h.store.addEvent(ctx.rec.id, 'volumes-attached', { volumes: wanted, ms: Math.round(performance.now() - t0) });
       },
     },
   ];

@@ -12,6 +12,7 @@ import { ExpiryTimers } from '../lifecycle/expiry.js';
 import type { NetworkService } from '../network/service.js';
 import type { Store } from '../store/store.js';
 import type { VmmDriver } from '../vmm/driver.js';
+import type { VolumeService } from '../volume/service.js';
 import type { TemplateSource } from './create-steps.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import { isSandboxId } from './ids.js';
@@ -51,6 +52,8 @@ export interface ManagerOptions {
   observer?: ManagerObserver;
   /** Admission limits (lifecycle/capacity.ts); absent = no limits. */
   capacity?: CapacityLimits;
+  /** Persistent volumes; absent = a create with volumes is refused. */
+  volumes?: VolumeService | null;
 }
 
 /** A sandbox's state that lives in kilnd's memory only. */
@@ -147,6 +150,7 @@ export class SandboxRuntime {
     this.activity.delete(id);
     this.o.observer?.released?.(id);
     await this.o.network?.teardown(id);
+    this.o.volumes?.release(id);
     await rm(this.runDir(id).dir, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@
  * 40-method interface is the warning). An operation a driver lacks throws UNSUPPORTED_OPERATION.
  */
 import type { Accel } from './accel.js';
+import type { HotDisk } from './disk-hotplug.js';
 import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface VmSpec {
@@ -124,6 +125,8 @@ export interface VmmDriver {
    * backing file must lie under `templatesRoot`.
    */
   flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
+  /** Hot-plugs a disk (a volume) into a running VM (vmm/disk-hotplug.ts); absent = volumes are refused. */
+  attachDisk?(vm: VmHandle, disk: HotDisk): Promise<void>;
   /**
    * This driver's VMM processes of sandboxes whose run dirs are under `runRoot`, whether or not
    * a handle to them is known (orphan GC: a VMM whose row is gone).
