@@ -32,6 +32,8 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   lifecycle: async () => [(await import('./commands/lifecycle.js')).registerLifecycleCommands],
   key: async () => [(await import('./commands/key.js')).registerKeyCommands],
   process: async () => [(await import('./commands/process.js')).registerProcessCommands],
+  volume: async () => [(await import('./commands/volume.js')).registerVolumeCommands],
+  image: async () => [(await import('./commands/image.js')).registerImageCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
 };
 const COMMANDS: Record<string, keyof typeof MODULES> = {
@@ -39,8 +41,8 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   exec: 'exec', logs: 'logs', stats: 'stats', audit: 'audit', cp: 'cp', net: 'net',
   template: 'template', pause: 'template', resume: 'template', snapshot: 'template',
   events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
-  ps: 'process', attach: 'process', kill: 'process', shell: 'process',
-  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved',
+  volume: 'volume', ps: 'process', attach: 'process', kill: 'process', shell: 'process',
+  daemon: 'daemonMoved', image: 'image', doctor: 'daemonMoved',
 };
 
 exitQuietlyOnClosedPipe();

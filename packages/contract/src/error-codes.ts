@@ -61,6 +61,8 @@ const codes = {
   VOLUME_CREATE_FAILED: { status: 500, meaning: 'the volume image could not be made (mkfs.ext4 failed, disk full)' },
   VOLUME_ATTACH_FAILED: { status: 500, meaning: "a volume could not be hot-plugged into the VM or mounted in the guest (the create fails at its step 'volumes')" },
   VOLUMES_UNSUPPORTED: { status: 501, meaning: 'this kilnd or VMM driver cannot attach volumes' },
+  REGISTRY_DENIED: { status: 403, meaning: "the caller may not push to this repository of the private registry (a tenant's are <tenant>/…)" },
+  REGISTRY_PUSH_FAILED: { status: 502, meaning: 'the private registry refused part of a push, or docker save failed in the sandbox (the message says which)' },
   TEMPLATE_EXISTS: { status: 409, meaning: 'a template already has this name' },
   TEMPLATE_STALE: { status: 409, meaning: 'the template was made from an older guest image; rebuild it' },
   TEMPLATE_BUILD_FAILED: { status: 500, meaning: 'booting or snapshotting a template failed' },

@@ -10,6 +10,7 @@ import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
 import { buildApi } from './api/server.js';
 import { VolumeService } from './volume/service.js';
+import { RegistryService, registryInstalled } from './registry/service.js';
 import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -88,6 +89,18 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     : null;
   await network?.init();
 
+  // The private registry (docs/registry.md): on with networking when docker-registry is installed.
+  let tenantsRef: TenantStore | null = null;
+  const registry =
+    network && process.env.KILN_REGISTRY !== '0' && registryInstalled()
+      ? new RegistryService({
+          stateDir: config.stateDir,
+          logger: logger.child({ component: 'registry' }),
+          remoteUrl: process.env.KILN_REGISTRY_REMOTE_URL || null,
+          tenantOf: (id) => tenantsRef?.ownerOf(id) ?? null,
+        })
+      : null;
+  await registry?.start();
   const quotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
   const volumes = new VolumeService({
     stateDir: config.stateDir,
@@ -99,6 +112,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const manager = new SandboxManager({
     stateDir: config.stateDir,
     volumes,
+    registry,
     store,
     driver,
     logger,
@@ -141,8 +155,10 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await resolveImage().catch(() => null);
 
   const tenants = new TenantStore(store.sql);
+  tenantsRef = tenants;
   const admission = new TenantAdmission(tenants, () => manager.records());
   const app = await buildApi({
+    registry,
     volumes,
     manager,
     tenancy: { store: tenants, admission },
@@ -194,6 +210,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
+        await registry?.stop();
         network?.close();
         store.eventLog.stopPruning();
         store.close();

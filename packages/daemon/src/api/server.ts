@@ -31,6 +31,8 @@ import type { TenantStore } from '../tenancy/tenant-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
 import { registerVolumeRoutes } from './routes/volumes.js';
 import type { VolumeService } from '../volume/service.js';
+import { registerImageRoutes } from './routes/images.js';
+import type { RegistryService } from '../registry/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -47,6 +49,8 @@ export interface ApiOptions {
   tenancy?: { store: TenantStore; admission: TenantAdmission };
   /** Persistent volumes; absent = the volume routes are not served. */
   volumes?: VolumeService;
+  /** The private registry; absent = the image routes are not served. */
+  registry?: RegistryService | null;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -115,6 +119,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
   if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
+  if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -12,6 +12,7 @@ import { applyGuestNetwork } from '../network/guest.js';
 import { startGuestCtlSession, type GuestCtlSession } from './guest-ctl.js';
 import type { NetworkService, SandboxNetwork } from '../network/service.js';
 import type { VolumeService } from '../volume/service.js';
+import type { RegistryService } from '../registry/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
@@ -60,6 +61,8 @@ export interface StepHost {
   network?: NetworkService | null;
   /** Persistent volumes (the last step attaches a sandbox's); null = none. */
   volumes?: VolumeService | null;
+  /** The private registry (a step makes it reachable from the sandbox); null = none. */
+  registry?: RegistryService | null;
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   bootTimeoutMs: number;
@@ -282,6 +285,22 @@ function startGuestCtl(h: StepHost, ctx: CreateCtx, vm = ctx.vm): GuestCtlSessio
   });
 }
 
+/**
+ * The private registry as `registry.kiln.internal` (registry/service.ts): kilnd's proxy for this
+ * sandbox and the forwarder in its netns, and the registry's CA in the guest dockerd's certs.d.
+ */
+function registryStep(registry: RegistryService): Step<CreateCtx> {
+  return {
+    name: 'registry',
+    run: async (ctx) => {
+      if (!ctx.net || !ctx.agent) return;
+      await registry.attach(ctx.rec.id, { netns: ctx.net.names.netns, gateway: ctx.net.addresses.gateway }, ctx.runDir);
+      await registry.trustInGuest(ctx.agent);
+    },
+    undo: async (ctx) => registry.detach(ctx.rec.id, ctx.runDir),
+  };
+}
+
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
   return [
     {
@@ -387,6 +406,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
         h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
       },
     },
+    ...(h.registry ? [registryStep(h.registry)] : []),
     {
       // Volumes join the running VM (restored or booted: the same hot-plug) and are mounted.
       name: 'volumes',

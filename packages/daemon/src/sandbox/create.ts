@@ -45,6 +45,7 @@ export class SandboxCreator {
       templates: o.templates ?? null,
       network: o.network ?? null,
       volumes: o.volumes ?? null,
+      registry: o.registry ?? null,
       resolveImage: () => o.resolveImage(),
       createScratchDisk: (p, g) => o.createScratchDisk(p, g),
       bootTimeoutMs: o.bootTimeoutMs ?? 90_000,

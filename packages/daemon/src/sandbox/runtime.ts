@@ -13,6 +13,7 @@ import type { NetworkService } from '../network/service.js';
 import type { Store } from '../store/store.js';
 import type { VmmDriver } from '../vmm/driver.js';
 import type { VolumeService } from '../volume/service.js';
+import type { RegistryService } from '../registry/service.js';
 import type { TemplateSource } from './create-steps.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import { isSandboxId } from './ids.js';
@@ -54,6 +55,8 @@ export interface ManagerOptions {
   capacity?: CapacityLimits;
   /** Persistent volumes; absent = a create with volumes is refused. */
   volumes?: VolumeService | null;
+  /** The private registry; absent = sandboxes do not reach one. */
+  registry?: RegistryService | null;
 }
 
 /** A sandbox's state that lives in kilnd's memory only. */
@@ -149,6 +152,7 @@ export class SandboxRuntime {
   async releaseResources(id: string): Promise<void> {
     this.activity.delete(id);
     this.o.observer?.released?.(id);
+    await this.o.registry?.detach(id, this.runDir(id).dir);
     await this.o.network?.teardown(id);
     this.o.volumes?.release(id);
     await rm(this.runDir(id).dir, { recursive: true, force: true });
