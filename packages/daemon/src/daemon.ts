@@ -97,6 +97,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
           stateDir: config.stateDir,
           logger: logger.child({ component: 'registry' }),
           remoteUrl: process.env.KILN_REGISTRY_REMOTE_URL || null,
+          remoteUsername: process.env.KILN_REGISTRY_REMOTE_USERNAME || null,
+          remotePassword: process.env.KILN_REGISTRY_REMOTE_PASSWORD || null,
           tenantOf: (id) => tenantsRef?.ownerOf(id) ?? null,
         })
       : null;
@@ -128,6 +130,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     capacity: config.lifecycle,
   });
   await manager.init();
+  // Sandboxes adopted from an earlier kilnd reach the registry again (their forwarder is restarted).
+  if (registry && network) {
+    for (const rec of manager.records()) {
+      const net = rec.state === 'running' || rec.state === 'paused' ? network.get(rec.id) : null;
+      if (net) await registry.attach(rec.id, { netns: net.names.netns, gateway: net.addresses.gateway }, join(sandboxesDir(config.stateDir), rec.id)).catch((err: unknown) => logger.warn({ err, sandboxId: rec.id }, 'registry re-attach failed'));
+    }
+  }
   removeVmmOrphans(driver, store, logger);
   const reaper = new Reaper(
     {

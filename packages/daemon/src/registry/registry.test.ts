@@ -31,3 +31,17 @@ test('registry access: a tenant has its namespace and reads the shared one; the 
   assert.ok(ok(null, 'PUT', '/v2/other/app/manifests/v1'));
   assert.ok(ok(null, 'PUT', '/v2/library/busybox/manifests/latest'));
 });
+
+test('sandbox network: registry.kiln.internal is the gateway; its port is open unless the policy is none', async () => {
+  const { renderPolicy } = await import('../network/nft-sandbox.js');
+  const { renderResolverConf } = await import('../network/resolver.js');
+  const { resolvePolicy } = await import('../network/policy.js');
+  const { netNames } = await import('../network/names.js');
+  const names = netNames('sb-0123456789abcdef0123456789abcdef');
+  const rule = /add rule inet \S+ resolver meta l4proto tcp th dport 443 jump accept_flow/;
+  assert.match(renderPolicy({ names, policy: resolvePolicy(undefined) }), rule);
+  assert.match(renderPolicy({ names, policy: resolvePolicy({ preset: 'locked' }) }), rule);
+  assert.doesNotMatch(renderPolicy({ names, policy: resolvePolicy({ preset: 'none' }) }), rule);
+  const conf = renderResolverConf({ names, runDir: '/r', gateway: '10.210.0.1', upstream: [], policy: resolvePolicy(undefined) });
+  assert.match(conf, /^address=\/registry\.kiln\.internal\/10\.210\.0\.1$/m);
+});

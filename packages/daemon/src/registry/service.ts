@@ -25,6 +25,8 @@ export interface RegistryOptions {
   binary?: string;
   /** Pull-through cache of a public registry (KILN_REGISTRY_REMOTE_URL); null = none. */
   remoteUrl?: string | null;
+  remoteUsername?: string | null;
+  remotePassword?: string | null;
   /** The owner of a sandbox (null: the admin's). */
   tenantOf: (sandboxId: string) => string | null;
 }
@@ -77,7 +79,13 @@ export class RegistryService {
     mkdirSync(join(this.dir, 'data'), { recursive: true, mode: 0o700 });
     this.tls = await ensureRegistryTls(join(this.dir, 'tls'));
     this.port = await freePort();
-    writeFileSync(join(this.dir, 'config.yml'), renderRegistryConfig({ dataDir: join(this.dir, 'data'), port: this.port, remoteUrl: this.o.remoteUrl ?? null }), { mode: 0o600 });
+    writeFileSync(join(this.dir, 'config.yml'), renderRegistryConfig({
+        dataDir: join(this.dir, 'data'),
+        port: this.port,
+        remoteUrl: this.o.remoteUrl ?? null,
+        remoteUsername: this.o.remoteUsername ?? null,
+        remotePassword: this.o.remotePassword ?? null,
+      }), { mode: 0o600 });
     this.spawnRegistry();
     for (let i = 0; i < 200; i++) {
       if (await this.ping()) return;

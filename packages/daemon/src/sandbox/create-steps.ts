@@ -289,13 +289,22 @@ function startGuestCtl(h: StepHost, ctx: CreateCtx, vm = ctx.vm): GuestCtlSessio
  * The private registry as `registry.kiln.internal` (registry/service.ts): kilnd's proxy for this
  * sandbox and the forwarder in its netns, and the registry's CA in the guest dockerd's certs.d.
  */
-function registryStep(registry: RegistryService): Step<CreateCtx> {
+function registryStep(h: StepHost, registry: RegistryService): Step<CreateCtx> {
   return {
     name: 'registry',
     run: async (ctx) => {
       if (!ctx.net || !ctx.agent) return;
+      const t0 = performance.now();
       await registry.attach(ctx.rec.id, { netns: ctx.net.names.netns, gateway: ctx.net.addresses.gateway }, ctx.runDir);
-      await registry.trustInGuest(ctx.agent);
+      const attachMs = Math.round(performance.now() - t0);
+      // The CA lands in the guest after the create returned: a restored guest's first file
+      // write costs seconds under TCG (its agent's code paths run for the first time), and
+      // nothing else of the create needs it. A pull in the first seconds may still find it missing.
+      const id = ctx.rec.id;
+      registry.trustInGuest(ctx.agent).then(
+        () => h.store.addEvent(id, 'registry', { attachMs, trustMs: Math.round(performance.now() - t0) - attachMs }),
+        (err: unknown) => h.warn(id, "could not write the registry's CA into the guest", err),
+      );
     },
     undo: async (ctx) => registry.detach(ctx.rec.id, ctx.runDir),
   };
@@ -406,7 +415,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
         h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
       },
     },
-    ...(h.registry ? [registryStep(h.registry)] : []),
+    ...(h.registry ? [registryStep(h, h.registry)] : []),
     {
       // Volumes join the running VM (restored or booted: the same hot-plug) and are mounted.
       name: 'volumes',

@@ -101,7 +101,7 @@ export function registerImageRoutes(app: FastifyInstance, manager: SandboxManage
   app.get('/v1/images', { schema: { summary: 'Repositories in the private registry the caller may pull' } }, async (req) => {
     const tenant = tenantOf(req);
     const catalog = await new Promise<string[]>((resolve) => {
-      get({ host: '127.0.0.1', port: registry.port, path: '/v2/_catalog?n=10000' }, (res) => {
+      get({ host: '127.0.0.1', port: registry.port, path: '/v2/_catalog?n=1000' }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
