@@ -38,12 +38,7 @@ export function registerImageCommands(program: Command): void {
           if (!name) throw new Error('name the repository: kiln image push ARCHIVE NAME[:TAG]');
           if (!statSync(source).isFile()) throw new Error(`${source} is not a file`);
           const target = nameTag(name);
-          const res = await client.check(
-            await client.raw({ method: 'POST', path: `/v1/images/push?name=${encodeURIComponent(target.name)}&tag=${encodeURIComponent(target.tag)}`, body: createReadStream(source) }),
-          );
-          const chunks: Buffer[] = [];
-          for await (const c of res) chunks.push(c as Buffer);
-          r = JSON.parse(Buffer.concat(chunks).toString('utf8')) as PushView;
+          r = await client.pushImage<PushView>(target.name, target.tag, createReadStream(source));
         }
         if (o.json) return printJson(r);
         process.stdout.write(`${r.reference}\n`);
