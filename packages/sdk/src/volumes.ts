@@ -5,7 +5,7 @@
  * host: a guest wrote it), so it takes a create's time and the volume must not be held by a writer.
  */
 import type { Data } from './wire.js';
-import type { Sandboxes } from './kiln.js';
+import type { Sandbox } from './sandbox.js';
 import type { Transport } from './transport.js';
 import { call, enc } from './wire.js';
 
@@ -29,7 +29,8 @@ function inVolume(path: string): string {
 export class Volumes {
   constructor(
     private readonly t: Transport,
-    private readonly sandboxes: Sandboxes,
+    /** kiln.sandboxes (its create is all a copy needs). */
+    private readonly sandboxes: { create(opts: { volumes: Array<{ name: string; path: string; readOnly?: boolean }>; timeoutMs: number }): Promise<Sandbox> },
   ) {}
 
   create(name: string, opts: { sizeBytes: number }): Promise<VolumeInfo> {

@@ -181,7 +181,9 @@ export class SandboxCreator {
     const dir = rt.runDir(rec.id);
     const ctx: CreateCtx = { rec, runDir: dir.dir, scratch: dir.scratchRaw, image: null, template: null, vm: null, agent: null };
     try {
-      await runSteps(creationSteps(this.stepHost), ctx, live.abort.signal, {
+      // The volumes step exists only for a sandbox that has volumes (no empty step in every create's events).
+      const steps = creationSteps(this.stepHost).filter((s) => s.name !== 'volumes' || (rec.spec.volumes?.length ?? 0) > 0);
+      await runSteps(steps, ctx, live.abort.signal, {
         onStepStart: (name) => {
           rec.step = name;
           rec.updatedAt = Date.now();

@@ -13,21 +13,13 @@
 import { linkSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { KilnError } from '../errors.js';
-import type { VmHandle } from './driver.js';
+import type { HotDisk, VmHandle } from './driver.js';
 import type { VmmIdentity } from './jail.js';
 import { QmpClient } from './qmp.js';
 import { VOLUME_SCSI_ID } from './qemu-args.js';
 import { giveFileToVmm } from './vmm-dir.js';
 
-export interface HotDisk {
-  /** The disk's file on the host (raw). */
-  file: string;
-  readOnly: boolean;
-  /** SCSI target, 0..MAX_HOT_DISKS-1: the guest's host:0:slot:0. */
-  slot: number;
-  /** Names the device and its block node (`vol<slot>`). */
-  serial: string;
-}
+export type { HotDisk };
 
 export const MAX_HOT_DISKS = 8;
 

@@ -3,7 +3,6 @@
  * 40-method interface is the warning). An operation a driver lacks throws UNSUPPORTED_OPERATION.
  */
 import type { Accel } from './accel.js';
-import type { HotDisk } from './disk-hotplug.js';
 import { runDirLayout } from '../sandbox/run-dir.js';
 
 export interface VmSpec {
@@ -91,6 +90,17 @@ export interface DriverCapabilities {
   /** Whether VMs run jailed (vmm/jail-policy.ts); absent for drivers with no jail to speak of. */
   jail?: 'jailed' | 'insecure-no-jail' | 'refused';
   jailReason?: string;
+}
+
+/** A disk hot-plugged into a running VM (a volume; vmm/disk-hotplug.ts). */
+export interface HotDisk {
+  /** The disk's file on the host (raw). */
+  file: string;
+  readOnly: boolean;
+  /** SCSI target, 0..MAX_HOT_DISKS-1: the guest's host:0:slot:0. */
+  slot: number;
+  /** Names the device and its block node (`vol<slot>`). */
+  serial: string;
 }
 
 export interface VmmDriver {
