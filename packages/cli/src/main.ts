@@ -35,6 +35,7 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   volume: async () => [(await import('./commands/volume.js')).registerVolumeCommands],
   image: async () => [(await import('./commands/image.js')).registerImageCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
+  mcp: async () => [(await import('./commands/mcp.js')).registerMcpCommand],
 };
 const COMMANDS: Record<string, keyof typeof MODULES> = {
   create: 'sandbox', ls: 'sandbox', inspect: 'sandbox', rm: 'sandbox',
@@ -42,7 +43,7 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   template: 'template', pause: 'template', resume: 'template', snapshot: 'template',
   events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
   volume: 'volume', ps: 'process', attach: 'process', kill: 'process', shell: 'process',
-  daemon: 'daemonMoved', image: 'image', doctor: 'daemonMoved',
+  daemon: 'daemonMoved', image: 'image', doctor: 'daemonMoved', mcp: 'mcp',
 };
 
 exitQuietlyOnClosedPipe();

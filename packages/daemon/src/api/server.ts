@@ -18,6 +18,7 @@ import { registerNetworkRoutes } from './routes/network.js';
 import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerProcessRoutes } from './routes/processes.js';
+import { registerMcpRoutes, type McpRouteOptions } from './routes/mcp.js';
 import { registerFileTreeRoutes } from './routes/files-tree.js';
 import { registerPtyRoutes } from './routes/pty.js';
 import websocket from '@fastify/websocket';
@@ -51,6 +52,8 @@ export interface ApiOptions {
   volumes?: VolumeService;
   /** The private registry; absent = the image routes are not served. */
   registry?: RegistryService | null;
+  /** kiln's MCP server at /mcp (streamable HTTP); absent = no /mcp. */
+  mcp?: McpRouteOptions;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -120,6 +123,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
   if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
   if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
+  if (opts.mcp) {
+    const mcp = registerMcpRoutes(app, opts.mcp);
+    app.addHook('onClose', async () => mcp.closeAll());
+  }
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
