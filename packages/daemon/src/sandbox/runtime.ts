@@ -183,7 +183,7 @@ export class SandboxRuntime {
     this.activity.delete(id);
     this.autoPause.clear(id);
     this.o.observer?.released?.(id);
-    await this.o.registry?.detach(id, this.runDir(id).dir);
+    if (this.o.registry) await this.o.registry.detach(id, this.runDir(id).dir);
     await this.o.network?.teardown(id);
     this.o.volumes?.release(id);
     await rm(this.runDir(id).dir, { recursive: true, force: true });
