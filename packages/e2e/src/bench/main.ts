@@ -17,12 +17,16 @@
  *  10. CLI start: `kiln --version` and `kiln ls` against `node -e 0` in the same run (bench/cli-start.ts)
  *  11. create → first exec through the SDK, over the unix socket and over TCP with TLS
  *  12. wake: exec on a sandbox that auto-pause paused against exec on it running (bench/wake.ts)
- *  13. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
+ *  13. the sandbox proxy: request latency and throughput through it against the same guest
+ *      server reached inside the guest, and a WebSocket echo round trip (bench/proxy.ts)
+ *  14. the real `e2b` SDK: Sandbox.create() → first commands.run('true'), restore and warm pool,
+ *      next to kiln's SDK and host docker run (bench/e2b.ts)
+ *  15. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
  *      runs, bridge and --network none (bench/guest-docker.ts), next to (4) in the same run (the
  *      phase runs (4) too); the base image's size. Cold boot of that image is (3).
- * Ratios (1)/(4), (2)/(4), (3)/(1), (13)/(4). Results as JSON in bench-results/.
+ * Ratios (1)/(4), (2)/(4), (3)/(1), (15)/(4). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,guest-docker"),
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker"),
  * e.g. `npm run bench -- neighbour` or `npm run bench -- guest-docker cold`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,10 +35,12 @@ import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
+import { benchProxy } from './proxy.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
 import { benchGuestDocker } from './guest-docker.js';
 import { benchWake } from './wake.js';
+import { benchE2b } from './e2b.js';
 import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
@@ -45,7 +51,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,guest-docker').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -84,7 +90,7 @@ async function main(): Promise<void> {
     log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
   };
 
-  // (4) host docker baseline (also the reference of (13))
+  // (4) host docker baseline (also the reference of (15))
   if (PHASES.has('docker') || PHASES.has('guest-docker')) {
     const docker = await hostDocker(log);
     results.hostDocker = docker.note;
@@ -173,16 +179,16 @@ async function main(): Promise<void> {
     }
   }
 
-  // (13) in-guest docker run --rm
+  // (15) in-guest docker run --rm
   if (PHASES.has('guest-docker')) {
     const fxg = new DaemonFixture('bench-guest-docker');
     await fxg.start();
     try {
       const g = await benchGuestDocker(fxg, log);
       results.guestDocker = g;
-      show('(13) in-guest docker run --rm, first in sandbox', g.first);
-      show('(13) in-guest docker run --rm, later runs', g.later);
-      show('(13) in-guest docker run --rm --network none', g.laterNone);
+      show('(15) in-guest docker run --rm, first in sandbox', g.first);
+      show('(15) in-guest docker run --rm, later runs', g.later);
+      show('(15) in-guest docker run --rm --network none', g.laterNone);
     } finally {
       await fxg.close();
     }
@@ -244,6 +250,7 @@ async function main(): Promise<void> {
 
   // (7) network: guest → test server round trip and throughput (its own test internet)
   if (PHASES.has('network')) results.network = await benchNetwork(log);
+  if (PHASES.has('proxy')) results.proxy = await benchProxy(log);
 
   // (8) neighbour slowdown per attack, kilnd's health answer and CPU
   if (PHASES.has('neighbour')) results.neighbour = await benchNeighbour(log);
@@ -254,11 +261,14 @@ async function main(): Promise<void> {
   // (12) wake: exec on an auto-paused sandbox against exec on it running
   if (PHASES.has('wake')) results.wake = await benchWake(log, TRIALS);
 
+  // (13) the real e2b SDK against kiln
+  if (PHASES.has('e2b')) results.e2b = await benchE2b(log, TRIALS);
+
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
     'restore/docker (1)/(4)': ratio('(1) create → first exec, restore (empty pool)', '(4) host docker run --rm (tiny image)'),
     'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
-    'guest/host docker (13)/(4)': ratio('(13) in-guest docker run --rm, later runs', '(4) host docker run --rm (tiny image)'),
+    'guest/host docker (15)/(4)': ratio('(15) in-guest docker run --rm, later runs', '(4) host docker run --rm (tiny image)'),
     'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
   };
   const measured = Object.entries(ratios).filter(([, v]) => Number.isFinite(v));
