@@ -16,8 +16,9 @@ import { TenantAdmission } from '../tenancy/limits.js';
 import { listenTcp } from '../tenancy/listener.js';
 import { TenantStore } from '../tenancy/tenant-store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
+import type { ConnectAgent } from '../sandbox/guest-agent.js';
 
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number } = {}) {
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; connectAgent?: ConnectAgent } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
@@ -30,7 +31,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
     createScratchDisk: fakeScratchDisk,
     poolSize: o.poolSize ?? 0,
-    connectAgent: async () => fakeAgent(),
+    connectAgent: o.connectAgent ?? (async () => fakeAgent()),
     observer: obs.observer,
   });
   await manager.init();
