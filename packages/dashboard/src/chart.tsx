@@ -1,6 +1,6 @@
 /**
  * A time-series chart (uPlot) of the last 15 minutes. The figure carries what it draws as
- * data attributes (data-points, data-last, data-max) so that a test — or a screen reader's
+ * data attributes (data-points, data-last, data-max, data-recent: the last 30 values) so that a test — or a screen reader's
  * summary — can read the values without parsing the canvas.
  */
 import { useEffect, useRef } from 'preact/hooks';
@@ -38,7 +38,7 @@ export function Chart({ id, title, times, series, unit }: { id: string; title: s
   const nums = first.filter((v): v is number => v !== null);
   const last = nums.at(-1);
   return (
-    <figure class="chart" id={id} data-points={String(nums.length)} data-last={last === undefined ? '' : String(last)} data-max={nums.length ? String(Math.max(...nums)) : ''}>
+    <figure class="chart" id={id} data-points={String(nums.length)} data-last={last === undefined ? '' : String(last)} data-max={nums.length ? String(Math.max(...nums)) : ''} data-recent={nums.slice(-30).map((v) => v.toFixed(1)).join(',')}>
       <figcaption>
         {title}
         <span class="sr-only">{last === undefined ? ': no samples yet' : `: latest ${unit(last)}`}</span>

@@ -54,7 +54,7 @@ function Meter({ label, used, max, unit }: { label: string; used: number; max: n
   return (
     <div class="meter">
       <label>
-        {`${label}: ${used} of ${max} ${unit} used, ${Math.max(0, max - used)} free`}
+        {`${label}: ${used} of ${max}${unit ? ` ${unit}` : ''} used, ${Math.max(0, max - used)} free`}
         <progress max={max} value={used} />
       </label>
     </div>
@@ -140,7 +140,7 @@ export function HostPage() {
         <h2 id="audit-h">Audit log (last hour, first 50)</h2>
         <Verify />
         <Err text={audit.error} />
-        <ol class="events">
+        <ol class="events" tabIndex={0} aria-label="Audit records">
           {audit.data?.records.map((r) => (
             <li>
               <time>{time(typeof r.at === 'number' ? r.at : Date.parse(r.at))}</time> <strong>{r.type}</strong> {r.sandboxId && <code>{r.sandboxId}</code>} <code>{JSON.stringify(r.data ?? {})}</code>

@@ -42,7 +42,7 @@ export function Events({ events }: { events: KilnEvent[] }) {
   return (
     <section aria-labelledby="events-h">
       <h2 id="events-h">Events</h2>
-      <ol class="events" aria-live="polite">
+      <ol class="events" tabIndex={0} aria-label="Events of this sandbox">
         {events.slice(-50).map((e) => (
           <li>
             <time>{time(e.at)}</time> <strong>{e.type}</strong> <code>{JSON.stringify(e.data)}</code>
@@ -81,7 +81,7 @@ export function Logs({ id }: { id: string }) {
           {error}
         </p>
       )}
-      <pre class="logs" tabIndex={0} aria-label={`${service} log`}>
+      <pre class="logs" role="log" tabIndex={0} aria-label={`${service} log`}>
         {lines.join('\n')}
       </pre>
     </section>

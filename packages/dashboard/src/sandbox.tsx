@@ -1,5 +1,5 @@
 /** One sandbox: facts and actions, live graphs, steps, events, logs, network, ports, terminal. */
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, describe, type HistoryPoint, type Sandbox } from './api.js';
 import { age, bytes, expiry, labels, percent } from './format.js';
 import { useEvents, usePoll } from './live.js';
@@ -40,15 +40,18 @@ export function SandboxPage({ id }: { id: string }) {
   };
   const events = useEvents(() => void load(), id, 500);
   usePoll(load, 5000, [id]);
+  const lastAt = useRef(0);
   usePoll(
     async () => {
       if (gone) return;
-      const after = points.at(-1)?.at ?? 0;
-      const r = await api<{ points: HistoryPoint[] }>('GET', `/v1/sandboxes/${id}/stats/history?after=${after}`);
-      if (r.points.length) setPoints((old) => [...old, ...r.points].filter((p) => p.at >= Date.now() - WINDOW_MS));
+      const r = await api<{ points: HistoryPoint[] }>('GET', `/v1/sandboxes/${id}/stats/history?after=${lastAt.current}`);
+      const newest = r.points.at(-1);
+      if (!newest) return;
+      lastAt.current = newest.at;
+      setPoints((old) => [...old, ...r.points].filter((p) => p.at >= Date.now() - WINDOW_MS));
     },
     2000,
-    [id, gone, points.at(-1)?.at],
+    [id, gone],
   );
   const live = !gone && (sb?.state === 'running' || sb?.state === 'paused');
   const times = points.map((p) => p.at);

@@ -57,7 +57,7 @@ export function WebTerminal({ id }: { id: string }) {
       <p role="status" class="term-status">
         Terminal: {status}
       </p>
-      <div ref={box} class="xterm-box" aria-label="Terminal" />
+      <div ref={box} class="xterm-box" role="region" aria-label="Terminal screen" />
     </div>
   );
 }
