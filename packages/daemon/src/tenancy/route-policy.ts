@@ -17,6 +17,10 @@ const TENANT_ROUTES = new Set([
   'GET /ui',
   'GET /ui/',
   'GET /ui/*',
+  // kiln's MCP server: each tool call goes back through the API with the caller's key (api/routes/mcp.ts).
+  'POST /mcp',
+  'GET /mcp',
+  'DELETE /mcp',
 ]);
 
 /** Routes that answer without a key on TCP: liveness, and the dashboard's static files (no data). */
