@@ -3,7 +3,14 @@
  * memory beside the latest sample so that a graph opened late still shows where it came from.
  * One compact point per sample round: ~450 points per sandbox at the default 2 s interval.
  */
-import type { SandboxSample } from './sampler.js';
+/** What a point is taken from: the fields of a sampler.ts SandboxSample that graphs show. */
+export interface SampleFields {
+  id: string;
+  at: number;
+  vmm: { cpuPercent: number | null; rssBytes: number } | null;
+  guest: { memUsedBytes: number; memTotalBytes: number } | null;
+  net: { rxBytes: number; txBytes: number } | null;
+}
 
 export interface HistoryPoint {
   /** ms since the epoch */
@@ -27,7 +34,7 @@ export class SampleHistory {
 
   constructor(readonly windowMs = HISTORY_WINDOW_MS) {}
 
-  add(s: SandboxSample): void {
+  add(s: SampleFields): void {
     const list = this.points.get(s.id) ?? [];
     list.push({
       at: s.at,
