@@ -86,9 +86,21 @@ const codes = {
   NETWORK_UNAVAILABLE: { status: 503, meaning: 'a network tool (ip, nft, dnsmasq, sysctl) or the uplink namespace is missing' },
   NETWORK_SETUP_FAILED: { status: 500, meaning: "the sandbox's namespace, devices or firewall could not be set up" },
   NETWORK_CLEANUP_FAILED: { status: 500, meaning: "the sandbox's network objects could not be removed" },
+  // The sandbox proxy (docs/ports.md).
+  PROXY_NO_ROUTE: { status: 400, meaning: 'a proxy request names no sandbox and port (host <port>-<id>.<domain>, Kiln-Sandbox-Id/-Port headers, or /sandboxes/<id>/ports/<port>/)' },
+  PORT_NOT_EXPOSED: { status: 403, meaning: 'the sandbox does not expose this port (`kiln port expose ID PORT`)' },
+  PORT_NOT_FOUND: { status: 404, meaning: 'the sandbox does not expose this port (DELETE of a port that is not exposed)' },
+  PROXY_UNAUTHENTICATED: { status: 401, meaning: 'a private port was asked for with no access token, signed URL, cookie or API key' },
+  PROXY_FORBIDDEN: { status: 403, meaning: "the credential is wrong for this sandbox or port: another sandbox's token, a bad or expired signature, a key of another tenant" },
+  PROXY_UPSTREAM_REFUSED: { status: 502, meaning: 'nothing listens on the port inside the sandbox' },
+  PROXY_UPSTREAM_FAILED: { status: 502, meaning: 'the connection into the sandbox failed or ended mid-request (the sandbox was destroyed or paused, or the guest closed it)' },
+  PROXY_CONNECTION_LIMIT: { status: 503, meaning: 'the sandbox has as many proxied connections open as kilnd allows (256)' },
   // The audit log.
   AUDIT_UNAVAILABLE: { status: 503, meaning: 'the audit log cannot be written; kilnd refuses audited requests until it can' },
   AUDIT_CORRUPT: { status: 500, meaning: 'the audit log file ends in something that is not an audit record' },
+  // The E2B-compatible control plane (docs/e2b.md).
+  E2B_UNSUPPORTED: { status: 501, meaning: 'the E2B SDK asked for a feature kiln does not have (details.feature names it)' },
+  E2B_STATE_CONFLICT: { status: 409, meaning: 'the E2B sandbox is not in a state that allows this (already paused, already running)' },
   // Errors the guest agent raised (api/guest-errors.ts adds the GUEST_ prefix to its wire code).
   GUEST_NOT_FOUND: { status: 404, meaning: 'no such file, directory or process in the guest' },
   GUEST_PERMISSION_DENIED: { status: 403, meaning: 'the guest refused access (permissions, read-only path)' },
@@ -103,6 +115,7 @@ const codes = {
   GUEST_VERSION_MISMATCH: { status: 502, meaning: 'the guest agent speaks another protocol version' },
   GUEST_PROTOCOL_ERROR: { status: 502, meaning: 'the guest agent broke the wire protocol' },
   GUEST_NOT_RUNNING: { status: 409, meaning: 'the guest process has exited or its stdin is closed' },
+  GUEST_CONNECTION_REFUSED: { status: 502, meaning: 'nothing listens on the guest port' },
   GUEST_RESOURCE_EXHAUSTED: { status: 429, meaning: 'a bounded table in the guest is full (e.g. 256 running background processes)' },
   GUEST_INTERNAL: { status: 502, meaning: 'the guest agent failed unexpectedly' },
 } as const satisfies Record<string, ErrorCodeInfo>;

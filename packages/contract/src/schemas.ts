@@ -69,6 +69,7 @@ export const SandboxView = Type.Object({
   readyAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   tenant: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The owning tenant (null: the admin). On create, list and inspect.' })),
+  accessToken: Type.Optional(Type.String({ description: "The sandbox's proxy access token (Kiln-Access-Token / X-Access-Token; docs/ports.md). On create and inspect, never in lists." })),
   autoPauseMs: Type.Optional(Type.Integer({ description: 'Idle time after which the sandbox pauses itself (0 = never).' })),
   pausedBy: Type.Optional(
     Type.Union([Type.Literal('user'), Type.Literal('auto'), Type.Null()], { description: "Who paused it while paused: 'user' (pause call) or 'auto' (auto-pause; the next guest call wakes it); null otherwise." }),

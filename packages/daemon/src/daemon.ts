@@ -31,6 +31,9 @@ import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
+import { ProxyService } from './proxy/service.js';
+import type { ManagerObserver } from './sandbox/observer.js';
+import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
 import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
@@ -38,7 +41,12 @@ export interface Daemon {
   app: FastifyInstance;
   /** The TCP listener's address, when there is one. */
   tcp: TcpListener['address'] | null;
+  /** The sandbox proxy (docs/ports.md); its listener's address when it has one. */
+  proxy: ProxyService;
+  proxyAddress: { host: string; port: number; tls: boolean } | null;
   tenants: TenantStore;
+  /** The E2B-compatible API (docs/e2b.md); the data plane registers in `e2b.front.portHandlers`. */
+  e2b: E2bLayer;
   manager: SandboxManager;
   templates: TemplateService;
   logger: Logger;
@@ -89,6 +97,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     : null;
   await network?.init();
 
+  // The proxy's ports and token of a sandbox go with it (set once the proxy exists, below).
+  let proxy: ProxyService | null = null;
+  const observer: ManagerObserver = {
+    ...obs.observer,
+    transition: (rec, from, to) => {
+      obs.observer.transition?.(rec, from, to);
+      if (to === 'destroyed') proxy?.forget(rec.id);
+    },
+  };
   const manager = new SandboxManager({
     stateDir: config.stateDir,
     store,
@@ -99,7 +116,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     connectAgent,
     templates: config.templates ? templates : null,
     poolSize: config.templates ? config.poolSize : 0,
-    observer: obs.observer,
+    observer,
     bootTimeoutMs: config.bootTimeoutMs,
     restoredDockerCheckMs: config.restoredDockerCheckMs,
     network,
@@ -134,9 +151,15 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
 
   const tenants = new TenantStore(store.sql);
   const admission = new TenantAdmission(tenants, () => manager.records());
+  proxy = new ProxyService(
+    { listen: config.proxyListen, domain: config.proxyDomain, tlsCert: config.proxyTlsCert, tlsKey: config.proxyTlsKey, publicUrl: config.proxyPublicUrl },
+    { db: store.sql, stateDir: config.stateDir, manager, tenants, audit: obs.audit, registry: obs.metrics.registry, logger },
+  );
+  const proxySvc = proxy;
   const app = await buildApi({
     manager,
     tenancy: { store: tenants, admission },
+    proxy: proxySvc,
     // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
     mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
@@ -153,39 +176,52 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
       capacity: capacityView(manager.list(), config.lifecycle),
+      proxy: proxySvc.info(),
     }),
   });
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
+  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, guestAudit: obs.audit, logger, domain: null });
   let tcp: TcpListener | null = null;
+  let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;
   try {
-    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies, fronts: [(req, res) => e2b.front.handle(req, res)] });
     if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
+    proxyAddress = await proxySvc.listen();
   } catch (err) {
+    await tenantSocket?.close();
     await tcp?.close();
+    await e2b.close();
     await app.close();
     throw err;
   }
+  e2b.ctx.domain = e2bDomain(config.e2bDomain, tcp?.address ?? null);
   manager.start();
   reaper.start();
   balancer.start();
-  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null }, 'kilnd listening');
+  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null, proxy: proxyAddress }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     app,
     tcp: tcp?.address ?? null,
+    proxy: proxySvc,
+    proxyAddress,
     tenants,
+    e2b,
     manager,
     templates,
     logger,
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await proxySvc.close();
         await tenantSocket?.close();
+        await e2b.close();
         await app.close();
         await reaper.stop();
         balancer.stop();

@@ -158,16 +158,51 @@ export function Network({ id, live }: { id: string; live: boolean }) {
   );
 }
 
-/** Exposed ports (GET …/ports, from the proxy); the section stays hidden while kilnd has no such route. */
+interface Port {
+  port: number;
+  public: boolean;
+  url: string | null;
+}
+
+/** A private port's link is signed on demand (GET …/ports/:port/url, valid one hour). */
+function PortLink({ id, p }: { id: string; p: Port }) {
+  const [signed, setSigned] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  if (p.url === null) return <span>{`port ${p.port} (kilnd runs no proxy listener)`}</span>;
+  if (p.public)
+    return (
+      <a href={p.url} target="_blank" rel="noopener noreferrer">{`port ${p.port} (public)`}</a>
+    );
+  const sign = async () => {
+    try {
+      setSigned((await api<{ url: string | null }>('GET', `/v1/sandboxes/${id}/ports/${p.port}/url?ttl=3600`)).url);
+    } catch (err) {
+      setError(describe(err));
+    }
+  };
+  return (
+    <>
+      {signed ? (
+        <a href={signed} target="_blank" rel="noopener noreferrer">{`port ${p.port} (signed link, 1 h)`}</a>
+      ) : (
+        <button type="button" onClick={() => void sign()}>{`Get a signed link to port ${p.port}`}</button>
+      )}
+      {error && <span class="error">{` ${error}`}</span>}
+    </>
+  );
+}
+
+/** Exposed ports (GET …/ports, the proxy's); the section stays hidden while kilnd has no such route. */
 export function Ports({ id, live }: { id: string; live: boolean }) {
-  const [ports, setPorts] = useState<Array<{ port: number; public: boolean; url: string }> | null>(null);
+  const [ports, setPorts] = useState<Port[] | null>(null);
   const [absent, setAbsent] = useState(false);
   const [error, setError] = useState<string | null>(null);
   usePoll(
     async () => {
       if (!live || absent) return;
       try {
-        setPorts((await api<{ ports: Array<{ port: number; public: boolean; url: string }> }>('GET', `/v1/sandboxes/${id}/ports`)).ports);
+        setPorts((await api<{ ports: Port[] }>('GET', `/v1/sandboxes/${id}/ports`)).ports);
+        setError(null);
       } catch (err) {
         if (err instanceof ApiError && err.code === 'ROUTE_NOT_FOUND') setAbsent(true);
         else setError(describe(err));
@@ -184,8 +219,8 @@ export function Ports({ id, live }: { id: string; live: boolean }) {
       {ports && ports.length === 0 && <p>No ports exposed.</p>}
       <ul>
         {ports?.map((p) => (
-          <li>
-            <a href={p.url} target="_blank" rel="noopener noreferrer">{`port ${p.port}`}</a> {p.public ? '(public)' : '(needs the access token)'}
+          <li key={p.port}>
+            <PortLink id={id} p={p} />
           </li>
         ))}
       </ul>

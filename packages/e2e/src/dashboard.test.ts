@@ -5,7 +5,7 @@
  * in the table without a reload, one's page shows its CPU graph climbing while a busy loop
  * runs in it (read from the chart's data), `echo hi` typed into the web terminal reads `hi`
  * back from xterm's screen, destroying it from the UI takes it out of the table and its page
- * says it was destroyed. Screenshots go to the test artifacts; axe-core finds no critical
+ * says it was destroyed; exposed ports show as links (a private one signed on demand). Screenshots go to the test artifacts; axe-core finds no critical
  * accessibility violation on the table, sandbox and host pages.
  */
 import { after, before, describe } from 'node:test';
@@ -48,7 +48,7 @@ describe('the web dashboard in headless Chromium on a real kilnd', { skip: skip 
   };
 
   before(async () => {
-    await fx.start({ KILN_LISTEN: '127.0.0.1:0' });
+    await fx.start({ KILN_LISTEN: '127.0.0.1:0', KILN_PROXY_LISTEN: '127.0.0.1:0' });
     const line = readFileSync(fx.logPath, 'utf8').split('\n').find((l) => l.includes('"kilnd listening"'));
     const port = (JSON.parse(line ?? '{}') as { tcp?: { port?: number } }).tcp?.port ?? 0;
     assert.ok(port > 0, 'kilnd logged its TCP port');
@@ -116,6 +116,15 @@ describe('the web dashboard in headless Chromium on a real kilnd', { skip: skip 
     }
     console.log(`cpu graph: idle ${idle.recent.slice(-3).join(',')} %, then ${busy.recent.slice(-Math.max(1, busy.points - idle.points)).join(',')} %`);
     await api('POST', `/v1/sandboxes/${id}/exec`, { shell: 'pkill -f "while :" || true' }).catch(() => undefined);
+
+    // Exposed ports, with their links: a public one links straight, a private one gets a signed link.
+    await api('POST', `/v1/sandboxes/${id}/ports`, { port: 8080, public: true });
+    await api('POST', `/v1/sandboxes/${id}/ports`, { port: 9090 });
+    const publicLink = page.getByRole('link', { name: 'port 8080 (public)' });
+    await publicLink.waitFor();
+    assert.match((await publicLink.getAttribute('href')) ?? '', /8080/);
+    await page.getByRole('button', { name: 'Get a signed link to port 9090' }).click();
+    assert.match((await page.getByRole('link', { name: 'port 9090 (signed link, 1 h)' }).getAttribute('href')) ?? '', /kiln_sig=/);
 
     await page.getByRole('button', { name: 'Open terminal' }).click();
     await page.getByRole('status').filter({ hasText: 'Terminal: connected' }).waitFor({ timeout: 60_000 });

@@ -5,6 +5,7 @@ export type { ExecOptions, ExecResult } from './exec.js';
 export { Files, type DirEntry, type FileInfo, type FileType, type WriteResult } from './files.js';
 export { Processes, ProcessHandle, type ProcessInfo, type StartOptions, type ConnectOptions as ProcessConnectOptions, type ExitStatus } from './process.js';
 export { Pty, PtyHandle, type PtyOptions } from './pty.js';
+export { Ports, type PortUrl, type PortView } from './ports.js';
 export { KilnError, errorClassFor, fromWire, knownErrorCodes, type KilnErrorOptions, type KilnErrorClass } from './errors.js';
 export * from './error-classes.js';
 export { makeTransport, type Transport, type TransportOptions, type HttpRequest, type HttpResponse } from './transport.js';

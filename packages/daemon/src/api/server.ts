@@ -33,6 +33,8 @@ import { registerKeyRoutes } from './routes/keys.js';
 import { registerUiRoutes } from './routes/ui.js';
 import { registerDoctorRoutes } from './routes/doctor.js';
 import { WS_KEY_PROTOCOL, WS_PROTOCOL } from '../tenancy/keys.js';
+import { registerPortRoutes } from './routes/ports.js';
+import type { ProxyService } from '../proxy/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -47,6 +49,8 @@ export interface ApiOptions {
   gc?: () => Promise<string[]>;
   /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
   tenancy?: { store: TenantStore; admission: TenantAdmission };
+  /** The sandbox proxy's ports and tokens (docs/ports.md); absent = no ports routes, no access tokens. */
+  proxy?: ProxyService;
   /** kiln's MCP server at /mcp (streamable HTTP); absent = no /mcp. */
   mcp?: McpRouteOptions;
 }
@@ -104,7 +108,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   opts.observe?.registerHooks(app, tcpActor);
   registerAuthEnforce(app);
   opts.observe?.registerRoutes(app, opts.manager);
-  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null);
+  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null, opts.proxy ? (id) => (opts.proxy as ProxyService).ports.token(id) : null);
+  if (opts.proxy) registerPortRoutes(app, opts.manager, opts.proxy);
   if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
