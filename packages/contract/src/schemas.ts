@@ -33,6 +33,19 @@ export const CreateSandboxBody = Type.Object(
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
     network: Type.Optional(NetworkPolicyBody),
+    volumes: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 63, description: 'A volume of the caller (kiln volume create).' }),
+            path: Type.String({ minLength: 2, maxLength: 256, description: 'Absolute guest path it is mounted at.' }),
+            readOnly: Type.Optional(Type.Boolean({ description: 'Mount read-only (many sandboxes may); default false (one writer at a time).' })),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 8, description: 'Persistent volumes to attach and mount (docs/volumes.md).' },
+      ),
+    ),
     template: Type.Optional(Type.String({ minLength: 1, description: 'Start from this named template (e.g. a snapshot of another sandbox). Default: the template of the shape.' })),
   },
   { additionalProperties: false },
@@ -60,6 +73,7 @@ export const SandboxView = Type.Object({
     labels: StringMap,
     template: Type.Union([Type.String(), Type.Null()]),
     network: Type.Optional(Type.Unknown()),
+    volumes: Type.Optional(Type.Array(Type.Object({ name: Type.String(), path: Type.String(), readOnly: Type.Boolean() }))),
   }),
   imageHash: Type.Union([Type.String(), Type.Null()]),
   step: Type.Union([Type.String(), Type.Null()]),

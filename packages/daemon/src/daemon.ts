@@ -10,6 +10,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
 import { buildApi } from './api/server.js';
+import { VolumeService } from './volume/service.js';
+import { RegistryService, registryInstalled } from './registry/service.js';
 import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -106,8 +108,32 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       if (to === 'destroyed') proxy?.forget(rec.id);
     },
   };
+  // The private registry (docs/registry.md): on with networking when docker-registry is installed.
+  let tenantsRef: TenantStore | null = null;
+  const registry =
+    network && process.env.KILN_REGISTRY !== '0' && registryInstalled()
+      ? new RegistryService({
+          stateDir: config.stateDir,
+          logger: logger.child({ component: 'registry' }),
+          remoteUrl: process.env.KILN_REGISTRY_REMOTE_URL || null,
+          remoteUsername: process.env.KILN_REGISTRY_REMOTE_USERNAME || null,
+          remotePassword: process.env.KILN_REGISTRY_REMOTE_PASSWORD || null,
+          tenantOf: (id) => tenantsRef?.ownerOf(id) ?? null,
+        })
+      : null;
+  await registry?.start();
+  const quotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
+  const volumes = new VolumeService({
+    stateDir: config.stateDir,
+    db: store.sql,
+    driver,
+    sandboxState: (id) => store.get(id)?.state ?? null,
+    ...(Number.isFinite(quotaGiB) && quotaGiB > 0 ? { quotaBytes: Math.round(quotaGiB * 1024 ** 3) } : {}),
+  });
   const manager = new SandboxManager({
     stateDir: config.stateDir,
+    volumes,
+    registry,
     store,
     driver,
     logger,
@@ -123,6 +149,13 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     capacity: config.lifecycle,
   });
   await manager.init();
+  // Sandboxes adopted from an earlier kilnd reach the registry again (their forwarder is restarted).
+  if (registry && network) {
+    for (const rec of manager.records()) {
+      const net = rec.state === 'running' || rec.state === 'paused' ? network.get(rec.id) : null;
+      if (net) await registry.attach(rec.id, { netns: net.names.netns, gateway: net.addresses.gateway }, join(sandboxesDir(config.stateDir), rec.id)).catch((err: unknown) => logger.warn({ err, sandboxId: rec.id }, 'registry re-attach failed'));
+    }
+  }
   removeVmmOrphans(driver, store, logger);
   const reaper = new Reaper(
     {
@@ -150,6 +183,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await resolveImage().catch(() => null);
 
   const tenants = new TenantStore(store.sql);
+  tenantsRef = tenants;
   const admission = new TenantAdmission(tenants, () => manager.records());
   proxy = new ProxyService(
     { listen: config.proxyListen, domain: config.proxyDomain, tlsCert: config.proxyTlsCert, tlsKey: config.proxyTlsKey, publicUrl: config.proxyPublicUrl },
@@ -157,6 +191,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   );
   const proxySvc = proxy;
   const app = await buildApi({
+    registry,
+    volumes,
     manager,
     tenancy: { store: tenants, admission },
     proxy: proxySvc,
@@ -228,6 +264,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
+        await registry?.stop();
         network?.close();
         store.eventLog.stopPruning();
         store.close();

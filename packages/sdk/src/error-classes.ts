@@ -343,6 +343,105 @@ export class TemplateNotFoundError extends KilnError {
   }
 }
 register(TemplateNotFoundError);
+/** HTTP 404: the caller has no volume of this name */
+export class VolumeNotFoundError extends KilnError {
+  static readonly code = 'VOLUME_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_NOT_FOUND', message, opts);
+    this.name = 'VolumeNotFoundError';
+  }
+}
+register(VolumeNotFoundError);
+/** HTTP 409: the caller already has a volume of this name */
+export class VolumeExistsError extends KilnError {
+  static readonly code = 'VOLUME_EXISTS';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_EXISTS', message, opts);
+    this.name = 'VolumeExistsError';
+  }
+}
+register(VolumeExistsError);
+/** HTTP 409: the volume is attached read-write elsewhere (one writer at a time, no reader beside it), or read-only elsewhere and a writer was asked for; details.holder names the sandbox */
+export class VolumeBusyError extends KilnError {
+  static readonly code = 'VOLUME_BUSY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_BUSY', message, opts);
+    this.name = 'VolumeBusyError';
+  }
+}
+register(VolumeBusyError);
+/** HTTP 409: the volume is attached to a sandbox and cannot be removed (details.holders) */
+export class VolumeInUseError extends KilnError {
+  static readonly code = 'VOLUME_IN_USE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_IN_USE', message, opts);
+    this.name = 'VolumeInUseError';
+  }
+}
+register(VolumeInUseError);
+/** HTTP 409: the sandbox has volumes attached: snapshot and fork are refused (the message says why) */
+export class VolumeAttachedError extends KilnError {
+  static readonly code = 'VOLUME_ATTACHED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_ATTACHED', message, opts);
+    this.name = 'VolumeAttachedError';
+  }
+}
+register(VolumeAttachedError);
+/** HTTP 429: the volume would take the tenant's volumes past its quota of bytes (details.quotaBytes, details.usedBytes) */
+export class VolumeQuotaError extends KilnError {
+  static readonly code = 'VOLUME_QUOTA';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_QUOTA', message, opts);
+    this.name = 'VolumeQuotaError';
+  }
+}
+register(VolumeQuotaError);
+/** HTTP 500: the volume image could not be made (mkfs.ext4 failed, disk full) */
+export class VolumeCreateFailedError extends KilnError {
+  static readonly code = 'VOLUME_CREATE_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_CREATE_FAILED', message, opts);
+    this.name = 'VolumeCreateFailedError';
+  }
+}
+register(VolumeCreateFailedError);
+/** HTTP 500: a volume could not be hot-plugged into the VM or mounted in the guest (the create fails at its step 'volumes') */
+export class VolumeAttachFailedError extends KilnError {
+  static readonly code = 'VOLUME_ATTACH_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_ATTACH_FAILED', message, opts);
+    this.name = 'VolumeAttachFailedError';
+  }
+}
+register(VolumeAttachFailedError);
+/** HTTP 501: this kilnd or VMM driver cannot attach volumes */
+export class VolumesUnsupportedError extends KilnError {
+  static readonly code = 'VOLUMES_UNSUPPORTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUMES_UNSUPPORTED', message, opts);
+    this.name = 'VolumesUnsupportedError';
+  }
+}
+register(VolumesUnsupportedError);
+/** HTTP 403: the caller may not push to this repository of the private registry (a tenant's are <tenant>/…) */
+export class RegistryDeniedError extends KilnError {
+  static readonly code = 'REGISTRY_DENIED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('REGISTRY_DENIED', message, opts);
+    this.name = 'RegistryDeniedError';
+  }
+}
+register(RegistryDeniedError);
+/** HTTP 502: the private registry refused part of a push, or docker save failed in the sandbox (the message says which) */
+export class RegistryPushFailedError extends KilnError {
+  static readonly code = 'REGISTRY_PUSH_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('REGISTRY_PUSH_FAILED', message, opts);
+    this.name = 'RegistryPushFailedError';
+  }
+}
+register(RegistryPushFailedError);
 /** HTTP 409: a template already has this name */
 export class TemplateExistsError extends KilnError {
   static readonly code = 'TEMPLATE_EXISTS';

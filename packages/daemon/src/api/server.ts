@@ -35,6 +35,10 @@ import { registerDoctorRoutes } from './routes/doctor.js';
 import { WS_KEY_PROTOCOL, WS_PROTOCOL } from '../tenancy/keys.js';
 import { registerPortRoutes } from './routes/ports.js';
 import type { ProxyService } from '../proxy/service.js';
+import { registerVolumeRoutes } from './routes/volumes.js';
+import type { VolumeService } from '../volume/service.js';
+import { registerImageRoutes } from './routes/images.js';
+import type { RegistryService } from '../registry/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -51,6 +55,10 @@ export interface ApiOptions {
   tenancy?: { store: TenantStore; admission: TenantAdmission };
   /** The sandbox proxy's ports and tokens (docs/ports.md); absent = no ports routes, no access tokens. */
   proxy?: ProxyService;
+  /** Persistent volumes; absent = the volume routes are not served. */
+  volumes?: VolumeService;
+  /** The private registry; absent = the image routes are not served. */
+  registry?: RegistryService | null;
   /** kiln's MCP server at /mcp (streamable HTTP); absent = no /mcp. */
   mcp?: McpRouteOptions;
 }
@@ -124,6 +132,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
+  if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
   if (opts.mcp) {
     const mcp = registerMcpRoutes(app, opts.mcp);
     app.addHook('onClose', async () => mcp.closeAll());

@@ -49,7 +49,7 @@ export function registerSandboxRoutes(
         tenant !== null && store
           ? { own: (id: string) => store.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
           : {};
-      const rec = await manager.create(req.body ?? {}, { wait, ...owner });
+      const rec = await manager.create(req.body ?? {}, { wait, tenant, ...owner });
       return reply.status(wait ? 201 : 202).send(withToken(req, rec));
     },
   );
