@@ -2,6 +2,7 @@
  * kilnd: wires the store, the VMM driver, the sandbox manager and the API together, and
  * listens on a unix socket (mode 0660). VMs outlive the daemon unless destroyOnExit is set.
  */
+import { capacityView } from './lifecycle/capacity.js';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { sandboxesDir } from './sandbox/run-dir.js';
@@ -212,6 +213,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
+      capacity: capacityView(manager.list(), config.lifecycle),
       proxy: proxySvc.info(),
     }),
   });
