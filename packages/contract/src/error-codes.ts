@@ -36,6 +36,7 @@ const codes = {
   TAR_FAILED: { status: 400, meaning: "the guest's tar failed on a directory upload or download (recorded in the audit log; an upload answers INVALID_ARGUMENT, a download is cut short)" },
   PROCESS_NOT_PTY: { status: 400, meaning: 'the background process has no terminal (resize, or a terminal WebSocket)' },
   NO_SAMPLE: { status: 404, meaning: 'the sandbox has no resource sample yet (no VM, or the first sample is pending)' },
+  UI_NOT_FOUND: { status: 404, meaning: 'no such dashboard file, or the dashboard is not built (npm run build)' },
   INVALID_STATE: { status: 409, meaning: 'the sandbox is in a state that does not allow this action (e.g. exec while paused)' },
   INVALID_TRANSITION: { status: 409, meaning: 'the sandbox state machine refused a transition (a concurrent action won)' },
   CANCELLED: { status: 409, meaning: 'the sandbox was destroyed while it was being created' },

@@ -2,6 +2,7 @@
  * kilnd: wires the store, the VMM driver, the sandbox manager and the API together, and
  * listens on a unix socket (mode 0660). VMs outlive the daemon unless destroyOnExit is set.
  */
+import { capacityView } from './lifecycle/capacity.js';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { sandboxesDir } from './sandbox/run-dir.js';
@@ -34,7 +35,7 @@ import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
 import { ProxyService } from './proxy/service.js';
 import type { ManagerObserver } from './sandbox/observer.js';
-import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
+import { e2bDomain, e2bPorts, ENVD_PORT, mountE2b, type E2bLayer } from './e2b/index.js';
 import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
@@ -184,9 +185,11 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const tenants = new TenantStore(store.sql);
   tenantsRef = tenants;
   const admission = new TenantAdmission(tenants, () => manager.records());
+  // E2B sandboxes' ports are public unless created with allowPublicTraffic false (docs/e2b.md).
+  let e2bRef: E2bLayer | null = null;
   proxy = new ProxyService(
     { listen: config.proxyListen, domain: config.proxyDomain, tlsCert: config.proxyTlsCert, tlsKey: config.proxyTlsKey, publicUrl: config.proxyPublicUrl },
-    { db: store.sql, stateDir: config.stateDir, manager, tenants, audit: obs.audit, registry: obs.metrics.registry, logger },
+    { db: store.sql, stateDir: config.stateDir, manager, tenants, audit: obs.audit, registry: obs.metrics.registry, logger, allPorts: (id) => e2bPorts(e2bRef?.store.get(id) ?? null) },
   );
   const proxySvc = proxy;
   const app = await buildApi({
@@ -210,6 +213,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
+      capacity: capacityView(manager.list(), config.lifecycle),
       proxy: proxySvc.info(),
     }),
   });
@@ -218,6 +222,14 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await chmod(config.socket, 0o660);
   // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
   const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, guestAudit: obs.audit, logger, domain: null });
+  e2bRef = e2b;
+  // One access token per sandbox for kiln's proxy and E2B's envd; E2B's in-sandbox API is also
+  // port 49983 on the proxy, and the E2B front hands other ports to the proxy.
+  e2b.ctx.tokenOf = (id) => proxySvc.ports.token(id);
+  e2b.front.ctx = e2b.ctx;
+  e2b.front.otherPorts = proxySvc.proxy.onRequest;
+  const envd = e2b.front.portHandlers.get(ENVD_PORT);
+  if (envd) proxySvc.registerPortHandler(ENVD_PORT, envd);
   let tcp: TcpListener | null = null;
   let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;
@@ -232,7 +244,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     await app.close();
     throw err;
   }
-  e2b.ctx.domain = e2bDomain(config.e2bDomain, tcp?.address ?? null);
+  // getHost(port) = <port>-<id>.<domain>: the proxy's host names when it listens.
+  e2b.ctx.domain = e2bDomain(config.e2bDomain ?? proxySvc.hostSuffix(), tcp?.address ?? null);
   manager.start();
   reaper.start();
   balancer.start();

@@ -9,6 +9,7 @@
 import { after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -23,6 +24,20 @@ const text = (r: CallToolResult): string => r.content.map((c) => (c.type === 'te
 
 async function call(client: Client, name: string, args: Record<string, unknown>, onprogress?: (p: { progress: number; message?: string }) => void): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args }, undefined, onprogress ? { onprogress, timeout: 300_000 } : { timeout: 300_000 })) as CallToolResult;
+}
+
+/** GET a proxy URL on 127.0.0.1 with its Host header (no DNS needed for *.localhost names). */
+function getVia127(u: URL): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: Number(u.port), path: u.pathname + u.search, headers: { host: u.host } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(res.statusCode === 200 ? Buffer.concat(chunks).toString() : `status ${res.statusCode}`));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** The walk-through both transports share; returns the id of a sandbox created with keep: true. */
@@ -71,6 +86,21 @@ async function walkThrough(client: Client, fx: DaemonFixture, label: string): Pr
   assert.match(text(await call(client, 'process_list', { sandboxId: id })), new RegExp(`${pid} running`));
   assert.ok(!(await call(client, 'process_kill', { sandboxId: id, pid })).isError);
 
+  // A server in the sandbox, exposed with port_expose: its URL answers through kilnd's proxy.
+  await call(client, 'process_start', { sandboxId: id, command: `/opt/kiln/bin/node -e "require('http').createServer((q,s)=>s.end('mcp-port-ok')).listen(8000,'127.0.0.1')"` });
+  const exposed = await call(client, 'port_expose', { sandboxId: id, port: 8000, public: true });
+  assert.ok(!exposed.isError, text(exposed));
+  const portUrl = new URL((exposed.structuredContent as { url: string }).url);
+  assert.match(portUrl.hostname, new RegExp(`^8000-${id}\\.localhost$`));
+  let body = '';
+  await waitFor('the exposed port answers', async () => {
+    body = await getVia127(portUrl).catch(() => '');
+    return body === 'mcp-port-ok';
+  }, 60_000);
+  const badPort = await call(client, 'port_expose', { sandboxId: id, port: 70000 });
+  assert.equal(badPort.isError, true);
+  assert.match(text(badPort), /port/);
+
   // A bad argument: a tool error that names it.
   const bad = await call(client, 'run_command', { sandboxId: id, command: 42 });
   assert.equal(bad.isError, true);
@@ -94,7 +124,7 @@ describe('MCP server: kiln mcp (stdio) and /mcp (streamable HTTP)', { skip: skip
   after(async () => fx.close());
 
   fx.test('over stdio and over HTTP: tools, create, uname -a, files, processes, bad arguments, tenancy, session end', async () => {
-    await fx.start({ KILN_LISTEN: '127.0.0.1:0' });
+    await fx.start({ KILN_LISTEN: '127.0.0.1:0', KILN_PROXY_LISTEN: '127.0.0.1:0' });
     const line = readFileSync(fx.logPath, 'utf8').split('\n').find((l) => l.includes('"kilnd listening"'));
     const port = (JSON.parse(line ?? '{}') as { tcp?: { port: number } }).tcp?.port;
     assert.ok(port, 'kilnd listens on TCP');

@@ -199,6 +199,15 @@ export class NoSampleError extends KilnError {
   }
 }
 register(NoSampleError);
+/** HTTP 404: no such dashboard file, or the dashboard is not built (npm run build) */
+export class UiNotFoundError extends KilnError {
+  static readonly code = 'UI_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('UI_NOT_FOUND', message, opts);
+    this.name = 'UiNotFoundError';
+  }
+}
+register(UiNotFoundError);
 /** HTTP 409: the sandbox is in a state that does not allow this action (e.g. exec while paused) */
 export class InvalidStateError extends KilnError {
   static readonly code = 'INVALID_STATE';

@@ -36,7 +36,7 @@ export function registerKeyCommands(program: Command): void {
     .command('create')
     .description('create an API key for a tenant; the key is printed once and never again')
     .requiredOption('--tenant <NAME>', 'the tenant the key acts for')
-    .option('--scope <SCOPE>', 'sandboxes (default) or read-only; repeatable', collect)
+    .option('--scope <SCOPE>', 'sandboxes (default), read-only, or admin (acts as the admin: for the web dashboard); repeatable', collect)
     .option('--name <LABEL>', 'a label for the key')
     .option('--e2b', "make an E2B-shaped key (e2b_…) for the E2B SDK's E2B_API_KEY (docs/e2b.md)")
     .option('--json', 'print JSON')

@@ -30,6 +30,9 @@ import { registerAuthEnforce, registerAuthIdentify, tcpActor } from '../tenancy/
 import type { TenantAdmission } from '../tenancy/limits.js';
 import type { TenantStore } from '../tenancy/tenant-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
+import { registerUiRoutes } from './routes/ui.js';
+import { registerDoctorRoutes } from './routes/doctor.js';
+import { WS_KEY_PROTOCOL, WS_PROTOCOL } from '../tenancy/keys.js';
 import { registerPortRoutes } from './routes/ports.js';
 import type { ProxyService } from '../proxy/service.js';
 import { registerVolumeRoutes } from './routes/volumes.js';
@@ -121,7 +124,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerFileTreeRoutes(app, opts.manager, opts.observe?.audit);
   registerProcessRoutes(app, opts.manager, opts.observe?.audit);
   // Terminal WebSockets. Keystrokes are audited only when the operator asks (KILN_AUDIT_PTY_INPUT=1).
-  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  // A browser offers its key as a `kiln.key.<key>` subprotocol (tenancy/auth.ts): the answer
+  // names `kiln.v1`, never the key.
+  const handleProtocols = (offered: Set<string>): string | false => (offered.has(WS_PROTOCOL) ? WS_PROTOCOL : ([...offered].find((p) => !p.startsWith(WS_KEY_PROTOCOL)) ?? false));
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024, handleProtocols } });
   await app.register(async (scope) => registerPtyRoutes(scope, opts.manager, opts.observe?.audit, { recordInput: process.env.KILN_AUDIT_PTY_INPUT === '1' }));
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
@@ -132,6 +138,12 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
     const mcp = registerMcpRoutes(app, opts.mcp);
     app.addHook('onClose', async () => mcp.closeAll());
   }
+
+  registerDoctorRoutes(app, () => {
+    const i = opts.info();
+    return { stateDir: i.stateDir, insecureNoJail: i.jail?.mode === 'insecure-no-jail' };
+  });
+  registerUiRoutes(app);
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

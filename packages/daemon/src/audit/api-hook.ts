@@ -63,7 +63,7 @@ export function isMetadataRead(method: string, route: string | undefined): boole
 
 /** Does this call get an `api` record? */
 export const isAudited = (method: string, route: string | undefined, o: Pick<ApiAuditOptions, 'recordMetadataReads'>): boolean =>
-  (o.recordMetadataReads ?? true) || !isMetadataRead(method, route);
+  !(route ?? '').startsWith('/ui') && ((o.recordMetadataReads ?? true) || !isMetadataRead(method, route));
 
 export const actorOf = (peer: PeerCredentials | null): AuditActor =>
   peer ? { kind: 'unix', uid: peer.uid, gid: peer.gid, pid: peer.pid } : { kind: 'unix', uid: null, gid: null, pid: null };

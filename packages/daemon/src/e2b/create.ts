@@ -53,7 +53,9 @@ export type NewSandbox = Static<typeof NewSandboxBody>;
 export function unsupportedField(b: NewSandbox): string | null {
   if (b.autoResume?.enabled && !b.autoPause) return "lifecycle.autoResume without onTimeout 'pause'";
   if (b.mcp !== undefined && b.mcp !== null) return 'mcp (the MCP gateway)';
-  if (b.network !== undefined && b.network !== null && Object.keys(b.network as object).length > 0) return 'network (egress rules at create; kiln has its own network policy API)';
+  // Of `network`, kiln honours allowPublicTraffic (the proxy: docs/e2b.md); egress rules are kiln's own policy API.
+  const network = b.network !== null && typeof b.network === 'object' ? Object.keys(b.network).filter((k) => k !== 'allowPublicTraffic') : [];
+  if (network.length > 0) return `network.${network.join(', network.')} (egress rules at create; kiln has its own network policy API)`;
   if (b.iam !== undefined && b.iam !== null) return 'iam (workload identity tokens)';
   if (b.volumeMounts?.length) return 'volumeMounts';
   return null;
@@ -90,7 +92,8 @@ export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void 
       const owners = tenancyOf(req);
       const timeoutS = b.timeout ?? DEFAULT_TIMEOUT_S;
       const lifecycle = b.autoPause ? { onTimeout: 'pause' as const, autoResume: b.autoResume?.enabled === true, timeoutS, endAt: null } : {};
-      const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken(), ...lifecycle };
+      const publicTraffic = (b.network as { allowPublicTraffic?: unknown } | undefined)?.allowPublicTraffic !== false;
+      const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken(), viaE2b: true, publicTraffic, ...lifecycle };
       const rec = await d.manager.create(specOf(b), {
         wait: true,
         own: (id) => {

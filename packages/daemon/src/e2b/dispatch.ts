@@ -19,7 +19,7 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import { envdAccess } from './envd-access.js';
 import { kilnIdOf } from './ids.js';
 import type { E2bStore } from './store.js';
-import { accessTokenOf, BASE_TEMPLATE } from './views.js';
+import { accessTokenOf, BASE_TEMPLATE, type E2bContext } from './views.js';
 
 /** envd's port, as the SDK names it in `E2b-Sandbox-Port`. */
 export const ENVD_PORT = 49983;
@@ -40,6 +40,14 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export class E2bFront {
   /** Data-plane handlers by sandbox port (49983: envd). */
   readonly portHandlers = new Map<number, DataPlaneHandler>();
+  /** The sandbox proxy's tokens (views.ts accessTokenOf); set by daemon.ts. */
+  ctx: E2bContext | null = null;
+  /**
+   * Ports with no handler here (a server the user runs in the guest, code-interpreter's 49999)
+   * go to kiln's sandbox proxy, which routes on the same headers and makes its own access check
+   * (E2B sandboxes' ports are public unless created with allowPublicTraffic false). Set by daemon.ts.
+   */
+  otherPorts: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
 
   constructor(
     private readonly manager: SandboxManager,
@@ -69,12 +77,15 @@ export class E2bFront {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse, e2bId: string): Promise<void> {
+    const portRaw = req.headers['e2b-sandbox-port'];
+    const port = Number(Array.isArray(portRaw) ? portRaw[0] : (portRaw ?? ENVD_PORT));
+    if (!this.portHandlers.has(port) && port !== ENVD_PORT && this.otherPorts) return this.otherPorts(req, res);
     const id = kilnIdOf(e2bId);
     const found = id ? this.manager.list().find((r) => r.id === id) : undefined;
     const notFound = () => json(res, 502, { sandboxId: e2bId, message: 'The sandbox was not found', code: 502 });
     if (!found || (found.state !== 'running' && found.state !== 'paused')) return notFound();
     const row = this.store.ensure(found.id, found.spec.template ?? BASE_TEMPLATE);
-    const access = envdAccess(req.method ?? 'GET', req.url ?? '/', req.headers, accessTokenOf(found, row));
+    const access = envdAccess(req.method ?? 'GET', req.url ?? '/', req.headers, accessTokenOf(found, row, this.ctx ?? undefined));
     if (!access.ok) return json(res, 401, { code: 401, message: access.message });
     // Traffic wakes a sandbox that auto-pause paused, and one created with E2B's autoResume;
     // one the user paused stays paused and is not running for the SDK (502, as E2B's proxy
@@ -82,8 +93,6 @@ export class E2bFront {
     if (found.state === 'paused' && row.autoResume) await this.autoResume(found.id);
     const rec = await this.manager.wake(found.id);
     if (rec.state !== 'running') return json(res, 502, { sandboxId: e2bId, message: `The sandbox is ${rec.state}`, code: 502 });
-    const portRaw = req.headers['e2b-sandbox-port'];
-    const port = Number(Array.isArray(portRaw) ? portRaw[0] : (portRaw ?? ENVD_PORT));
     const handler = this.portHandlers.get(port);
     if (handler) return handler(req, res, { sandboxId: rec.id });
     if (port === ENVD_PORT && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/health') return void res.writeHead(204).end();

@@ -17,6 +17,7 @@ import type { E2bContext } from './views.js';
 
 export { E2bFront, ENVD_PORT, type DataPlaneHandler } from './dispatch.js';
 export { ENVD_VERSION } from './envd-version.js';
+export { e2bPorts } from './store.js';
 export { E2bStore } from './store.js';
 
 export interface E2bLayer {

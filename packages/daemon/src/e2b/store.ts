@@ -25,6 +25,13 @@ export interface E2bRow {
   timeoutS?: number;
   /** With onTimeout pause: when it pauses (ms since the epoch); null while paused. */
   endAt?: number | null;
+  /**
+   * Made by an E2B create: every port is open through the proxy, as on E2B (e2bPorts). Rows made
+   * by `ensure` (kiln's own sandboxes used from the SDK) are not: kiln's port rules apply.
+   */
+  viaE2b?: boolean;
+  /** With viaE2b: the ports need no credential (E2B's `network.allowPublicTraffic`, default true). */
+  publicTraffic?: boolean;
 }
 
 const SCHEMA = `
@@ -36,7 +43,9 @@ CREATE TABLE IF NOT EXISTS e2b_sandboxes (
   on_timeout TEXT NOT NULL DEFAULT 'kill',
   auto_resume INTEGER NOT NULL DEFAULT 0,
   timeout_s INTEGER NOT NULL DEFAULT 0,
-  end_at INTEGER
+  end_at INTEGER,
+  public_traffic INTEGER NOT NULL DEFAULT 0,
+  via_e2b INTEGER NOT NULL DEFAULT 0
 );
 `;
 
@@ -49,6 +58,8 @@ interface Row {
   auto_resume: number;
   timeout_s: number;
   end_at: number | null;
+  public_traffic: number;
+  via_e2b: number;
 }
 
 const rowOf = (r: Row): E2bRow => ({
@@ -60,7 +71,12 @@ const rowOf = (r: Row): E2bRow => ({
   autoResume: r.auto_resume === 1,
   timeoutS: r.timeout_s,
   endAt: r.end_at,
+  publicTraffic: r.public_traffic === 1,
+  viaE2b: r.via_e2b === 1,
 });
+
+/** How the proxy opens an E2B sandbox's ports (proxy/access.ts allPorts); null: kiln's own rules. */
+export const e2bPorts = (row: E2bRow | null): 'public' | 'private' | null => (row?.viaE2b ? (row.publicTraffic ? 'public' : 'private') : null);
 
 /** A new envd access token: 32 random bytes, hex (256 bits). */
 export const newAccessToken = (): string => randomBytes(32).toString('hex');
@@ -68,12 +84,15 @@ export const newAccessToken = (): string => randomBytes(32).toString('hex');
 export class E2bStore {
   constructor(private readonly db: Database.Database) {
     db.exec(SCHEMA);
+    // Files made before public_traffic existed get the column (their rows stay private).
+    const cols = db.prepare('PRAGMA table_info(e2b_sandboxes)').all() as Array<{ name: string }>;
+    for (const c of ['public_traffic', 'via_e2b']) if (!cols.some((x) => x.name === c)) db.exec(`ALTER TABLE e2b_sandboxes ADD COLUMN ${c} INTEGER NOT NULL DEFAULT 0`);
   }
 
   put(row: E2bRow): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO e2b_sandboxes (sandbox_id, metadata, template_id, access_token, on_timeout, auto_resume, timeout_s, end_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(row.sandboxId, JSON.stringify(row.metadata), row.templateId, row.accessToken, row.onTimeout ?? 'kill', row.autoResume ? 1 : 0, row.timeoutS ?? 0, row.endAt ?? null);
+      .prepare('INSERT OR REPLACE INTO e2b_sandboxes (sandbox_id, metadata, template_id, access_token, on_timeout, auto_resume, timeout_s, end_at, public_traffic, via_e2b) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(row.sandboxId, JSON.stringify(row.metadata), row.templateId, row.accessToken, row.onTimeout ?? 'kill', row.autoResume ? 1 : 0, row.timeoutS ?? 0, row.endAt ?? null, row.publicTraffic ? 1 : 0, row.viaE2b ? 1 : 0);
   }
 
   /** Sets when a pause-on-timeout sandbox pauses (null: not armed). */

@@ -6,7 +6,7 @@
 import type { SandboxRecord } from '../sandbox/types.js';
 import { ENVD_VERSION } from './envd-version.js';
 import { e2bIdOf } from './ids.js';
-import type { E2bRow } from './store.js';
+import { e2bPorts, type E2bRow } from './store.js';
 
 /** E2B's constant client id (the SDK ignores it; the schema requires it). */
 export const CLIENT_ID = '6532622b';
@@ -16,6 +16,8 @@ export const BASE_TEMPLATE = 'base';
 export interface E2bContext {
   /** `domain` of answers: `sandbox.getHost(port)` is `<port>-<id>.<domain>`; null lets the SDK use E2B_DOMAIN. */
   domain: string | null;
+  /** The sandbox proxy's access token of a sandbox (kiln id): one token for kiln's proxy and E2B's envd. */
+  tokenOf?: (sandboxId: string) => string;
 }
 
 export type E2bState = 'running' | 'paused';
@@ -27,8 +29,8 @@ export function e2bState(r: SandboxRecord): E2bState | null {
   return null;
 }
 
-/** The envd access token of a sandbox: the row's own (branch proxy) when it has one, else the E2B layer's. */
-export const accessTokenOf = (r: SandboxRecord, e: E2bRow): string => (r as SandboxRecord & { accessToken?: string }).accessToken ?? e.accessToken;
+/** The envd access token of a sandbox: the sandbox proxy's (the same token opens its ports) when kilnd has one, else the E2B layer's. */
+export const accessTokenOf = (r: SandboxRecord, e: E2bRow, ctx?: E2bContext): string => ctx?.tokenOf?.(r.id) ?? e.accessToken;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const templateOf = (r: SandboxRecord, e: E2bRow): string => e.templateId || (r.spec.template ?? BASE_TEMPLATE);
@@ -43,8 +45,9 @@ export function sandboxBody(r: SandboxRecord, e: E2bRow, ctx: E2bContext) {
     alias: t,
     clientID: CLIENT_ID,
     envdVersion: ENVD_VERSION,
-    envdAccessToken: accessTokenOf(r, e),
-    trafficAccessToken: null,
+    envdAccessToken: accessTokenOf(r, e, ctx),
+    // With allowPublicTraffic false the ports want a token (header e2b-traffic-access-token): the same one.
+    trafficAccessToken: e2bPorts(e) === 'private' ? accessTokenOf(r, e, ctx) : null,
     domain: ctx.domain,
   };
 }
@@ -71,7 +74,7 @@ export function listedBody(r: SandboxRecord, e: E2bRow) {
 export function detailBody(r: SandboxRecord, e: E2bRow, ctx: E2bContext) {
   return {
     ...listedBody(r, e),
-    envdAccessToken: accessTokenOf(r, e),
+    envdAccessToken: accessTokenOf(r, e, ctx),
     domain: ctx.domain,
     allowInternetAccess: (r.spec.network?.preset ?? 'default') !== 'none',
     lifecycle: { autoResume: e.autoResume ?? false, onTimeout: e.onTimeout ?? 'kill' },

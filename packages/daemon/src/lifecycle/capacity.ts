@@ -41,3 +41,10 @@ export function checkCapacity(records: readonly SandboxRecord[], spec: SandboxSp
     );
   }
 }
+
+/** The host's capacity as /v1/info shows the admin: sandboxes and guest memory, used and allowed. */
+export function capacityView(records: readonly SandboxRecord[], limits: CapacityLimits): { sandboxes: number; maxSandboxes: number; memoryMiB: number; memoryLimitMiB: number; hostMemoryMiB: number } {
+  const use = capacityUsage(records);
+  const hostMiB = limits.hostMemoryMiB ?? Math.floor(totalmem() / 1048576);
+  return { sandboxes: use.sandboxes, maxSandboxes: limits.maxSandboxes, memoryMiB: use.memoryMiB, memoryLimitMiB: Math.floor(hostMiB * limits.memoryOvercommitRatio), hostMemoryMiB: hostMiB };
+}

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 import type { SandboxRecord } from '../sandbox/types.js';
 import { allocatedBytes, readProcUsage, type ProcUsage } from './proc-stats.js';
+import { SampleHistory } from './history.js';
 
 export interface SandboxSample {
   id: string;
@@ -72,6 +73,8 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T | null> =>
 
 export class ResourceSampler {
   private readonly latest = new Map<string, SandboxSample>();
+  /** The last 15 minutes of samples (graphs). */
+  readonly history = new SampleHistory();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   readonly intervalMs: number;
@@ -111,6 +114,7 @@ export class ResourceSampler {
 
   forget(id: string): void {
     this.latest.delete(id);
+    this.history.forget(id);
   }
 
   /**
@@ -127,6 +131,7 @@ export class ResourceSampler {
     const recs = this.src.list().filter((r) => r.vm !== null);
     const ids = new Set(recs.map((r) => r.id));
     for (const id of this.latest.keys()) if (!ids.has(id)) this.latest.delete(id);
+    for (const id of this.history.ids()) if (!ids.has(id)) this.history.forget(id);
     await Promise.all(recs.map((r) => this.sampleOne(r, fresh).catch((err: unknown) => this.o.logger?.debug({ err, sandboxId: r.id }, 'sample failed'))));
   }
 
@@ -172,5 +177,6 @@ export class ResourceSampler {
       net,
     };
     this.latest.set(rec.id, sample);
+    this.history.add(sample);
   }
 }

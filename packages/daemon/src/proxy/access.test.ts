@@ -86,3 +86,17 @@ test('a destroyed sandbox’s ports and token go', () => {
   assert.equal(d.ports.ownerOfToken(t), null);
   assert.notEqual(d.ports.token(A), t);
 });
+
+test('E2B sandboxes (allPorts): public opens every port but not envd; private opens every port with a credential; other sandboxes keep kiln’s rules', () => {
+  const d = setup();
+  const modes: Record<string, 'public' | 'private' | null> = { [A]: 'public', [B]: 'private' };
+  const e: AccessDeps = { ...d, allPorts: (id) => modes[id] ?? null };
+  assert.equal(checkAccess(e, { headers: {} }, { sandboxId: A, port: 8000, path: '/' }, '/').via, 'public');
+  assert.equal(denied(() => checkAccess(e, { headers: {} }, { sandboxId: A, port: 49983, path: '/' }, '/')).code, 'PROXY_UNAUTHENTICATED');
+  assert.equal(denied(() => checkAccess(e, { headers: {} }, { sandboxId: B, port: 8000, path: '/' }, '/')).code, 'PROXY_UNAUTHENTICATED');
+  assert.equal(checkAccess(e, { headers: { 'e2b-traffic-access-token': d.ports.token(B) } }, { sandboxId: B, port: 8000, path: '/' }, '/').via, 'token');
+  assert.equal(denied(() => checkAccess(e, { headers: { 'e2b-traffic-access-token': d.ports.token(A) } }, { sandboxId: B, port: 8000, path: '/' }, '/')).code, 'PROXY_FORBIDDEN');
+  const C = `sb-${'c'.repeat(32)}`;
+  assert.equal(denied(() => checkAccess(e, { headers: {} }, { sandboxId: C, port: 8000, path: '/' }, '/')).code, 'PROXY_UNAUTHENTICATED');
+  assert.equal(denied(() => checkAccess(e, { headers: { 'kiln-access-token': d.ports.token(C) } }, { sandboxId: C, port: 8000, path: '/' }, '/')).code, 'PORT_NOT_EXPOSED');
+});

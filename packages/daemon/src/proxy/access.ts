@@ -36,6 +36,11 @@ export interface AccessDeps {
   tenants: TenantStore | null;
   /** Ports that have a kilnd handler (e.g. E2B's envd): reachable without being exposed, never public. */
   handlerPorts: ReadonlySet<number>;
+  /**
+   * Sandboxes whose every (non-handler) port is open without `kiln port expose` (E2B sandboxes:
+   * server.ts): 'public' needs no credential (allowPublicTraffic), 'private' the usual ones; null: kiln's rules.
+   */
+  allPorts?: (sandboxId: string) => 'public' | 'private' | null;
 }
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
@@ -51,9 +56,10 @@ export function checkAccess(deps: AccessDeps, req: { headers: IncomingHttpHeader
   const exposed = deps.ports.get(route.sandboxId, route.port);
   const { token: sig, path } = takeSignature(route.path);
   const base = { path, setCookie: null, keyId: null, tenant: null };
-  if (exposed?.public && !deps.handlerPorts.has(route.port)) return { ...base, via: 'public' };
+  const all = deps.allPorts?.(route.sandboxId) ?? null;
+  if ((exposed?.public || all === 'public') && !deps.handlerPorts.has(route.port)) return { ...base, via: 'public' };
   const granted = credential(deps, req, route, sig, path, cookiePath);
-  if (!exposed && !deps.handlerPorts.has(route.port)) {
+  if (!exposed && all === null && !deps.handlerPorts.has(route.port)) {
     throw new AccessDenied('PORT_NOT_EXPOSED', `sandbox ${route.sandboxId} does not expose port ${route.port} (kiln port expose ${route.sandboxId} ${route.port})`, 'not-exposed', granted.keyId);
   }
   return granted;
@@ -61,7 +67,7 @@ export function checkAccess(deps: AccessDeps, req: { headers: IncomingHttpHeader
 
 function credential(deps: AccessDeps, req: { headers: IncomingHttpHeaders }, route: { sandboxId: string; port: number }, sig: string | null, path: string, cookiePath: string): AccessGranted {
   const h = req.headers;
-  const token = first(h['kiln-access-token']) ?? first(h['x-access-token']);
+  const token = first(h['kiln-access-token']) ?? first(h['x-access-token']) ?? first(h['e2b-traffic-access-token']);
   if (token !== undefined) {
     const owner = deps.ports.ownerOfToken(token);
     if (owner === route.sandboxId) return { via: 'token', path, setCookie: null, keyId: null, tenant: null };

@@ -41,9 +41,15 @@ export interface ProxyOptions {
   maxConnectionsPerSandbox?: number;
   /** How often open connections count as activity (auto-pause, idle timeout). Default 10 s. */
   touchIntervalMs?: number;
+  /**
+   * Sandboxes created through the E2B API have every port open, as on E2B: 'public' (E2B's
+   * `network.allowPublicTraffic`, the default) or 'private' (a credential needed, e.g.
+   * `e2b-traffic-access-token`); null for kiln's own (docs/e2b.md). Handler ports stay private.
+   */
+  allPorts?: (sandboxId: string) => 'public' | 'private' | null;
 }
 
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'kiln-access-token', 'x-access-token', 'kiln-sandbox-id', 'kiln-sandbox-port', 'e2b-sandbox-id', 'e2b-sandbox-port']);
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'kiln-access-token', 'x-access-token', 'kiln-sandbox-id', 'kiln-sandbox-port', 'e2b-sandbox-id', 'e2b-sandbox-port', 'e2b-traffic-access-token']);
 
 function errorBody(err: KilnError): string {
   return JSON.stringify({ error: err.toJSON() });
@@ -92,7 +98,7 @@ export class SandboxProxy {
     const cookiePath = route.via === 'path' ? `/sandboxes/${route.sandboxId}/ports/${route.port}/` : '/';
     let access: AccessGranted;
     try {
-      access = checkAccess({ ports: this.o.ports, secret: this.o.secret, tenants: this.o.tenants, handlerPorts: new Set(this.handlers.keys()) }, req, route, cookiePath);
+      access = checkAccess({ ports: this.o.ports, secret: this.o.secret, tenants: this.o.tenants, handlerPorts: new Set(this.handlers.keys()), ...(this.o.allPorts ? { allPorts: this.o.allPorts } : {}) }, req, route, cookiePath);
     } catch (err) {
       if (err instanceof AccessDenied) {
         this.o.metrics?.denied(err.reason);

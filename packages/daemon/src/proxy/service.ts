@@ -46,7 +46,7 @@ export class ProxyService {
 
   constructor(
     private readonly cfg: ProxyConfig,
-    deps: { db: Database.Database; stateDir: string; manager: SandboxManager; tenants: TenantStore | null; audit: AuditLog | null; registry: Registry | null; logger: Logger },
+    deps: { db: Database.Database; stateDir: string; manager: SandboxManager; tenants: TenantStore | null; audit: AuditLog | null; registry: Registry | null; logger: Logger; allPorts?: (sandboxId: string) => 'public' | 'private' | null },
   ) {
     this.ports = new PortStore(deps.db);
     this.secret = loadProxySecret(deps.stateDir);
@@ -60,6 +60,7 @@ export class ProxyService {
       flows: new ProxyFlows(deps.db),
       logger: deps.logger.child({ component: 'proxy' }),
       domain: cfg.domain,
+      ...(deps.allPorts ? { allPorts: deps.allPorts } : {}),
     });
   }
 
@@ -91,6 +92,12 @@ export class ProxyService {
       this.base = { scheme: u.protocol === 'https:' ? 'https' : 'http', domain: u.hostname, port: u.port ? Number(u.port) : null };
     } else this.base = { scheme: tls ? 'https' : 'http', domain: this.cfg.domain, port: a.port };
     return { host, port: a.port, tls };
+  }
+
+  /** The host suffix of port URLs (`<domain>[:<port>]`), as E2B's `domain` field wants it; null without a listener. */
+  hostSuffix(): string | null {
+    if (!this.base) return null;
+    return this.base.port === null ? this.base.domain : `${this.base.domain}:${this.base.port}`;
   }
 
   /** What /v1/info says about the proxy. */

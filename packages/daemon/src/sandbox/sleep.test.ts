@@ -4,8 +4,13 @@ import { fakeHarness } from '../testing/harness.js';
 import { sandboxView } from '../api/views.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits for `cond`; fails (never hangs) after a minute. */
 async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await sleep(20);
+  const end = Date.now() + 60_000;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail('condition not reached within a minute');
+    await sleep(20);
+  }
 }
 
 async function harness() {
@@ -120,7 +125,10 @@ test('auto-pause: the timeout clock stops while auto-paused and the deadline mov
     assert.ok(shown > Date.now(), 'the deadline shown stands still ahead');
     const woken = await h.manager.wake(sb.id);
     assert.ok((woken.expiresAt as number) >= expires0 + (Date.now() - pausedAt) - 200, 'deadline moved by the paused time');
+    // Held busy, it cannot auto-pause again (which would stop its clock again) before its timeout.
+    const release = h.manager.hold(sb.id);
     await until(() => !h.store.get(sb.id));
+    release();
     assert.ok(h.store.events(sb.id).some((e) => e.type === 'timeout'), 'its timeout still ends it, later');
   } finally {
     await h.close();

@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { KilnError, sandboxNotFound } from '../errors.js';
 import { auditExtra } from '../audit/api-hook.js';
 import type { AuditActor } from '../audit/record.js';
-import { bearerToken, hashMatches, keyHash, parseKey } from './keys.js';
+import { bearerToken, hashMatches, keyHash, parseKey, wsProtocolKey } from './keys.js';
 import { ADMIN, canSee, principalOf, setPrincipal, tcpOf } from './principal.js';
 import { isOpenRoute, readOnlyMayCall, tenantMayCall } from './route-policy.js';
 import type { TenantStore } from './tenant-store.js';
@@ -58,7 +58,7 @@ export function tcpActor(req: FastifyRequest): AuditActor | null {
   const failed = (req as Req)[FAILURE];
   if (failed) return { kind: 'key', keyId: failed.keyId, tenant: null, address: tcp.clientAddress };
   const p = principalOf(req);
-  return { kind: 'key', keyId: p.kind === 'tenant' ? p.keyId : null, tenant: p.kind === 'tenant' ? p.tenant : null, address: tcp.clientAddress };
+  return { kind: 'key', keyId: p.keyId ?? null, tenant: p.kind === 'tenant' ? p.tenant : null, address: tcp.clientAddress };
 }
 
 export function registerAuthIdentify(app: FastifyInstance, store: TenantStore | null): void {
@@ -67,9 +67,12 @@ export function registerAuthIdentify(app: FastifyInstance, store: TenantStore | 
       setPrincipal(req, ADMIN, store);
       return done();
     }
-    const r = authenticate(store, req.headers.authorization);
+    // A browser's WebSocket cannot send Authorization: it offers the key as a subprotocol.
+    const header = req.headers.authorization ?? (req.headers.upgrade ? wsProtocolKey(req.headers['sec-websocket-protocol']) : undefined);
+    const r = authenticate(store, header);
     if (r.ok) {
-      setPrincipal(req, { kind: 'tenant', tenant: r.tenant, keyId: r.keyId, scopes: r.scopes }, store);
+      const admin = r.scopes.includes('admin');
+      setPrincipal(req, admin ? { kind: 'admin', keyId: r.keyId, scopes: r.scopes } : { kind: 'tenant', tenant: r.tenant, keyId: r.keyId, scopes: r.scopes }, store);
       store.touchKey(r.keyId);
     } else {
       req[FAILURE] = { reason: r.reason, keyId: r.keyId };
@@ -91,7 +94,14 @@ export function registerAuthEnforce(app: FastifyInstance): void {
       return done(unauthenticated(failed.reason));
     }
     const p = principalOf(req);
-    if (p.kind !== 'tenant' || failed) return done();
+    if (failed) return done();
+    if (p.kind === 'admin') {
+      // An admin key may do what the socket may; with read-only too, it may only read.
+      if (p.scopes?.includes('read-only') && !readOnlyMayCall(method, url, req.headers.upgrade !== undefined)) {
+        return done(new KilnError('READ_ONLY_KEY', `this API key is read-only; ${method} ${url ?? req.url} changes things`, { status: 403 }));
+      }
+      return done();
+    }
     if (!tenantMayCall(method, url)) return done(new KilnError('ADMIN_ONLY', `${method} ${url ?? req.url} is for the admin (the unix socket) only`, { status: 403 }));
     if (p.scopes.includes('read-only') && !readOnlyMayCall(method, url, req.headers.upgrade !== undefined)) {
       return done(new KilnError('READ_ONLY_KEY', `this API key is read-only; ${method} ${url ?? req.url} changes things`, { status: 403 }));

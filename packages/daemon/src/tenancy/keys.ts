@@ -6,7 +6,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export const KEY_SCOPES = ['sandboxes', 'read-only'] as const;
+/** `admin`: the key acts as the admin (sees and may do all, as the unix socket); only the admin can mint one. */
+export const KEY_SCOPES = ['sandboxes', 'read-only', 'admin'] as const;
 export type KeyScope = (typeof KEY_SCOPES)[number];
 
 const KILN_KEY_RE = /^kiln_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -43,4 +44,20 @@ export function bearerToken(header: string | undefined): string | null | undefin
   if (header === undefined) return undefined;
   const m = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
   return m?.[1] ?? null;
+}
+
+/** The subprotocol prefix that carries a key on a browser WebSocket (which cannot set Authorization). */
+export const WS_KEY_PROTOCOL = 'kiln.key.';
+/** The subprotocol kilnd answers with on a WebSocket that carried its key as a subprotocol. */
+export const WS_PROTOCOL = 'kiln.v1';
+
+/**
+ * The key offered in a WebSocket's Sec-WebSocket-Protocol list (`kiln.key.<key>`), as an
+ * Authorization header value, or undefined when none is offered. Keys are base64url, which
+ * are valid subprotocol tokens.
+ */
+export function wsProtocolKey(header: string | string[] | undefined): string | undefined {
+  const list = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((p) => p.trim());
+  const offered = list.find((p) => p.startsWith(WS_KEY_PROTOCOL));
+  return offered === undefined ? undefined : `Bearer ${offered.slice(WS_KEY_PROTOCOL.length)}`;
 }

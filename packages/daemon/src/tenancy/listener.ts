@@ -68,7 +68,12 @@ export async function listenTcp(app: FastifyInstance, cfg: ListenConfig): Promis
     route(req, res);
   };
   const server: Server = tls ? createHttpsServer({ cert: readFileSync(cfg.tlsCert as string), key: readFileSync(cfg.tlsKey as string) }, onRequest) : createHttpServer(onRequest);
+  // Upgraded sockets (terminals, and upgrades refused with an HTTP error) leave the server's
+  // connection tracking: closing the listener ends them itself.
+  const upgraded = new Set<Duplex>();
   server.on('upgrade', (req: IncomingMessage, sock: Duplex, head: Buffer) => {
+    upgraded.add(sock);
+    sock.once('close', () => upgraded.delete(sock));
     markTcp(req, clientAddress(req, trusted));
     app.server.emit('upgrade', req, sock, head);
   });
@@ -91,6 +96,7 @@ export async function listenTcp(app: FastifyInstance, cfg: ListenConfig): Promis
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        for (const sock of upgraded) sock.destroy();
       }),
   };
 }

@@ -9,7 +9,8 @@ import type { IncomingMessage } from 'node:http';
 import type { KeyScope } from './keys.js';
 import type { TenantStore } from './tenant-store.js';
 
-export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; keyId: string; scopes: KeyScope[] };
+/** The admin: the unix socket (no keyId), or a key with the `admin` scope on TCP. */
+export type Principal = { kind: 'admin'; keyId?: string; scopes?: KeyScope[] } | { kind: 'tenant'; tenant: string; keyId: string; scopes: KeyScope[] };
 
 export const ADMIN: Principal = { kind: 'admin' };
 

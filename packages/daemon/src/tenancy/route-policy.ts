@@ -14,14 +14,17 @@ const TENANT_ROUTES = new Set([
   'GET /v1/templates',
   'DELETE /v1/templates/:name',
   'GET /openapi.json',
+  'GET /ui',
+  'GET /ui/',
+  'GET /ui/*',
   // kiln's MCP server: each tool call goes back through the API with the caller's key (api/routes/mcp.ts).
   'POST /mcp',
   'GET /mcp',
   'DELETE /mcp',
 ]);
 
-/** Routes that answer without a key on TCP. */
-const OPEN_ROUTES = new Set(['GET /v1/health']);
+/** Routes that answer without a key on TCP: liveness, and the dashboard's static files (no data). */
+const OPEN_ROUTES = new Set(['GET /v1/health', 'GET /ui', 'GET /ui/', 'GET /ui/*']);
 
 export const isOpenRoute = (method: string, url: string | undefined): boolean => OPEN_ROUTES.has(`${method === 'HEAD' ? 'GET' : method} ${url ?? ''}`);
 

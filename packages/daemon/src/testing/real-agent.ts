@@ -43,7 +43,12 @@ export async function startRealAgent(): Promise<RealAgent> {
       clients.push(real);
       const fake = fakeAgent();
       const ops = ['exec', 'writeFile', 'readFile', 'stat', 'list', 'mkdir', 'remove', 'rename', 'proc'] as const;
-      const agent = { ...fake, ...Object.fromEntries(ops.map((op) => [op, real[op].bind(real)])) } as unknown as GuestAgent;
+      // Closing the sandbox's agent closes its connection too: the agent serves one client at a time.
+      const close = () => {
+        real.close();
+        fake.close();
+      };
+      const agent = { ...fake, close, ...Object.fromEntries(ops.map((op) => [op, real[op].bind(real)])) } as unknown as GuestAgent;
       return agent;
     },
     stop: async () => {

@@ -16,11 +16,12 @@ import { TenantAdmission } from '../tenancy/limits.js';
 import { listenTcp } from '../tenancy/listener.js';
 import { TenantStore } from '../tenancy/tenant-store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
+import type { ConnectAgent } from '../sandbox/guest-agent.js';
 import { mountE2b } from '../e2b/index.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. */
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean } = {}) {
+/** `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. `connectAgent`: e.g. the real agent (testing/real-agent.ts). */
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean; connectAgent?: ConnectAgent } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
@@ -33,7 +34,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
     createScratchDisk: fakeScratchDisk,
     poolSize: o.poolSize ?? 0,
-    connectAgent: async () => fakeAgent(),
+    connectAgent: o.connectAgent ?? (async () => fakeAgent()),
     observer: obs.observer,
   });
   await manager.init();

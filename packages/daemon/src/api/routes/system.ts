@@ -7,6 +7,8 @@ export interface SystemInfo {
   image: { hash: string; kernelVersion?: string } | null;
   stateDir: string;
   pool?: { size: number; ready: number; filling: number };
+  /** Sandboxes and guest memory held, and the host's limits on them (admin only). */
+  capacity?: { sandboxes: number; maxSandboxes: number; memoryMiB: number; memoryLimitMiB: number; hostMemoryMiB: number };
   /** Whether QEMU runs jailed (`insecure-no-jail` when the operator turned the jail off). */
   jail?: { mode: string; reason: string } | null;
   /** The sandbox proxy: its URL pattern ({port}, {sandboxId}) and listener; null without one (docs/ports.md). */
