@@ -33,8 +33,10 @@ apt-get update -qq
 if [ "${KILN_SETUP_NO_QEMU:-0}" != 1 ]; then
   echo "==> installing QEMU (bookworm-backports) and host tools"
   apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+  # debian-archive-keyring: the guest root is Debian 13 (trixie), whose archive keys come with
+  # bookworm's current keyring; debootstrap knows trixie.
   apt-get install -y -qq --no-install-recommends \
-    debootstrap busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux >/dev/null
+    debootstrap debian-archive-keyring busybox-static nftables dnsmasq-base procps cpio e2fsprogs kmod zstd iproute2 util-linux >/dev/null
 else
   echo "==> KILN_SETUP_NO_QEMU=1: no QEMU, no guest-image tools"
 fi

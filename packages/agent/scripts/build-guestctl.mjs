@@ -7,3 +7,4 @@ import { buildStatic } from '../../../scripts/build-static.mjs';
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 buildStatic(here('../native/kiln-guestctl.c'), here('../dist/kiln-guestctl'), ['-Os', '-s']);
 buildStatic(here('../native/kiln-pty.c'), here('../dist/kiln-pty'), ['-Os', '-s']);
+buildStatic(here('../native/kiln-oci.c'), here('../dist/kiln-oci'), ['-Os', '-s']);

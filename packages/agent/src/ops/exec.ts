@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { AgentError, errnoToCode, type ExecArgs, type ExecResult, type StreamSender } from '@kiln/protocol';
 import type { ExecEntry, OpContext, OpHandler } from './context.js';
+import { spawnPlan } from './spawn-as.js';
 import { lookupUser } from './users.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -91,12 +92,13 @@ async function run(ctx: OpContext, args: ExecArgs, entry: ExecEntry): Promise<Ex
 
   let child: ChildProcess;
   try {
-    child = spawn(file as string, rest, {
+    const plan = spawnPlan(file as string, rest, user, args.user, { path: env.PATH ?? DEFAULT_PATH, cwd });
+    child = spawn(plan.file, plan.args, {
       cwd,
       env,
       detached: true, // own process group: kill(-pid) reaches the command's children
       stdio: [args.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      ...(args.user !== undefined && { uid: user.uid, gid: user.gid }),
+      ...plan.ids,
     });
   } catch (err) {
     throw new AgentError('INVALID_ARGUMENT', `exec: ${(err as Error).message}`);

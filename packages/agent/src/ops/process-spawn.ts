@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { AgentError, errnoToCode, type ProcStartArgs } from '@kiln/protocol';
 import { DEFAULT_PATH, resolveCwd } from './exec.js';
+import { spawnPlan } from './spawn-as.js';
 import { OutputRing, type OutputType } from './output-ring.js';
 import type { Proc, ProcessTable } from './process-table.js';
 import { lookupUser } from './users.js';
@@ -38,12 +39,13 @@ export async function startProcess(table: ProcessTable, args: ProcStartArgs, pty
 
   let child: ChildProcess;
   try {
-    child = spawn(file as string, rest, {
+    const plan = spawnPlan(file as string, rest, user, args.user, { path: env.PATH ?? DEFAULT_PATH, cwd });
+    child = spawn(plan.file, plan.args, {
       cwd,
       env,
       detached: true, // own process group: signals and the timeout reach its children
       stdio: args.pty ? ['pipe', 'pipe', 'pipe', 'pipe'] : [args.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      ...(args.user !== undefined && { uid: user.uid, gid: user.gid }),
+      ...plan.ids,
     });
   } catch (err) {
     throw new AgentError('INVALID_ARGUMENT', `proc.start: ${(err as Error).message}`);

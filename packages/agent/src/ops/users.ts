@@ -10,6 +10,8 @@ export interface User {
   home: string;
   /** Login shell from /etc/passwd ("/bin/sh" when it names none). */
   shell: string;
+  /** the account is an /etc/passwd entry (its groups can be looked up) */
+  fromPasswd?: boolean;
 }
 
 /** `undefined` means the agent's own user (root in a guest). */
@@ -24,7 +26,7 @@ export async function lookupUser(spec: string | undefined): Promise<User> {
   for (const line of passwd.split('\n')) {
     const [name, , uid, gid, , home, shell] = line.split(':');
     if (name === undefined || uid === undefined || gid === undefined) continue;
-    if (name === spec || uid === spec) return { name, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh' };
+    if (name === spec || uid === spec) return { name, uid: Number(uid), gid: Number(gid), home: home || '/', shell: shell || '/bin/sh', fromPasswd: true };
   }
   if (/^\d+$/.test(spec)) {
     const uid = Number(spec);

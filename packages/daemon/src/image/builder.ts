@@ -100,7 +100,7 @@ async function build(recipe: Recipe, hash: string, finalDir: string, opts: Build
     progress({ step: 'rootfs', detail: 'agent, node, guest init' });
     const tree = join(tmp, '.tree');
     await linkCopyTree(join(base, 'rootfs'), tree);
-    await addKilnFiles({ dir: tree, agentBundle: recipe.agentBundle.path, guestCtl: recipe.guestCtl.path, ptyHelper: recipe.ptyHelper.path, nodeBinary: recipe.node.path, busybox: recipe.busybox.path, guestDir: recipe.guest.dir });
+    await addKilnFiles({ dir: tree, agentBundle: recipe.agentBundle.path, guestCtl: recipe.guestCtl.path, ptyHelper: recipe.ptyHelper.path, ociHelper: recipe.ociHelper.path, nodeBinary: recipe.node.path, busybox: recipe.busybox.path, guestDir: recipe.guest.dir, npmDir: recipe.npm?.dir ?? null });
     progress({ step: 'rootfs', done: true });
 
     progress({ step: 'ext4', detail: ROOTFS_FILE });

@@ -1,6 +1,7 @@
 /**
  * The guest's non-root account: `user` (uid 1000, group `user` gid 1000, home /home/user owned
- * by it, shell /bin/bash), added to the final image layer. That layer is a hard-link copy of
+ * by it, shell /bin/bash, member of `docker`, sudo without a password through
+ * /etc/sudoers.d/kiln-user), added to the final image layer. That layer is a hard-link copy of
  * the cached base layer, so the account files are replaced (unlinked and written anew), never
  * edited in place: the base layer's copies stay as they were.
  */
@@ -19,6 +20,24 @@ export function withEntry(text: string, name: string, line: string): string {
   if (lines.some((l) => l.split(':')[0] === name)) return text;
   return [...lines, line].join('\n') + '\n';
 }
+
+/** Adds `member` to the supplementary members of `group` in a group or gshadow text (last field); no-op when absent or there. */
+export function withMember(text: string, group: string, member: string): string {
+  return text
+    .split('\n')
+    .map((l) => {
+      const f = l.split(':');
+      if (f[0] !== group || f.length < 3) return l;
+      const members = (f[f.length - 1] ?? '').split(',').filter(Boolean);
+      if (members.includes(member)) return l;
+      f[f.length - 1] = [...members, member].join(',');
+      return f.join(':');
+    })
+    .join('\n');
+}
+
+/** sudo without a password for the guest user (root stays reachable through kiln's exec as user root). */
+export const SUDOERS_LINE = `${GUEST_USER.name} ALL=(ALL:ALL) NOPASSWD: ALL\n`;
 
 /** Refuses an id that another entry already holds (field 2 of passwd/group lines). */
 function assertFreeId(text: string, file: string, id: number, name: string): void {
@@ -47,10 +66,13 @@ export async function addGuestUser(root: string): Promise<void> {
   assertFreeId(passwd, 'passwd', u.uid, u.name);
   assertFreeId(group, 'group', u.gid, u.name);
   await replaceFile(join(etc, 'passwd'), withEntry(passwd, u.name, `${u.name}:x:${u.uid}:${u.gid}::${u.home}:${u.shell}`), 0o644);
-  await replaceFile(join(etc, 'group'), withEntry(group, u.name, `${u.name}:x:${u.gid}:`), 0o644);
+  await replaceFile(join(etc, 'group'), withMember(withEntry(group, u.name, `${u.name}:x:${u.gid}:`), 'docker', u.name), 0o644);
   // No password: the account is reached through kiln (exec/pty with user "user"), never a login.
   await replaceFile(join(etc, 'shadow'), withEntry(shadow, u.name, `${u.name}:*:${today()}:0:99999:7:::`), 0o640);
-  await replaceFile(join(etc, 'gshadow'), withEntry(gshadow, u.name, `${u.name}:!::`), 0o640);
+  await replaceFile(join(etc, 'gshadow'), withMember(withEntry(gshadow, u.name, `${u.name}:!::`), 'docker', u.name), 0o640);
+  // a new file in sudoers.d (read by the default /etc/sudoers' @includedir); sudo wants 0440
+  await mkdir(join(etc, 'sudoers.d'), { recursive: true, mode: 0o750 });
+  await replaceFile(join(etc, 'sudoers.d/kiln-user'), SUDOERS_LINE, 0o440);
 
   const home = join(root, u.home);
   await mkdir(home, { recursive: true, mode: 0o755 });

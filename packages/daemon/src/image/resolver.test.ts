@@ -28,8 +28,9 @@ describe('ImageResolver', () => {
     await writeFile(join(dir, 'agent.cjs'), 'agent v1');
     await writeFile(join(dir, 'guestctl'), 'helper v1');
     await writeFile(join(dir, 'kiln-pty'), 'pty helper v1');
+    await writeFile(join(dir, 'kiln-oci'), 'oci helper v1');
     await cp(DEFAULT_GUEST_DIR, join(dir, 'guest'), { recursive: true });
-    opts = { agentBundle: join(dir, 'agent.cjs'), guestCtl: join(dir, 'guestctl'), ptyHelper: join(dir, 'kiln-pty'), guestDir: join(dir, 'guest'), kernel };
+    opts = { agentBundle: join(dir, 'agent.cjs'), guestCtl: join(dir, 'guestctl'), ptyHelper: join(dir, 'kiln-pty'), ociHelper: join(dir, 'kiln-oci'), guestDir: join(dir, 'guest'), kernel };
   });
   after(() => rm(dir, { recursive: true, force: true }));
 

@@ -31,6 +31,7 @@ function recipeInputs(r: Recipe, imagesDir: string): string[] {
     r.node.path,
     r.guestCtl.path,
     r.ptyHelper.path,
+    r.ociHelper.path,
     ...APT_STATE,
     imagesDir,
   ];

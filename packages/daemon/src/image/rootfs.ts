@@ -67,9 +67,12 @@ export interface KilnFilesInput {
   agentBundle: string;
   guestCtl: string;
   ptyHelper: string;
+  ociHelper: string;
   nodeBinary: string;
   busybox: string;
   guestDir: string;
+  /** npm for the guest's users (/usr/local/lib/node_modules/npm), or null */
+  npmDir: string | null;
 }
 
 /**
@@ -87,17 +90,23 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
   await chmod(join(opt, 'bin/kiln-guestctl'), 0o755);
   await copyFile(k.ptyHelper, join(opt, 'bin/kiln-pty'));
   await chmod(join(opt, 'bin/kiln-pty'), 0o755);
+  await copyFile(k.ociHelper, join(opt, 'bin/kiln-oci'));
+  await chmod(join(opt, 'bin/kiln-oci'), 0o755);
   await copyFile(k.busybox, join(opt, 'bin/busybox'));
   await chmod(join(opt, 'bin/busybox'), 0o755);
   await copyFile(join(k.guestDir, 'guest-init'), join(opt, 'guest-init'));
   await chmod(join(opt, 'guest-init'), 0o755);
   await copyFile(join(k.guestDir, 'guest-modules'), join(opt, 'guest-modules'));
+  await copyFile(join(k.guestDir, 'docker-warm'), join(opt, 'docker-warm'));
+  await chmod(join(opt, 'docker-warm'), 0o755);
+  await copyFile(join(k.guestDir, 'containerd.toml'), join(opt, 'containerd.toml'));
   const sbin = join(k.dir, 'usr/local/sbin');
   await mkdir(sbin, { recursive: true });
   await copyFile(join(k.guestDir, 'poweroff'), join(sbin, 'poweroff'));
   await chmod(join(sbin, 'poweroff'), 0o755);
   for (const alias of ['reboot', 'halt']) await symlink('poweroff', join(sbin, alias));
   await addGuestUser(k.dir);
+  await addUserNode(k.dir, k.npmDir);
 
   try {
     await run('chroot', [k.dir, '/opt/kiln/bin/node', '-e', 'process.exit(0)']);
@@ -108,6 +117,22 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
       details: { ldd },
     });
   }
+}
+
+/**
+ * Node.js LTS for the guest's users: /usr/local/bin/node is kiln's own node binary (the agent's,
+ * one copy in the image), npm and npx come from the same distribution.
+ */
+async function addUserNode(dir: string, npmDir: string | null): Promise<void> {
+  const bin = join(dir, 'usr/local/bin');
+  await mkdir(bin, { recursive: true });
+  await symlink('/opt/kiln/bin/node', join(bin, 'node'));
+  if (!npmDir) return;
+  const lib = join(dir, 'usr/local/lib/node_modules');
+  await mkdir(lib, { recursive: true });
+  await cp(npmDir, join(lib, 'npm'), { recursive: true });
+  await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(bin, 'npm'));
+  await symlink('../lib/node_modules/npm/bin/npx-cli.js', join(bin, 'npx'));
 }
 
 /** Size of the ext4 image for a tree: its usage plus headroom, in MiB (free space stays sparse). */

@@ -24,6 +24,9 @@ export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelR
       createScratchDisk,
       vmmVersion: driver.capabilities().version,
       tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128,
+      // a one-off build: on a loaded host a TCG cold boot of the (larger) trixie guest has taken
+      // over 120 s to its agent; give it time rather than fail the setup
+      bootTimeoutMs: 300_000,
     },
     image,
     { memoryMiB: SPEC_LIMITS.memoryMiB.default, vcpus: SPEC_LIMITS.vcpus.default, diskGiB: SPEC_LIMITS.diskGiB.default },

@@ -21,10 +21,13 @@
  *      server reached inside the guest, and a WebSocket echo round trip (bench/proxy.ts)
  *  14. the real `e2b` SDK: Sandbox.create() → first commands.run('true'), restore and warm pool,
  *      next to kiln's SDK and host docker run (bench/e2b.ts)
- * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
+ *  15. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
+ *      runs, bridge and --network none (bench/guest-docker.ts), next to (4) in the same run (the
+ *      phase runs (4) too); the base image's size. Cold boot of that image is (3).
+ * Ratios (1)/(4), (2)/(4), (3)/(1), (15)/(4). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b"),
- * e.g. `npm run bench -- neighbour`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker"),
+ * e.g. `npm run bench -- neighbour` or `npm run bench -- guest-docker cold`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -35,6 +38,7 @@ import { benchNetwork } from './network.js';
 import { benchProxy } from './proxy.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
+import { benchGuestDocker } from './guest-docker.js';
 import { benchWake } from './wake.js';
 import { benchE2b } from './e2b.js';
 import { stalledReader } from '../stalled-reader.js';
@@ -47,7 +51,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -86,8 +90,8 @@ async function main(): Promise<void> {
     log(`${name.padEnd(44)} p50 ${fmtMs(s.p50).padStart(10)}   p95 ${fmtMs(s.p95).padStart(10)}   n=${s.n}`);
   };
 
-  // (4) host docker baseline
-  if (PHASES.has('docker')) {
+  // (4) host docker baseline (also the reference of (15))
+  if (PHASES.has('docker') || PHASES.has('guest-docker')) {
     const docker = await hostDocker(log);
     results.hostDocker = docker.note;
     const dockerRuns: number[] = [];
@@ -175,6 +179,21 @@ async function main(): Promise<void> {
     }
   }
 
+  // (15) in-guest docker run --rm
+  if (PHASES.has('guest-docker')) {
+    const fxg = new DaemonFixture('bench-guest-docker');
+    await fxg.start();
+    try {
+      const g = await benchGuestDocker(fxg, log);
+      results.guestDocker = g;
+      show('(15) in-guest docker run --rm, first in sandbox', g.first);
+      show('(15) in-guest docker run --rm, later runs', g.later);
+      show('(15) in-guest docker run --rm --network none', g.laterNone);
+    } finally {
+      await fxg.close();
+    }
+  }
+
   // (2) warm pool
   if (PHASES.has('pool')) {
     const fxp = new DaemonFixture('bench-pool');
@@ -249,6 +268,7 @@ async function main(): Promise<void> {
   const ratios = {
     'restore/docker (1)/(4)': ratio('(1) create → first exec, restore (empty pool)', '(4) host docker run --rm (tiny image)'),
     'pool/docker (2)/(4)': ratio('(2) create → first exec, warm pool', '(4) host docker run --rm (tiny image)'),
+    'guest/host docker (15)/(4)': ratio('(15) in-guest docker run --rm, later runs', '(4) host docker run --rm (tiny image)'),
     'cold/restore (3)/(1)': ratio('(3) create → first exec, cold boot', '(1) create → first exec, restore (empty pool)'),
   };
   const measured = Object.entries(ratios).filter(([, v]) => Number.isFinite(v));
