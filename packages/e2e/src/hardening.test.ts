@@ -242,11 +242,14 @@ describe('hardened VMM boundary on real microVMs', { skip: skip ?? false }, () =
       "grep -Eq ' (9p|virtiofs|nfs|fuse)' /proc/mounts || echo no-shared-fs",
       'ls /sys/bus/virtio/devices | wc -l',
       "docker info --format '{{.Name}}'",
+      'echo scsi-disks=$(ls /dev/sd* 2>/dev/null | wc -l)',
     ].join('; '));
     assert.match(r.out, /no-host-paths/);
     assert.match(r.out, /no-shared-fs/);
-    // virtio-mmio devices: root, scratch, net, balloon (free page reporting), serial — nothing else
-    assert.match(r.out, /^5$/m);
+    // virtio-mmio devices: root, scratch, net, balloon (free page reporting), serial, and the
+    // SCSI controller volumes are hot-plugged into (docs/volumes.md) — nothing else; no disk on it.
+    assert.match(r.out, /^6$/m);
+    assert.match(r.out, /scsi-disks=0/);
     assert.match(r.out, new RegExp(`^${a}$`, 'm'), `docker in the guest is the guest's own: ${r.out}`);
   });
 
