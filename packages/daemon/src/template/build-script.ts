@@ -36,7 +36,7 @@ export function basesScript(dockerfile: string): string {
     `  echo "kiln: importing kiln/busybox"; T=${BUILD_DIR}/bb; mkdir -p $T/bin $T/etc $T/tmp $T/root; cp /opt/kiln/bin/busybox $T/bin/busybox`,
     `  for a in $(/opt/kiln/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$T/bin/$a"; done`,
     `  echo 'root:x:0:0:root:/root:/bin/sh' > $T/etc/passwd; echo 'root:x:0:' > $T/etc/group; chmod 1777 $T/tmp`,
-    `  tar -C $T -c . | docker import -c 'ENV PATH=/bin' -c 'CMD ["/bin/sh"]' - kiln/busybox:latest >/dev/null; rm -rf $T`,
+    `  tar -C $T -c . | docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' -c 'CMD ["/bin/sh"]' - kiln/busybox:latest >/dev/null; rm -rf $T`,
     `fi`,
     `if grep -qiE ${fromRe('kiln/base')} "$DF"; then`,
     `  echo "kiln: importing kiln/base (the guest's root filesystem)"`,

@@ -29,6 +29,7 @@ import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
+import { benchTemplateBuild } from './template-build.js';
 import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
@@ -39,7 +40,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,tplbuild').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -229,6 +230,9 @@ async function main(): Promise<void> {
 
   // (10) CLI start against node -e 0, (11) SDK create → first exec over the socket and TCP+TLS
   if (PHASES.has('cli')) results.client = await benchClient(log, Math.max(TRIALS, 20), TRIALS);
+
+  // (12) template build time from a small Dockerfile (issue 15)
+  if (PHASES.has('tplbuild')) results.templateBuild = await benchTemplateBuild(log, Number(process.env.KILN_BENCH_TEMPLATE_BUILDS ?? 1));
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {
