@@ -87,7 +87,7 @@ export class SandboxCreator {
   async create(input: SpecInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     const rt = this.rt;
     if (rt.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
-    let defaults: { workdir?: string; user?: string } = {};
+    const defaults: { workdir?: string; user?: string } = {};
     if (input.template !== undefined) {
       const shape = await rt.o.templates?.shapeOf(input.template);
       if (shape?.workdir) defaults.workdir = shape.workdir;
