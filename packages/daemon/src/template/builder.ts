@@ -49,6 +49,8 @@ export interface BootCustomization {
   makeScratch(path: string): Promise<void>;
   /** Runs after dockerd is ready, before the snapshot (the start command and its ready check). */
   beforeSnapshot?(agent: GuestAgent): Promise<void>;
+  /** How long its cold boot may take to an answering agent, and dockerd after it (a long build is no reason to give up a slow boot on a loaded host). */
+  bootTimeoutMs?: number;
   /** Manifest fields to add (source, config, version, tenant). */
   manifest: Partial<TemplateManifest>;
 }
@@ -91,9 +93,9 @@ export async function buildTemplate(
       hostname: TEMPLATE_HOSTNAME,
       memory: { file: join(tmp, MEM_FILE), mode: 'template' },
     });
-    agent = await deps.connectAgent(vm.paths.agentSocket, { timeoutMs: deps.bootTimeoutMs ?? 120_000 });
+    agent = await deps.connectAgent(vm.paths.agentSocket, { timeoutMs: custom?.bootTimeoutMs ?? deps.bootTimeoutMs ?? 120_000 });
     progress('docker-ready');
-    await agent.dockerReady(deps.dockerReadyTimeoutMs ?? 180_000);
+    await agent.dockerReady(custom?.bootTimeoutMs ?? deps.dockerReadyTimeoutMs ?? 180_000);
     // Flush the guest's dirty pages to the scratch disk so the frozen disk and RAM agree.
     // Warm the agent's code paths (V8 compiles lazily; under TCG that is slow) so that
     // every clone answers its first requests with already-compiled code.

@@ -111,6 +111,7 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
       image,
       {
         key,
+        bootTimeoutMs: 600_000,
         makeScratch: (path) => makeRootScratch(staging, path, r.shape.diskGiB),
         beforeSnapshot: (agent) => startAndWait(agent, config, r.readyTimeoutMs ?? 120_000, emit),
         manifest: { source: 'image', config, version, ...(r.tenant ? { tenant: r.tenant } : {}) },
