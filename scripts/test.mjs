@@ -31,7 +31,7 @@ function find(dir, out = []) {
   return out;
 }
 
-const packages = ['contract', 'protocol', 'agent', 'daemon', 'sdk', 'cli'];
+const packages = ['contract', 'protocol', 'agent', 'daemon', 'sdk', 'mcp', 'cli'];
 const unit = packages.flatMap((p) => find(join(repo, 'packages', p, 'dist')));
 const integration = unitOnly ? [] : find(join(repo, 'packages/e2e/dist'));
 let files = [...unit, ...integration];

@@ -31,6 +31,11 @@ export interface SandboxView {
   expiresAt: string | null;
   /** The owning tenant; null or absent: the admin's. */
   tenant?: string | null;
+  /** Auto-pause after this long idle (0 = never); who paused it; running and paused time. */
+  autoPauseMs?: number;
+  pausedBy?: 'user' | 'auto' | null;
+  runningSeconds?: number;
+  pausedSeconds?: number;
 }
 
 export type ExecEvent =

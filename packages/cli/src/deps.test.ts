@@ -1,5 +1,6 @@
-// The CLI is a client: it depends on @kiln/sdk and commander only, never on the daemon, and
-// `kiln --version` / `kiln ls` load no more than they need (the start-up figure is in the bench).
+// The CLI is a client: it depends on @kiln/sdk and commander (and @kiln/mcp, the MCP server
+// that `kiln mcp` alone loads), never on the daemon, and `kiln --version` / `kiln ls` load no
+// more than they need (the start-up figure is in the bench).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,11 +11,14 @@ const pkg = join(import.meta.dirname, '..');
 const sources = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
 
-test('the CLI depends on @kiln/sdk and commander only, and no source imports another kiln package', () => {
+test('the CLI depends on @kiln/sdk, @kiln/mcp and commander only; only commands/mcp.ts imports @kiln/mcp, no source another kiln package', () => {
   const deps = Object.keys((JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies).sort();
-  assert.deepEqual(deps, ['@kiln/sdk', 'commander']);
+  assert.deepEqual(deps, ['@kiln/mcp', '@kiln/sdk', 'commander']);
   for (const f of sources(join(pkg, 'src'))) {
-    for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\()\s*'(@kiln\/[^'/]+)/g)) assert.equal(m[1], '@kiln/sdk', `${f} imports ${m[1]}`);
+    for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import\()\s*'(@kiln\/[^'/]+)/g)) {
+      if (m[1] === '@kiln/mcp') assert.ok(f.endsWith(join('commands', 'mcp.ts')), `${f} imports @kiln/mcp (only kiln mcp may)`);
+      else assert.equal(m[1], '@kiln/sdk', `${f} imports ${m[1]}`);
+    }
   }
 });
 
@@ -29,4 +33,5 @@ test('kiln --version answers without loading commander or the SDK; kiln ls loads
   const ls = probe(['--socket', '/nonexistent/kiln.sock', 'ls']);
   assert.ok(ls.some((u) => u.includes('/packages/sdk/dist/transport.js')), `ls loaded: ${ls.join(' ')}`);
   assert.ok(!ls.some((u) => /\/packages\/sdk\/dist\/(sandbox|process|pty|files|error-classes)\.js|\/packages\/daemon\//.test(u)), `ls loaded: ${ls.join(' ')}`);
+  assert.ok(!ls.some((u) => /\/packages\/mcp\/|@modelcontextprotocol|node_modules\/zod\//.test(u)), `ls loaded the MCP server: ${ls.join(' ')}`);
 });

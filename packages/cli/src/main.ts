@@ -33,6 +33,7 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   key: async () => [(await import('./commands/key.js')).registerKeyCommands],
   process: async () => [(await import('./commands/process.js')).registerProcessCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
+  mcp: async () => [(await import('./commands/mcp.js')).registerMcpCommand],
 };
 const COMMANDS: Record<string, keyof typeof MODULES> = {
   create: 'sandbox', ls: 'sandbox', inspect: 'sandbox', rm: 'sandbox',
@@ -40,7 +41,7 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   template: 'template', pause: 'template', resume: 'template', snapshot: 'template',
   events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
   ps: 'process', attach: 'process', kill: 'process', shell: 'process',
-  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved',
+  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved', mcp: 'mcp',
 };
 
 exitQuietlyOnClosedPipe();

@@ -23,6 +23,13 @@ export const CreateSandboxBody = Type.Object(
     diskGiB: Type.Optional(Type.Integer({ description: 'Scratch disk size (sparse) in GiB. Default 10.', minimum: 1, maximum: 1024 })),
     timeoutMs: Type.Optional(Type.Integer({ description: 'Lifetime in ms; 0 = none. Default 3600000.', minimum: 0 })),
     idleTimeoutMs: Type.Optional(Type.Integer({ description: 'Destroy after this long without an exec or file call; 0 = never. Default 0.', minimum: 0 })),
+    autoPauseMs: Type.Optional(
+      Type.Integer({
+        description:
+          'Pause the sandbox (memory kept, no CPU) after this long with no exec, file call, process or terminal I/O or proxied traffic; the next such call wakes it. 0 = never (default); else 1000 to 604800000.',
+        minimum: 0,
+      }),
+    ),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
     network: Type.Optional(NetworkPolicyBody),
@@ -48,6 +55,7 @@ export const SandboxView = Type.Object({
     diskGiB: Type.Integer(),
     timeoutMs: Type.Integer(),
     idleTimeoutMs: Type.Optional(Type.Integer()),
+    autoPauseMs: Type.Optional(Type.Integer()),
     env: StringMap,
     labels: StringMap,
     template: Type.Union([Type.String(), Type.Null()]),
@@ -61,6 +69,12 @@ export const SandboxView = Type.Object({
   readyAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   tenant: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The owning tenant (null: the admin). On create, list and inspect.' })),
+  autoPauseMs: Type.Optional(Type.Integer({ description: 'Idle time after which the sandbox pauses itself (0 = never).' })),
+  pausedBy: Type.Optional(
+    Type.Union([Type.Literal('user'), Type.Literal('auto'), Type.Null()], { description: "Who paused it while paused: 'user' (pause call) or 'auto' (auto-pause; the next guest call wakes it); null otherwise." }),
+  ),
+  runningSeconds: Type.Optional(Type.Number({ description: 'Seconds the sandbox has been running (since ready, paused time excluded).' })),
+  pausedSeconds: Type.Optional(Type.Number({ description: 'Seconds the sandbox has spent paused (by the user or auto-pause).' })),
 });
 export type SandboxView = Static<typeof SandboxView>;
 

@@ -30,6 +30,7 @@ import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
+import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
   config: DaemonConfig;
@@ -135,6 +136,8 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   const app = await buildApi({
     manager,
     tenancy: { store: tenants, admission },
+    // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
+    mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
     network,
     logger,
@@ -154,9 +157,12 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
   let tcp: TcpListener | null = null;
+  let tenantSocket: TenantSocket | null = null;
   try {
     if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
   } catch (err) {
+    await tcp?.close();
     await app.close();
     throw err;
   }
@@ -177,6 +183,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await tenantSocket?.close();
         await app.close();
         await reaper.stop();
         balancer.stop();

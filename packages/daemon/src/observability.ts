@@ -78,6 +78,8 @@ export class Observability {
       }
     },
     vmWatched: (id, vm) => this.logs.attach(id, logSockets(vm)),
+    autoPaused: (id) => this.metrics.observer.autoPaused?.(id),
+    woke: (id, wakeMs) => this.metrics.observer.woke?.(id, wakeMs),
     released: (id) => this.logs.detach(id),
     consoleTail: (id, bytes) =>
       this.logs
@@ -94,9 +96,10 @@ export class Observability {
     this.sampler = new ResourceSampler(
       {
         list: () => manager.list(),
+        // Not agentFor: a sample is not guest activity (it would keep idle timeouts and auto-pause from ever firing).
         agent: (id) => {
           try {
-            return manager.agentFor(id, 'exec');
+            return manager.get(id).state === 'running' ? manager.liveAgent(id) : null;
           } catch {
             return null;
           }

@@ -27,11 +27,12 @@ export function registerSandboxCommands(program: Command): void {
     .option('--disk <GiB>', 'scratch disk size in GiB (default 10)', intOpt('disk'))
     .option('--timeout <DURATION>', 'lifetime, e.g. 30m, 2h, 0 for none (default 1h)')
     .option('--idle-timeout <DURATION>', 'destroy after this long without an exec or file call, 0 for never (default 0)')
+    .option('--auto-pause <DURATION>', 'pause (memory kept, no CPU) after this long idle, e.g. 10s, 5m; the next exec, file call or proxied request wakes it (default: never)')
     .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
     .option('--label <K=V>', 'label (repeatable)', collect)
     .option('--template <NAME>', 'start from a named template, e.g. a snapshot of another sandbox (its shape applies)')
     .option('--json', 'print the sandbox as JSON');
-  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; idleTimeout?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
+  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; idleTimeout?: string; autoPause?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
         const body: Record<string, unknown> = {};
@@ -40,6 +41,7 @@ export function registerSandboxCommands(program: Command): void {
         if (o.disk !== undefined) body.diskGiB = o.disk;
         if (o.timeout !== undefined) body.timeoutMs = parseDuration(o.timeout);
         if (o.idleTimeout !== undefined) body.idleTimeoutMs = parseDuration(o.idleTimeout);
+        if (o.autoPause !== undefined) body.autoPauseMs = parseDuration(o.autoPause);
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.label) body.labels = parseKeyValues(o.label, '--label');
         if (o.template) body.template = o.template;
@@ -79,7 +81,7 @@ export function registerSandboxCommands(program: Command): void {
         const tenants = list.some((s) => s.tenant);
         const rows = [['ID', 'STATE', 'MEMORY', 'CPUS', 'CREATED', ...(tenants ? ['TENANT'] : []), 'LABELS']];
         for (const s of list) {
-          rows.push([s.id, s.state, `${s.spec.memoryMiB}M`, `${s.spec.vcpus}`, ago(s.createdAt), ...(tenants ? [s.tenant ?? '-'] : []), Object.entries(s.spec.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
+          rows.push([s.id, s.pausedBy === 'auto' ? 'paused(auto)' : s.state, `${s.spec.memoryMiB}M`, `${s.spec.vcpus}`, ago(s.createdAt), ...(tenants ? [s.tenant ?? '-'] : []), Object.entries(s.spec.labels).map(([k, v]) => `${k}=${v}`).join(',')]);
         }
         process.stdout.write(table(rows));
       } catch (err) {

@@ -16,7 +16,7 @@ const SB = 'sb-000000000001';
 async function serve(agent: StreamingAgent) {
   const app = Fastify();
   const rec = { spec: { env: {} } };
-  const manager = { useAgent: async () => ({ agent: agent.client, rec, release: () => undefined }), get: () => rec } as unknown as SandboxManager;
+  const manager = { useAgent: async () => ({ agent: agent.client, rec, release: () => undefined }), get: () => rec, hold: () => () => undefined } as unknown as SandboxManager;
   registerExecRoutes(app, manager);
   registerFileRoutes(app, manager);
   const srv = await listenUnix(app);

@@ -18,6 +18,7 @@ import { registerNetworkRoutes } from './routes/network.js';
 import type { NetworkService } from '../network/service.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerProcessRoutes } from './routes/processes.js';
+import { registerMcpRoutes, type McpRouteOptions } from './routes/mcp.js';
 import { registerFileTreeRoutes } from './routes/files-tree.js';
 import { registerPtyRoutes } from './routes/pty.js';
 import websocket from '@fastify/websocket';
@@ -43,6 +44,8 @@ export interface ApiOptions {
   gc?: () => Promise<string[]>;
   /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
   tenancy?: { store: TenantStore; admission: TenantAdmission };
+  /** kiln's MCP server at /mcp (streamable HTTP); absent = no /mcp. */
+  mcp?: McpRouteOptions;
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
@@ -110,6 +113,10 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.mcp) {
+    const mcp = registerMcpRoutes(app, opts.mcp);
+    app.addHook('onClose', async () => mcp.closeAll());
+  }
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -1,6 +1,6 @@
 /**
  * Start-up reconciliation: the store says what should exist, the host says what does. A running
- * sandbox whose VM is alive and whose agent answers is adopted; anything else is cleaned up and
+ * or paused sandbox whose VM is alive and whose agent answers is adopted (a paused one stays paused); anything else is cleaned up and
  * marked failed with the reason (warm-pool members and rows mid-destruction are just removed).
  */
 import { toKilnError } from '../errors.js';
@@ -26,12 +26,18 @@ export async function reconcileOne(rt: SandboxRuntime, ops: ReconcileOps, rec: S
     rt.forget(rec.id);
     return;
   }
-  if (rec.state === 'running' && alive && rec.vm) {
+  if ((rec.state === 'running' || rec.state === 'paused') && alive && rec.vm) {
+    const paused = rec.state === 'paused';
     try {
+      // A paused guest's agent cannot answer: it runs for the adoption check and is paused again.
+      if (paused) await rt.driver.resume(rec.vm);
       const agent = await rt.o.connectAgent(rec.vm.paths.agentSocket, { timeoutMs: 15_000 });
+      if (paused) await rt.driver.pause(rec.vm);
       ops.adopt(rec.id, rec.vm, agent);
-      rt.store.addEvent(rec.id, 'adopted', { pid: rec.vm.pid });
-      log.info('adopted running sandbox');
+      rt.store.addEvent(rec.id, 'adopted', { pid: rec.vm.pid, ...(paused ? { pausedBy: rec.pausedBy ?? 'user' } : {}) });
+      log.info({ state: rec.state }, 'adopted sandbox');
+      // An auto-paused sandbox's timeout clock is stopped (sandbox/usage.ts): wake re-arms it.
+      if (paused && rec.pausedBy === 'auto') return;
       if (rec.expiresAt !== null && rec.expiresAt <= Date.now()) {
         rt.store.addEvent(rec.id, 'timeout', { expiresAt: rec.expiresAt, whileDaemonDown: true });
         await ops.destroy(rec.id);

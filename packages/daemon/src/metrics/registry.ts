@@ -9,6 +9,7 @@ import type { SandboxRecord, SandboxState } from '../sandbox/types.js';
 import { SANDBOX_STATES } from '../sandbox/types.js';
 import type { ManagerObserver } from '../sandbox/observer.js';
 import type { SandboxSample } from './sampler.js';
+import { registerUsageMetrics, type UsageMetrics } from './usage-metrics.js';
 
 export interface MetricsSources {
   sandboxes(): SandboxRecord[];
@@ -26,6 +27,7 @@ export class KilnMetrics {
   private readonly auditRecords: Counter;
   private readonly logDropped: Counter;
   private readonly stoppingAt = new Map<string, number>();
+  private readonly usage: UsageMetrics;
 
   constructor(src: MetricsSources) {
     const registers = [this.registry];
@@ -53,6 +55,7 @@ export class KilnMetrics {
     this.destroySeconds = new Histogram({ name: 'kiln_sandbox_destroy_duration_seconds', help: 'Time from stopping to destroyed', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers });
     this.auditRecords = new Counter({ name: 'kiln_audit_records_total', help: 'Audit records written (durable)', registers });
     new Gauge({ name: 'kiln_audit_head_seq', help: 'Seq of the newest durable audit record', registers, collect() { this.set(src.auditHeadSeq()); } });
+    this.usage = registerUsageMetrics(this.registry, () => src.sandboxes());
     this.logDropped = new Counter({ name: 'kiln_guest_log_dropped_bytes_total', help: 'Guest log bytes dropped by the per-sandbox cap (all sandboxes)', registers });
 
     const perSandbox = (name: string, help: string, pick: (s: SandboxSample) => number | null | undefined) =>
@@ -131,6 +134,8 @@ export class KilnMetrics {
         this.stoppingAt.delete(rec.id);
       }
     },
+    autoPaused: () => this.usage.autoPaused(),
+    woke: (_id, wakeMs) => this.usage.woke(wakeMs),
   };
 
   async text(): Promise<{ contentType: string; body: string }> {

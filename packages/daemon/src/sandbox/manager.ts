@@ -18,6 +18,7 @@ import type { GuestAgent, GuestImage } from './guest-agent.js';
 import type { Release } from './op-lock.js';
 import { scratchOf } from './run-dir.js';
 import { SandboxRuntime, type ManagerOptions } from './runtime.js';
+import { autoPause, hold, resumeVm, wake } from './sleep.js';
 import type { SpecInput } from './spec.js';
 import { assertAction, type SandboxAction } from './state-machine.js';
 import type { SandboxError, SandboxRecord } from './types.js';
@@ -38,10 +39,14 @@ export class SandboxManager {
   private readonly creator: SandboxCreator;
 
   constructor(o: ManagerOptions) {
-    this.rt = new SandboxRuntime(o, (id, expiresAt) => {
-      o.store.addEvent(id, 'timeout', { expiresAt });
-      this.destroy(id).catch((err: unknown) => this.rt.log(id).error({ err }, 'destroy on timeout failed'));
-    });
+    this.rt = new SandboxRuntime(
+      o,
+      (id, expiresAt) => {
+        o.store.addEvent(id, 'timeout', { expiresAt });
+        this.destroy(id).catch((err: unknown) => this.rt.log(id).error({ err }, 'destroy on timeout failed'));
+      },
+      (id) => autoPause(this.rt, id),
+    );
     this.creator = new SandboxCreator(this.rt, (id) => this.destroy(id));
   }
 
@@ -58,6 +63,7 @@ export class SandboxManager {
         rt.newLive(id).agent = agent;
         agent.once('close', () => onAgentClosed(rt, id));
         watchVm(rt, id, vm);
+        rt.autoPause.arm(id);
       },
       destroy: (id: string) => this.destroy(id),
     };
@@ -106,16 +112,28 @@ export class SandboxManager {
    * The agent for a guest call (an exec's start, a file call), held under the sandbox's shared
    * lock: it waits while a pause, snapshot or destroy runs or waits, and such an operation
    * waits for it (destroy excepted: it ends guest calls). The state is checked once the hold is
-   * granted. Call `release` when the call no longer needs the VM as it was.
+   * granted. Call `release` when the call no longer needs the VM as it was. A sandbox that
+   * auto-pause paused is woken first (wake); its release counts as activity.
    */
   async useAgent(id: string, action: 'exec' | 'files'): Promise<AgentUse> {
-    this.get(id);
-    const release = await this.rt.locks.of(id).acquireShared();
-    try {
-      return { agent: this.agentFor(id, action), rec: this.get(id), release };
-    } catch (err) {
-      release();
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      await this.wake(id);
+      const unlock = await this.rt.locks.of(id).acquireShared();
+      // Auto-paused again between the wake and the hold (only with a tiny autoPauseMs): wake again.
+      if (attempt < 3 && this.get(id).pausedBy === 'auto') {
+        unlock();
+        continue;
+      }
+      const release: Release = () => {
+        unlock();
+        this.touch(id);
+      };
+      try {
+        return { agent: this.agentFor(id, action), rec: this.get(id), release };
+      } catch (err) {
+        release();
+        throw err;
+      }
     }
   }
 
@@ -167,21 +185,19 @@ export class SandboxManager {
     });
   }
 
-  /** Freezes the VM (vCPUs stop; memory, processes and files are kept). */
+  /** Freezes the VM (vCPUs stop; memory, processes and files are kept) until resume: guest calls get INVALID_STATE meanwhile. */
   pause(id: string): Promise<SandboxRecord> {
     return this.exclusive(id, 'pause', async (rec) => {
       await this.rt.driver.pause(rec.vm);
-      this.rt.setState(rec, 'paused');
+      this.rt.setState(rec, 'paused', { pausedBy: 'user' });
       return rec;
     });
   }
 
-  /** Resumes a paused VM and brings its wall clock back to the host's. */
+  /** Resumes a paused VM (paused by the user or by auto-pause) and brings its wall clock back to the host's. */
   resume(id: string): Promise<SandboxRecord> {
     return this.exclusive(id, 'resume', async (rec) => {
-      await this.rt.driver.resume(rec.vm);
-      this.rt.setState(rec, 'running');
-      await this.rt.live.get(id)?.agent?.configure({ timeEpochMs: Date.now() });
+      await resumeVm(this.rt, rec);
       return rec;
     });
   }
@@ -253,11 +269,21 @@ export class SandboxManager {
   }
 
   /**
-   * Resolves once the sandbox can serve guest traffic. The seam for wake-on-traffic: a sandbox
-   * that auto-pause paused is resumed here (issue 13). Today it only checks that the sandbox exists.
+   * Resolves once the sandbox can serve guest traffic: a sandbox that auto-pause paused is
+   * resumed (concurrent wakes share one resume; sandbox/sleep.ts). Counts as activity. A
+   * sandbox in any other state is returned as it is (one the user paused stays paused: the
+   * guest call then fails with INVALID_STATE, as before auto-pause). Unknown id: SANDBOX_NOT_FOUND.
    */
-  async wake(id: string): Promise<SandboxRecord> {
-    return this.get(id);
+  wake(id: string): Promise<SandboxRecord> {
+    return wake(this.rt, id);
+  }
+
+  /**
+   * Keeps the sandbox from auto-pausing while a guest call lasts (an exec, an attached terminal,
+   * followed output, a long proxied connection); the release counts as activity. Call it after wake.
+   */
+  hold(id: string): Release {
+    return hold(this.rt, id);
   }
 
   lastActivityAt(id: string): number | null {
@@ -270,11 +296,14 @@ export class SandboxManager {
     const rec = this.get(id);
     assertAction(id, rec.state, 'timeout');
     if (rt.live.get(id)?.destroying) throw invalidState(id, 'being destroyed', 'timeout');
-    rec.expiresAt = timeoutMs > 0 ? Date.now() + timeoutMs : null;
+    // While auto-paused the clock is stopped (sandbox/usage.ts): the lifetime counts from the wake.
+    const autoPaused = rec.pausedBy === 'auto' && rec.pausedAt != null;
+    const from = autoPaused ? (rec.pausedAt as number) : Date.now();
+    rec.expiresAt = timeoutMs > 0 ? from + timeoutMs : null;
     rec.updatedAt = Date.now();
     rt.store.update(rec);
-    rt.store.addEvent(id, 'timeout-set', { timeoutMs, expiresAt: rec.expiresAt });
-    if (rt.live.has(id)) rt.expiry.arm(id, rec.expiresAt);
+    rt.store.addEvent(id, 'timeout-set', { timeoutMs, expiresAt: rec.expiresAt, ...(autoPaused ? { autoPaused } : {}) });
+    if (rt.live.has(id) && !autoPaused) rt.expiry.arm(id, rec.expiresAt);
     return rec;
   }
 
@@ -303,6 +332,7 @@ export class SandboxManager {
     // Warm-pool members belong to no one: never leave them behind.
     for (const rec of rt.store.list().filter((r) => r.pool !== null)) await this.destroy(rec.id).catch(() => undefined);
     rt.expiry.clearAll();
+    rt.autoPause.clearAll();
     if (opts.destroyAll) {
       for (const id of [...rt.live.keys()]) await this.destroy(id).catch(() => undefined);
       for (const rec of rt.store.list()) await this.destroy(rec.id).catch(() => undefined);

@@ -12,6 +12,10 @@ export interface ManagerObserver {
   vmWatched?(id: string, vm: VmHandle): void;
   /** The sandbox's host resources (run dir, VM) were released. */
   released?(id: string): void;
+  /** Auto-pause paused the sandbox (issue 13). */
+  autoPaused?(id: string): void;
+  /** A guest call woke an auto-paused sandbox, taking `wakeMs`. */
+  woke?(id: string, wakeMs: number): void;
   /** The last bytes of the guest console, for error messages. */
   consoleTail?(id: string, bytes: number): string;
 }

@@ -8,6 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { sandboxNotFound } from '../errors.js';
 import type { CapacityLimits } from '../lifecycle/capacity.js';
+import { AutoPauseTimers } from '../lifecycle/auto-pause.js';
 import { ExpiryTimers } from '../lifecycle/expiry.js';
 import type { NetworkService } from '../network/service.js';
 import type { Store } from '../store/store.js';
@@ -59,23 +60,38 @@ export interface Live {
   abort: AbortController;
   creating: Promise<void> | null;
   destroying: Promise<void> | null;
+  /** An auto-pause in progress (sandbox/sleep.ts). */
+  autoPausing?: Promise<boolean> | null;
+  /** A wake in progress: concurrent wakes share it (sandbox/sleep.ts). */
+  waking?: Promise<SandboxRecord> | null;
 }
 
 export class SandboxRuntime {
   readonly live = new Map<string, Live>();
-  /** Sandbox id → time of the last exec/file call (idle timeouts, lifecycle/idle.ts). */
+  /** Sandbox id → time of the last guest activity (idle timeouts, lifecycle/idle.ts; auto-pause). */
   readonly activity = new Map<string, number>();
+  /** Sandbox id → guest calls in progress that keep it awake (SandboxManager.hold). */
+  readonly holds = new Map<string, number>();
   readonly locks = new OpLocks();
   readonly expiry: ExpiryTimers;
+  readonly autoPause: AutoPauseTimers;
   readonly sandboxesDir: string;
   closed = false;
 
   constructor(
     readonly o: ManagerOptions,
     onExpire: (id: string, expiresAt: number) => void,
+    onAutoPause: (id: string, idleMs: number) => Promise<boolean> = async () => false,
   ) {
     this.sandboxesDir = sandboxesDir(o.stateDir);
     this.expiry = new ExpiryTimers(onExpire);
+    this.autoPause = new AutoPauseTimers({
+      record: (id) => (this.live.has(id) ? this.o.store.get(id) : null),
+      lastActivityAt: (id) => this.activity.get(id) ?? null,
+      busy: (id) => (this.holds.get(id) ?? 0) > 0 || !this.locks.of(id).idle || !!this.live.get(id)?.destroying,
+      pause: onAutoPause,
+      error: (id, err) => this.log(id).error({ err }, 'auto-pause failed'),
+    });
   }
 
   get store(): Store {
@@ -112,7 +128,9 @@ export class SandboxRuntime {
     this.live.delete(id);
     this.locks.drop(id);
     this.expiry.clear(id);
+    this.autoPause.clear(id);
     this.activity.delete(id);
+    this.holds.delete(id);
   }
 
   runDir(id: string): RunDirLayout {
@@ -126,11 +144,23 @@ export class SandboxRuntime {
   setState(rec: SandboxRecord, state: SandboxState, extra: Partial<SandboxRecord> = {}): void {
     assertTransition(rec.id, rec.state, state);
     const from = rec.state;
-    Object.assign(rec, extra, { state, updatedAt: Date.now() });
+    const now = Date.now();
+    Object.assign(rec, extra, { state, updatedAt: now });
+    // Pause accounting (sandbox/usage.ts): a pause starts and ends here, whoever asked for it.
+    if (state === 'paused' && from !== 'paused') Object.assign(rec, { pausedAt: now, pausedBy: rec.pausedBy ?? 'user' });
+    if (from === 'paused' && state !== 'paused') {
+      Object.assign(rec, { pausedMs: (rec.pausedMs ?? 0) + Math.max(0, now - (rec.pausedAt ?? now)), pausedAt: null, pausedBy: null });
+    }
     this.o.store.update(rec);
-    this.o.store.addEvent(rec.id, 'state', { state, ...(rec.error && state === 'failed' ? { error: rec.error } : {}) });
+    this.o.store.addEvent(rec.id, 'state', { state, ...(state === 'paused' ? { pausedBy: rec.pausedBy } : {}), ...(rec.error && state === 'failed' ? { error: rec.error } : {}) });
     this.log(rec.id).info({ state }, 'state');
     this.o.observer?.transition?.(rec, from, state);
+    if (state === 'running') {
+      this.activity.set(rec.id, now);
+      this.autoPause.arm(rec.id);
+    } else {
+      this.autoPause.clear(rec.id);
+    }
   }
 
   consoleTail(id: string, bytes = 600): string {
@@ -145,6 +175,7 @@ export class SandboxRuntime {
   /** Removes what a sandbox holds on the host: its network and run directory. */
   async releaseResources(id: string): Promise<void> {
     this.activity.delete(id);
+    this.autoPause.clear(id);
     this.o.observer?.released?.(id);
     await this.o.network?.teardown(id);
     await rm(this.runDir(id).dir, { recursive: true, force: true });

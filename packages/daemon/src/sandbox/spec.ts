@@ -12,6 +12,8 @@ export const SPEC_LIMITS = {
   timeoutMs: { min: 0, max: 7 * 24 * 3600 * 1000, default: 3600 * 1000 },
   /** No exec or file call for this long destroys the sandbox; 0 = never (default). */
   idleTimeoutMs: { min: 0, max: 7 * 24 * 3600 * 1000, default: 0 },
+  /** Auto-pause after this long without guest activity: 0 = never (default), else at least 1 s (a shorter one would pause between a caller's calls). */
+  autoPauseMs: { min: 1000, max: 7 * 24 * 3600 * 1000, default: 0 },
 } as const;
 
 const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -23,11 +25,22 @@ export interface SpecInput {
   diskGiB?: number;
   timeoutMs?: number;
   idleTimeoutMs?: number;
+  autoPauseMs?: number;
   env?: Record<string, string>;
   labels?: Record<string, string>;
   template?: string;
   /** Egress policy (network/policy.ts). Default {preset: 'default'}. */
   network?: PolicyInput;
+}
+
+/** 0 (off) or an integer within the field's limits. */
+function offOrIn(field: 'autoPauseMs', v: number | undefined): number {
+  const lim = SPEC_LIMITS[field];
+  if (v === undefined || v === 0) return 0;
+  if (!Number.isInteger(v) || v < lim.min || v > lim.max) {
+    throw invalidArgument(`${field} must be 0 (never) or an integer from ${lim.min} to ${lim.max} ms (got ${v})`, { field });
+  }
+  return v;
 }
 
 function intIn(field: keyof typeof SPEC_LIMITS, v: number | undefined): number {
@@ -56,6 +69,7 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     diskGiB: intIn('diskGiB', input.diskGiB ?? defaults.diskGiB),
     timeoutMs: intIn('timeoutMs', input.timeoutMs ?? defaults.timeoutMs),
     idleTimeoutMs: intIn('idleTimeoutMs', input.idleTimeoutMs ?? defaults.idleTimeoutMs),
+    autoPauseMs: offOrIn('autoPauseMs', input.autoPauseMs ?? defaults.autoPauseMs),
     env: { ...(defaults.env ?? {}), ...env },
     labels,
     template: input.template ?? null,

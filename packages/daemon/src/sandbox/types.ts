@@ -13,6 +13,8 @@ export interface SandboxSpec {
   timeoutMs: number;
   /** Destroy after this long without an exec or file call; 0 = never. Absent in records of older kilnds. */
   idleTimeoutMs?: number;
+  /** Pause (memory kept, no CPU) after this long without guest activity; the next guest call wakes it. 0 = never. Absent in records of older kilnds. */
+  autoPauseMs?: number;
   env: Record<string, string>;
   labels: Record<string, string>;
   /** Name of the template to start from (a fork); null = the default template of the shape. */
@@ -45,6 +47,12 @@ export interface SandboxRecord {
   expiresAt: number | null;
   /** Set while the sandbox is an unassigned member of a warm pool (the pool's name). */
   pool: string | null;
+  /** While paused: who paused it ('auto' = auto-pause, woken by the next guest call). Absent/null otherwise. */
+  pausedBy?: 'user' | 'auto' | null;
+  /** While paused: when the pause began (ms since the epoch). */
+  pausedAt?: number | null;
+  /** Time spent paused in pauses that have ended (ms). */
+  pausedMs?: number;
 }
 
 export interface SandboxEvent {

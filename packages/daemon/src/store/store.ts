@@ -19,6 +19,9 @@ interface SandboxRow {
   ready_at: number | null;
   expires_at: number | null;
   pool: string | null;
+  paused_by: string | null;
+  paused_at: number | null;
+  paused_ms: number | null;
 }
 
 const SCHEMA = `
@@ -51,6 +54,9 @@ function fromRow(r: SandboxRow): SandboxRecord {
     readyAt: r.ready_at,
     expiresAt: r.expires_at,
     pool: r.pool ?? null,
+    pausedBy: (r.paused_by as SandboxRecord['pausedBy']) ?? null,
+    pausedAt: r.paused_at ?? null,
+    pausedMs: r.paused_ms ?? 0,
   };
 }
 
@@ -82,13 +88,17 @@ export class Store {
   private migrate(): void {
     const cols = new Set((this.db.prepare('PRAGMA table_info(sandboxes)').all() as Array<{ name: string }>).map((c) => c.name));
     if (!cols.has('pool')) this.db.exec('ALTER TABLE sandboxes ADD COLUMN pool TEXT');
+    // Pause accounting (auto-pause, issue 13): who paused it, since when, and paused time so far.
+    if (!cols.has('paused_by')) this.db.exec('ALTER TABLE sandboxes ADD COLUMN paused_by TEXT');
+    if (!cols.has('paused_at')) this.db.exec('ALTER TABLE sandboxes ADD COLUMN paused_at INTEGER');
+    if (!cols.has('paused_ms')) this.db.exec('ALTER TABLE sandboxes ADD COLUMN paused_ms INTEGER');
   }
 
   insert(rec: SandboxRecord): void {
     this.db
       .prepare(
-        `INSERT INTO sandboxes (id, state, spec, image_hash, step, vm, error, created_at, updated_at, ready_at, expires_at, pool)
-         VALUES (@id, @state, @spec, @image_hash, @step, @vm, @error, @created_at, @updated_at, @ready_at, @expires_at, @pool)`,
+        `INSERT INTO sandboxes (id, state, spec, image_hash, step, vm, error, created_at, updated_at, ready_at, expires_at, pool, paused_by, paused_at, paused_ms)
+         VALUES (@id, @state, @spec, @image_hash, @step, @vm, @error, @created_at, @updated_at, @ready_at, @expires_at, @pool, @paused_by, @paused_at, @paused_ms)`,
       )
       .run(toRow(rec));
   }
@@ -97,7 +107,8 @@ export class Store {
     this.db
       .prepare(
         `UPDATE sandboxes SET state=@state, spec=@spec, image_hash=@image_hash, step=@step, vm=@vm, error=@error,
-         created_at=@created_at, updated_at=@updated_at, ready_at=@ready_at, expires_at=@expires_at, pool=@pool WHERE id=@id`,
+         created_at=@created_at, updated_at=@updated_at, ready_at=@ready_at, expires_at=@expires_at, pool=@pool,
+         paused_by=@paused_by, paused_at=@paused_at, paused_ms=@paused_ms WHERE id=@id`,
       )
       .run(toRow(rec));
   }
@@ -139,5 +150,8 @@ function toRow(rec: SandboxRecord): SandboxRow {
     ready_at: rec.readyAt,
     expires_at: rec.expiresAt,
     pool: rec.pool,
+    paused_by: rec.pausedBy ?? null,
+    paused_at: rec.pausedAt ?? null,
+    paused_ms: rec.pausedMs ?? 0,
   };
 }

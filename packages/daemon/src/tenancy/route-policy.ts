@@ -15,6 +15,10 @@ const TENANT_ROUTES = new Set([
   'DELETE /v1/templates/:name',
   'POST /v1/templates/build',
   'GET /openapi.json',
+  // kiln's MCP server: each tool call goes back through the API with the caller's key (api/routes/mcp.ts).
+  'POST /mcp',
+  'GET /mcp',
+  'DELETE /mcp',
 ]);
 
 /** Routes that answer without a key on TCP. */

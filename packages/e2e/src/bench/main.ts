@@ -16,9 +16,10 @@
  *      and how much the guest's command got to write (flow control stops it)
  *  10. CLI start: `kiln --version` and `kiln ls` against `node -e 0` in the same run (bench/cli-start.ts)
  *  11. create → first exec through the SDK, over the unix socket and over TCP with TLS
+ *  12. wake: exec on a sandbox that auto-pause paused against exec on it running (bench/wake.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli"),
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake"),
  * e.g. `npm run bench -- neighbour`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,6 +31,7 @@ import { benchNetwork } from './network.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
 import { benchTemplateBuild } from './template-build.js';
+import { benchWake } from './wake.js';
 import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
@@ -40,7 +42,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,tplbuild').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,tplbuild').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -231,7 +233,10 @@ async function main(): Promise<void> {
   // (10) CLI start against node -e 0, (11) SDK create → first exec over the socket and TCP+TLS
   if (PHASES.has('cli')) results.client = await benchClient(log, Math.max(TRIALS, 20), TRIALS);
 
-  // (12) template build time from a small Dockerfile (issue 15)
+  // (12) wake: exec on an auto-paused sandbox against exec on it running
+  if (PHASES.has('wake')) results.wake = await benchWake(log, TRIALS);
+
+  // (13) template build time from a small Dockerfile (issue 15)
   if (PHASES.has('tplbuild')) results.templateBuild = await benchTemplateBuild(log, Number(process.env.KILN_BENCH_TEMPLATE_BUILDS ?? 1));
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);

@@ -11,6 +11,7 @@
  * writing its pipe in the guest) and kilnd holds at most the guest protocol's window per stream.
  * The exec's audit record (argv, cwd, exit, duration, bytes of output) is durable before the
  * exit event is sent: a caller that saw the exit can rely on the record.
+ * An auto-paused sandbox is woken first (useAgent), and stays awake while the exec runs.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
@@ -43,6 +44,8 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
       // runs), held until this turn ends: the exec request below is sent in this turn, with no await before it.
       const { agent, rec, release } = await manager.useAgent(req.params.id, 'exec');
       queueMicrotask(release);
+      // An exec in progress keeps the sandbox from auto-pausing (its caller waits on it).
+      const awake = manager.hold(req.params.id);
       const execId = `${req.params.id}.${++seq}`;
       const out = new BodyStream();
       const bytes = { stdout: 0, stderr: 0 };
@@ -107,6 +110,7 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
         .catch((err: unknown) => send({ type: 'error', error: toKilnError(err).toJSON() })) // the audit record could not be written
         .finally(() => {
           finished = true;
+          awake();
           running.delete(execId);
           out.end();
         });

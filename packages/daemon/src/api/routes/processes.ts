@@ -10,6 +10,8 @@
  * asked for only once the response took the previous one, so a client that does not read
  * costs kilnd one read (32 KiB) per stream; the process itself is never held back (its
  * buffer overwrites, and the late reader sees `dropped`).
+ * Every route wakes an auto-paused sandbox first; output read counts as activity, and a
+ * follower or waiter keeps the sandbox awake while it waits (SandboxManager.hold).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
@@ -76,13 +78,14 @@ export async function feedStdin(agent: GuestAgent, pid: number, b: Buffer, close
 }
 
 /** NDJSON lines of a process's output from `offset`; the first read happens before the reply (its errors are HTTP errors). */
-async function outputLines(agent: GuestAgent, pid: number, offset: number, follow: boolean, signal: AbortSignal): Promise<AsyncGenerator<string>> {
+async function outputLines(agent: GuestAgent, pid: number, offset: number, follow: boolean, signal: AbortSignal, onBytes: () => void = () => undefined): Promise<AsyncGenerator<string>> {
   const read = (at: number, waitMs: number) => onProcess(pid, agent.proc('proc.read', { pid, offset: at, waitMs }, waitMs > 0 ? POLL_TIMEOUT_MS : undefined));
   const first = await read(offset, 0);
   return (async function* lines() {
     let r = first;
     for (;;) {
       if (r.dropped > 0) yield JSON.stringify({ type: 'dropped', bytes: r.dropped }) + '\n';
+      if (r.chunks.length > 0) onBytes(); // output counts as activity (idle timeout, auto-pause)
       for (const c of r.chunks) yield JSON.stringify({ type: c.type, data: c.data, offset: c.offset }) + '\n';
       if (r.exit) {
         yield JSON.stringify({ type: 'exit', exitCode: r.exit.exitCode, signal: r.exit.signal }) + '\n';
@@ -100,7 +103,11 @@ async function outputLines(agent: GuestAgent, pid: number, offset: number, follo
 }
 
 export function registerProcessRoutes(app: FastifyInstance, manager: SandboxManager, audit: AuditSink = NO_AUDIT): void {
-  const agentOf = (id: string) => manager.agentFor(id, 'exec');
+  // An auto-paused sandbox is woken first; a user-paused one gets INVALID_STATE (agentFor).
+  const agentOf = async (id: string) => {
+    await manager.wake(id);
+    return manager.agentFor(id, 'exec');
+  };
 
   app.post<{ Params: Static<typeof SandboxIdParams>; Body: ProcessStartBody }>(
     '/v1/sandboxes/:id/processes',
@@ -109,7 +116,7 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
       const b = req.body;
       if (b.argv !== undefined && b.shell !== undefined) throw invalidArgument('give at most one of argv or shell', { field: 'argv' });
       if (b.argv === undefined && b.shell === undefined && !b.pty) throw invalidArgument('argv or shell is required (or pty, for a login shell)', { field: 'argv' });
-      const agent = agentOf(req.params.id);
+      const agent = await agentOf(req.params.id);
       const rec = manager.get(req.params.id);
       const fields = {
         sandboxId: req.params.id,
@@ -150,7 +157,7 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/processes',
     { schema: { summary: 'List background processes (running, and exited ones kept for a while)', params: SandboxIdParams } },
     async (req) => {
-      const agent = agentOf(req.params.id);
+      const agent = await agentOf(req.params.id);
       const all: ProcessInfo[] = [];
       let offset: number | null = 0;
       while (offset !== null) {
@@ -168,7 +175,7 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
   app.get<{ Params: ProcessParams }>(
     '/v1/sandboxes/:id/processes/:pid',
     { schema: { summary: 'One background process', params: ProcessParams, response: { 200: ProcessInfo } } },
-    async (req) => processView(await onProcess(req.params.pid, agentOf(req.params.id).proc('proc.get', { pid: req.params.pid }))),
+    async (req) => processView(await onProcess(req.params.pid, (await agentOf(req.params.id)).proc('proc.get', { pid: req.params.pid }))),
   );
 
   app.get<{ Params: ProcessParams; Querystring: OutputQuery }>(
@@ -176,8 +183,20 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     { schema: { summary: 'Output from a byte offset (NDJSON: dropped, stdout/stderr/pty, exit)', params: ProcessParams, querystring: OutputQuery } },
     async (req, reply) => {
       const abort = new AbortController();
-      reply.raw.once('close', () => abort.abort());
-      const lines = await outputLines(agentOf(req.params.id), req.params.pid, req.query.offset ?? 0, req.query.follow ?? false, abort.signal);
+      const agent = await agentOf(req.params.id);
+      // A follower waits on the guest: the sandbox stays awake (no auto-pause) while it follows.
+      const awake = req.query.follow ? manager.hold(req.params.id) : () => undefined;
+      reply.raw.once('close', () => {
+        abort.abort();
+        awake();
+      });
+      let lines: AsyncGenerator<string>;
+      try {
+        lines = await outputLines(agent, req.params.pid, req.query.offset ?? 0, req.query.follow ?? false, abort.signal, () => manager.touch(req.params.id));
+      } catch (err) {
+        awake();
+        throw err;
+      }
       // Readable.from pulls the next line only when the response wants more.
       const body = Readable.from(lines, { objectMode: false, highWaterMark: 64 * 1024 });
       return reply.type('application/x-ndjson').header('cache-control', 'no-store').send(body);
@@ -188,7 +207,7 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/processes/:pid/stdin',
     { schema: { summary: 'Write to a process\'s stdin: application/octet-stream, or JSON {data: base64}', params: ProcessParams } },
     async (req) => {
-      const agent = agentOf(req.params.id);
+      const agent = await agentOf(req.params.id);
       const pid = req.params.pid;
       let bytes = 0;
       const body = req.body as Readable | Static<typeof StdinJsonBody> | undefined;
@@ -213,14 +232,14 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/processes/:pid/stdin/close',
     { schema: { summary: 'Close a process\'s stdin (EOF)', params: ProcessParams } },
     async (req) => {
-      await feedStdin(agentOf(req.params.id), req.params.pid, Buffer.alloc(0), true);
+      await feedStdin(await agentOf(req.params.id), req.params.pid, Buffer.alloc(0), true);
       return { ok: true };
     },
   );
 
   const signal = async (id: string, pid: number, sig: string) => {
     try {
-      await onProcess(pid, agentOf(id).proc('proc.signal', { pid, signal: sig }));
+      await onProcess(pid, (await agentOf(id)).proc('proc.signal', { pid, signal: sig }));
     } catch (err) {
       await audit.append(processSignalRecord(id, pid, sig, (err as { code?: string }).code ?? 'INTERNAL'));
       throw err;
@@ -245,12 +264,17 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/processes/:pid/wait',
     { schema: { summary: 'Wait for a process to exit', params: ProcessParams, response: { 200: ProcessInfo } } },
     async (req) => {
-      const agent = agentOf(req.params.id);
+      const agent = await agentOf(req.params.id);
       let gone = false;
       req.raw.once('close', () => (gone = true));
-      for (;;) {
-        const info = await onProcess(req.params.pid, agent.proc('proc.wait', { pid: req.params.pid, timeoutMs: POLL_MS }, POLL_TIMEOUT_MS));
-        if (info.state === 'exited' || gone) return processView(info);
+      const awake = manager.hold(req.params.id); // the waiter waits on the guest: no auto-pause meanwhile
+      try {
+        for (;;) {
+          const info = await onProcess(req.params.pid, agent.proc('proc.wait', { pid: req.params.pid, timeoutMs: POLL_MS }, POLL_TIMEOUT_MS));
+          if (info.state === 'exited' || gone) return processView(info);
+        }
+      } finally {
+        awake();
       }
     },
   );
@@ -259,7 +283,7 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
     '/v1/sandboxes/:id/processes/:pid/resize',
     { schema: { summary: 'Resize a PTY process\'s terminal', params: ProcessParams, body: ResizeBody } },
     async (req) => {
-      await onProcess(req.params.pid, agentOf(req.params.id).proc('proc.resize', { pid: req.params.pid, ...req.body }));
+      await onProcess(req.params.pid, (await agentOf(req.params.id)).proc('proc.resize', { pid: req.params.pid, ...req.body }));
       return { ok: true };
     },
   );

@@ -11,6 +11,8 @@
  * process is not held back (its buffer in the guest overwrites).
  * Each session is audited: start, then end with bytes in and out; the input itself only with
  * KILN_AUDIT_PTY_INPUT=1 (up to 64 KiB).
+ * An auto-paused sandbox is woken before the upgrade; an attached terminal keeps it awake, and
+ * its bytes (both ways) count as activity.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -18,7 +20,6 @@ import { randomBytes } from 'node:crypto';
 import { PTY_LIMITS, type ProcReadResult } from '@kiln/protocol';
 import { invalidArgument, KilnError } from '../../errors.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
-import type { GuestAgent } from '../../sandbox/guest-agent.js';
 import { ProcessParams, PtyQuery, SandboxIdParams } from '@kiln/contract';
 import { fromGuestError, fromProcessError } from '../guest-errors.js';
 import { NO_AUDIT, type AuditSink } from '../../audit/guest-records.js';
@@ -39,7 +40,10 @@ function send(ws: WebSocket, data: Buffer | string): Promise<void> {
   return new Promise((resolve) => ws.send(data, () => resolve()));
 }
 
-function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId: string, pid: number, audit: AuditSink, opts: PtyOptions): void {
+function attach(ws: WebSocket, req: FastifyRequest, manager: SandboxManager, sandboxId: string, pid: number, audit: AuditSink, opts: PtyOptions): void {
+  const agent = manager.agentFor(sandboxId, 'exec');
+  // An attached terminal keeps the sandbox awake (its reads wait in the guest); bytes either way are activity.
+  const awake = manager.hold(sandboxId);
   const session = `pty-${randomBytes(6).toString('hex')}`;
   const started = Date.now();
   let bytesIn = 0;
@@ -59,6 +63,7 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
       for (;;) {
         if (closed) return;
         const r: ProcReadResult = await onProcess(pid, agent.proc('proc.read', { pid, offset, waitMs: POLL_MS }, POLL_MS + 15_000));
+        if (r.chunks.length > 0) manager.touch(sandboxId);
         for (const c of r.chunks) {
           const b = Buffer.from(c.data, 'base64');
           bytesOut += b.length;
@@ -86,6 +91,7 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
   };
   ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     const b = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    manager.touch(sandboxId);
     if (isBinary) {
       bytesIn += b.length;
       if (opts.recordInput && inputLen < MAX_RECORDED_INPUT) {
@@ -112,6 +118,7 @@ function attach(ws: WebSocket, req: FastifyRequest, agent: GuestAgent, sandboxId
 
   ws.once('close', () => {
     closed = true;
+    awake();
     void audit
       .append(
         terminalRecord({
@@ -144,11 +151,12 @@ export function registerPtyRoutes(app: FastifyInstance, manager: SandboxManager,
     schema: { summary: 'Attach to a PTY process (WebSocket upgrade; binary frames = terminal bytes, text frames = JSON resize/exit/error)', params: ProcessParams },
     // Before the upgrade: an unknown sandbox or pid, or a process without a terminal, is an HTTP error.
     preHandler: async (req) => {
+      await manager.wake(req.params.id);
       const info = await onProcess(req.params.pid, manager.agentFor(req.params.id, 'exec').proc('proc.get', { pid: req.params.pid }));
       if (!info.pty) throw new KilnError('PROCESS_NOT_PTY', `process ${info.pid} has no terminal`, { status: 400 });
     },
     handler: upgradeRequired,
-    wsHandler: (ws, req) => attach(ws, req, manager.agentFor(req.params.id, 'exec'), req.params.id, req.params.pid, audit, opts),
+    wsHandler: (ws, req) => attach(ws, req, manager, req.params.id, req.params.pid, audit, opts),
   });
 
   app.route<{ Params: { id: string }; Querystring: PtyQuery }>({
@@ -158,6 +166,7 @@ export function registerPtyRoutes(app: FastifyInstance, manager: SandboxManager,
     preHandler: async (req) => {
       if (!req.ws) return upgradeRequired(); // nothing is started for a request that cannot attach
       const q = req.query;
+      await manager.wake(req.params.id);
       const agent = manager.agentFor(req.params.id, 'exec');
       const rec = manager.get(req.params.id);
       const fields = { sandboxId: req.params.id, ...(q.cmd ? { shell: q.cmd } : {}), ...(q.cwd ? { cwd: q.cwd } : {}), ...(q.user ? { user: q.user } : {}), envKeys: [], pty: true };
@@ -181,7 +190,7 @@ export function registerPtyRoutes(app: FastifyInstance, manager: SandboxManager,
     handler: upgradeRequired,
     wsHandler: (ws, req) => {
       const pid = (req as FastifyRequest & { ptyPid?: number }).ptyPid as number;
-      attach(ws, req, manager.agentFor(req.params.id, 'exec'), req.params.id, pid, audit, opts);
+      attach(ws, req, manager, req.params.id, pid, audit, opts);
     },
   });
 }
