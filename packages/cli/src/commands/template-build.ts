@@ -21,6 +21,9 @@ interface BuildOpts extends PolicyOpts {
   readyPort?: string;
   readyCmd?: string;
   readyTimeout?: string;
+  memory?: string;
+  cpus?: string;
+  disk?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -58,6 +61,9 @@ export function registerTemplateBuild(tpl: Command): void {
     .option('--ready-port <PORT>', 'a TCP port that must be listening before the snapshot (default: the lowest EXPOSEd port)')
     .option('--ready-cmd <CMD>', 'a command (shell line or JSON array) that must exit 0 before the snapshot')
     .option('--ready-timeout <SECONDS>', 'how long the ready check may take (default 120)')
+    .option('--memory <MiB>', "the template's guest memory (default 1024)")
+    .option('--cpus <N>', 'its virtual CPUs (default 2)')
+    .option('--disk <GiB>', 'its disk, which holds the image filesystem (default 10)')
     .option('-q, --quiet', "don't print the build's output, only its steps")
     .option('--json', 'print the template as JSON');
   addPolicyOptions(build).action(async (name: string, context: string | undefined, o: BuildOpts, cmd: Command) => {
@@ -78,6 +84,12 @@ export function registerTemplateBuild(tpl: Command): void {
       if (o.readyCmd !== undefined) q.set('readyCmd', JSON.stringify(argvOf(o.readyCmd)));
       if (o.readyPort !== undefined) q.set('readyPort', String(Number(o.readyPort)));
       if (o.readyTimeout !== undefined) q.set('readyTimeoutMs', String(Math.round(Number(o.readyTimeout) * 1000)));
+      for (const [opt, field] of [['memory', 'memoryMiB'], ['cpus', 'vcpus'], ['disk', 'diskGiB']] as const) {
+        const v = o[opt];
+        if (v === undefined) continue;
+        if (!/^\d+$/.test(v)) throw new Error(`--${opt} must be a whole number (got ${JSON.stringify(v)})`);
+        q.set(field, v);
+      }
       const policy = policyFromOptions(o);
       if (policy) q.set('network', JSON.stringify(policy));
       const client = clientFrom(cmd);

@@ -97,7 +97,9 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
       const cid = (await capture(agent, `docker create ${BUILT_TAG} /kiln-export`)).trim();
       await mkdir(join(staging, 'root'), { recursive: true, mode: 0o755 });
       const tar = extractTar(join(staging, 'root'));
-      await Promise.all([sh(agent, `exec docker export ${cid}`, emit, { output: tar.input, progress: 'export' }).finally(() => tar.input.end()), tar.done]);
+      // At most the template's disk size comes out of the builder (it is the disk it must fit on).
+      const maxBytes = r.shape.diskGiB * 1024 ** 3;
+      await Promise.all([sh(agent, `exec docker export ${cid}`, emit, { output: tar.input, progress: 'export', maxBytes }).finally(() => tar.input.end()), tar.done]);
       return cfg;
     });
     emit({ type: 'step', step: 'builder', detail: `destroying ${sb.id}` });
@@ -132,6 +134,8 @@ interface ShOptions {
   output?: NodeJS.WritableStream;
   progress?: string;
   onLine?: (line: string) => void;
+  /** Kill the command once its stdout passed this many bytes. */
+  maxBytes?: number;
   /** Throw on a non-zero exit (default true). */
   check?: boolean;
 }
@@ -162,12 +166,18 @@ async function sh(agent: GuestAgent, script: string, emit: (e: BuildEvent) => vo
     };
   };
   const out = lineSplitter();
+  let tooBig = false;
   const handle: ExecHandle = agent.exec(
     { argv: ['/bin/sh', '-c', script], user: 'root', stdin: o.input !== undefined },
     {
       onStdout: (b) => {
         if (!o.output) return out(b);
         tick(b.length);
+        if (o.maxBytes !== undefined && bytes > o.maxBytes) {
+          tooBig = true;
+          void handle.signal('SIGKILL').catch(() => undefined);
+          return;
+        }
         const w = o.output;
         return w.write(b) ? undefined : new Promise<void>((res) => w.once('drain', () => res()));
       },
@@ -183,6 +193,7 @@ async function sh(agent: GuestAgent, script: string, emit: (e: BuildEvent) => vo
   }
   const res = await handle.result;
   if (o.progress) emit({ type: 'progress', step: o.progress, bytes });
+  if (tooBig) throw new KilnError('TEMPLATE_BUILD_FAILED', `the image's filesystem is larger than the template's disk (${o.maxBytes} bytes); give --disk more`, { status: 422 });
   const code = res.exitCode ?? 128;
   if (code !== 0 && o.check !== false) throw new KilnError('TEMPLATE_BUILD_FAILED', `${script.split('\n')[0]?.slice(0, 120)} failed (exit ${code}): ${tail.trim().split('\n').slice(-3).join(' | ')}`, { status: 422 });
   return code;

@@ -13,7 +13,7 @@
  *   /proc /sys /dev /run /tmp, /var/run -> ../run, /etc/{passwd,group,hosts,hostname,resolv.conf,machine-id} when missing
  */
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, open, rm, symlink, writeFile, chmod, readlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KilnError } from '../errors.js';
 import { run } from '../image/exec.js';
@@ -61,6 +61,8 @@ export async function addKilnLayer(root: string): Promise<void> {
   for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'etc', 'opt/kiln/bin', 'opt/kiln/sys', 'usr/local/bin', 'var']) await mkdir(join(root, d), { recursive: true });
   await chmod(join(root, 'tmp'), 0o1777);
   if (!(await exists(join(root, 'var/run')))) await symlink('../run', join(root, 'var/run'));
+  // kiln's own paths win over anything the image put there.
+  for (const p of ['opt/kiln/bin/sh', 'opt/kiln/bin/docker']) await rm(join(root, p), { recursive: true, force: true });
   await symlink(`${SYS}/opt/kiln/bin/busybox`, join(root, 'opt/kiln/bin/sh'));
   await writeFile(join(root, 'opt/kiln/bin/docker'), DOCKER_WRAPPER, { mode: 0o755 });
   await chmod(join(root, 'opt/kiln/bin/docker'), 0o755);
@@ -72,9 +74,6 @@ export async function addKilnLayer(root: string): Promise<void> {
   await ensureFile(join(root, 'etc/hostname'), 'kiln\n');
   await ensureFile(join(root, 'etc/resolv.conf'), '# set by kiln at run time\n');
   await ensureFile(join(root, 'etc/machine-id'), '');
-  // Sanity: the marker guest-init looks for.
-  if (!(await exists(join(root, 'opt/kiln')))) throw new KilnError('TEMPLATE_BUILD_FAILED', 'kiln layer missing');
-  await readlink(join(root, 'opt/kiln/bin/sh'));
 }
 
 /** Writes `staging` (holding root/) into a new sparse `sizeGiB` ext4 scratch disk at `path`. */
