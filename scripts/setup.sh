@@ -49,6 +49,13 @@ apt-get install -y -qq --no-install-recommends gcc g++ make python3 libc6-dev cu
 echo "==> installing chromium (browser tests)"
 apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 
+# The private registry (docs/registry.md): Debian's docker-registry, run and supervised by kilnd
+# (its own storage and config under the state dir); the package's system-wide service (on :5000,
+# every interface) is disabled. socat: the registry's per-sandbox forwarder in each netns.
+echo "==> installing docker-registry and socat (the private registry)"
+apt-get install -y -qq --no-install-recommends docker-registry socat >/dev/null
+systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
 ./scripts/install-node.sh
 # Everything below (and the guest image, which copies this node binary) uses kiln's Node.
 export PATH="/opt/kiln/node/bin:$PATH"

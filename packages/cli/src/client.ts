@@ -131,6 +131,12 @@ export class KilnClient {
     return JSON.parse(await readAll(await this.check(res))) as { bytes: number; sha256: string };
   }
 
+  /** Pushes an image archive to the private registry (docs/registry.md). */
+  async pushImage<T>(name: string, tag: string, body: Readable): Promise<T> {
+    const res = await this.raw({ method: 'POST', path: `/v1/images/push?name=${encodeURIComponent(name)}&tag=${encodeURIComponent(tag)}`, body });
+    return JSON.parse(await readAll(await this.check(res))) as T;
+  }
+
   async download(id: string, path: string): Promise<IncomingMessage> {
     return this.check(await this.raw({ method: 'GET', path: `/v1/sandboxes/${encodeURIComponent(id)}/files?path=${encodeURIComponent(path)}` }));
   }

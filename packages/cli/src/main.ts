@@ -32,6 +32,9 @@ const MODULES: Record<string, () => Promise<Register[]>> = {
   lifecycle: async () => [(await import('./commands/lifecycle.js')).registerLifecycleCommands],
   key: async () => [(await import('./commands/key.js')).registerKeyCommands],
   process: async () => [(await import('./commands/process.js')).registerProcessCommands],
+  port: async () => [(await import('./commands/port.js')).registerPortCommands],
+  volume: async () => [(await import('./commands/volume.js')).registerVolumeCommands],
+  image: async () => [(await import('./commands/image.js')).registerImageCommands],
   daemonMoved: async () => [(await import('./commands/moved.js')).registerMovedCommands],
   mcp: async () => [(await import('./commands/mcp.js')).registerMcpCommand],
 };
@@ -40,8 +43,9 @@ const COMMANDS: Record<string, keyof typeof MODULES> = {
   exec: 'exec', logs: 'logs', stats: 'stats', audit: 'audit', cp: 'cp', net: 'net',
   template: 'template', pause: 'template', resume: 'template', snapshot: 'template',
   events: 'lifecycle', timeout: 'lifecycle', gc: 'lifecycle', key: 'key', tenant: 'key',
+  port: 'port', url: 'port', volume: 'volume',
   ps: 'process', attach: 'process', kill: 'process', shell: 'process',
-  daemon: 'daemonMoved', image: 'daemonMoved', doctor: 'daemonMoved', mcp: 'mcp',
+  daemon: 'daemonMoved', image: 'image', doctor: 'daemonMoved', mcp: 'mcp',
 };
 
 exitQuietlyOnClosedPipe();

@@ -6,3 +6,4 @@ export * from './schemas.js';
 export * from './network-schemas.js';
 export * from './error-codes.js';
 export * from './process-schemas.js';
+export * from './port-schemas.js';

@@ -33,6 +33,19 @@ export const CreateSandboxBody = Type.Object(
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment for every exec. Default {}.' })),
     labels: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Free-form labels. Default {}.' })),
     network: Type.Optional(NetworkPolicyBody),
+    volumes: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 63, description: 'A volume of the caller (kiln volume create).' }),
+            path: Type.String({ minLength: 2, maxLength: 256, description: 'Absolute guest path it is mounted at.' }),
+            readOnly: Type.Optional(Type.Boolean({ description: 'Mount read-only (many sandboxes may); default false (one writer at a time).' })),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 8, description: 'Persistent volumes to attach and mount (docs/volumes.md).' },
+      ),
+    ),
     template: Type.Optional(Type.String({ minLength: 1, description: 'Start from this named template (e.g. a snapshot of another sandbox). Default: the template of the shape.' })),
   },
   { additionalProperties: false },
@@ -60,6 +73,7 @@ export const SandboxView = Type.Object({
     labels: StringMap,
     template: Type.Union([Type.String(), Type.Null()]),
     network: Type.Optional(Type.Unknown()),
+    volumes: Type.Optional(Type.Array(Type.Object({ name: Type.String(), path: Type.String(), readOnly: Type.Boolean() }))),
   }),
   imageHash: Type.Union([Type.String(), Type.Null()]),
   step: Type.Union([Type.String(), Type.Null()]),
@@ -69,6 +83,7 @@ export const SandboxView = Type.Object({
   readyAt: Type.Union([Type.String(), Type.Null()]),
   expiresAt: Type.Union([Type.String(), Type.Null()]),
   tenant: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The owning tenant (null: the admin). On create, list and inspect.' })),
+  accessToken: Type.Optional(Type.String({ description: "The sandbox's proxy access token (Kiln-Access-Token / X-Access-Token; docs/ports.md). On create and inspect, never in lists." })),
   autoPauseMs: Type.Optional(Type.Integer({ description: 'Idle time after which the sandbox pauses itself (0 = never).' })),
   pausedBy: Type.Optional(
     Type.Union([Type.Literal('user'), Type.Literal('auto'), Type.Null()], { description: "Who paused it while paused: 'user' (pause call) or 'auto' (auto-pause; the next guest call wakes it); null otherwise." }),

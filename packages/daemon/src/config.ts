@@ -50,6 +50,17 @@ export interface DaemonConfig {
   tlsKey: string | null;
   /** Reverse proxies whose X-Forwarded-For is believed, by exact address. Default none ($KILN_TRUSTED_PROXIES). */
   trustedProxies: string[];
+  /** The sandbox proxy's listener HOST:PORT (docs/ports.md). Default none ($KILN_PROXY_LISTEN). */
+  proxyListen: string | null;
+  /** The proxy's domain: ports are <port>-<sandbox id>.<domain>. Default "localhost" ($KILN_PROXY_DOMAIN). */
+  proxyDomain: string;
+  /** The proxy's TLS certificate and key; default the API listener's ($KILN_PROXY_TLS_CERT, $KILN_PROXY_TLS_KEY). */
+  proxyTlsCert: string | null;
+  proxyTlsKey: string | null;
+  /** The scheme, host suffix and port of proxy URLs when clients reach the proxy through another reverse proxy (e.g. "https://preview.example.com"); default derived from the listener ($KILN_PROXY_PUBLIC_URL). */
+  proxyPublicUrl: string | null;
+  /** `domain` in E2B answers (getHost(port) = `<port>-<id>.<domain>`). Default `localhost:<TCP port>` ($KILN_E2B_DOMAIN; docs/e2b.md). */
+  e2bDomain: string | null;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -73,4 +84,10 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   tlsCert: null,
   tlsKey: null,
   trustedProxies: [],
+  proxyListen: null,
+  proxyDomain: 'localhost',
+  proxyTlsCert: null,
+  proxyTlsKey: null,
+  proxyPublicUrl: null,
+  e2bDomain: process.env.KILN_E2B_DOMAIN || null,
 };

@@ -20,9 +20,15 @@ export interface DaemonFlags {
   tlsCert?: string;
   tlsKey?: string;
   trustedProxies?: string;
+  e2bDomain?: string;
   eventsMaxAgeDays?: string;
   eventsMaxRows?: string;
   insecureNoJail?: boolean;
+  proxyListen?: string;
+  proxyDomain?: string;
+  proxyTlsCert?: string;
+  proxyTlsKey?: string;
+  proxyPublicUrl?: string;
 }
 
 /** [flags, description] of each option (commander syntax). */
@@ -42,7 +48,13 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--listen <HOST:PORT>', 'also serve the API on TCP; every request there needs an API key (default none; $KILN_LISTEN)'],
   ['--tls-cert <PEM>', 'TLS certificate of the TCP listener (default none: plain HTTP; $KILN_TLS_CERT)'],
   ['--tls-key <PEM>', 'TLS private key of the TCP listener ($KILN_TLS_KEY)'],
+  ['--proxy-listen <HOST:PORT>', 'serve the sandbox proxy (ports inside sandboxes, docs/ports.md) on TCP (default none; $KILN_PROXY_LISTEN)'],
+  ['--proxy-domain <DOMAIN>', 'proxy host names are <port>-<sandbox id>.<DOMAIN> (default localhost; $KILN_PROXY_DOMAIN)'],
+  ['--proxy-tls-cert <PEM>', "TLS certificate of the proxy listener (default the API listener's --tls-cert; $KILN_PROXY_TLS_CERT)"],
+  ['--proxy-tls-key <PEM>', 'TLS private key of the proxy listener ($KILN_PROXY_TLS_KEY)'],
+  ['--proxy-public-url <URL>', 'scheme://domain[:port] under which clients reach the proxy, when it runs behind another reverse proxy (default from the listener; $KILN_PROXY_PUBLIC_URL)'],
   ['--trusted-proxies <IP,…>', 'reverse proxies whose X-Forwarded-For is believed (default none; $KILN_TRUSTED_PROXIES)'],
+  ['--e2b-domain <DOMAIN>', 'domain in E2B API answers: sandbox.getHost(port) is <port>-<id>.<DOMAIN> (default localhost:<TCP port>; $KILN_E2B_DOMAIN)'],
 ];
 
 const list = (s: string | undefined): string[] | undefined => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter(Boolean));
@@ -58,7 +70,15 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
   const tlsCert = o.tlsCert ?? env.KILN_TLS_CERT;
   const tlsKey = o.tlsKey ?? env.KILN_TLS_KEY;
   if (!!tlsCert !== !!tlsKey) throw new Error('TLS needs both --tls-cert and --tls-key');
-  if (tlsCert && !listen) throw new Error('--tls-cert/--tls-key need --listen');
+  const proxyListen = o.proxyListen ?? env.KILN_PROXY_LISTEN;
+  const proxyDomain = o.proxyDomain ?? env.KILN_PROXY_DOMAIN;
+  const proxyTlsCert = o.proxyTlsCert ?? env.KILN_PROXY_TLS_CERT ?? (proxyListen ? tlsCert : undefined);
+  const proxyTlsKey = o.proxyTlsKey ?? env.KILN_PROXY_TLS_KEY ?? (proxyListen ? tlsKey : undefined);
+  const proxyPublicUrl = o.proxyPublicUrl ?? env.KILN_PROXY_PUBLIC_URL;
+  if (tlsCert && !listen && !proxyListen) throw new Error('--tls-cert/--tls-key need --listen or --proxy-listen');
+  if (!!proxyTlsCert !== !!proxyTlsKey) throw new Error('proxy TLS needs both --proxy-tls-cert and --proxy-tls-key');
+  if (proxyDomain !== undefined && !/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(proxyDomain)) throw new Error(`--proxy-domain must be a DNS name (got ${proxyDomain})`);
+  if (proxyPublicUrl !== undefined && !/^https?:\/\/[^/]+\/?$/.test(proxyPublicUrl)) throw new Error(`--proxy-public-url must be scheme://domain[:port] (got ${proxyPublicUrl})`);
   const proxies = list(o.trustedProxies ?? env.KILN_TRUSTED_PROXIES);
   return {
     ...(o.pool !== undefined ? { poolSize: Number(o.pool) } : {}),
@@ -69,7 +89,12 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
     ...(listen ? { listen } : {}),
     ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
     ...(proxies ? { trustedProxies: proxies } : {}),
+    ...(o.e2bDomain ? { e2bDomain: o.e2bDomain } : {}),
     ...(o.insecureNoJail ? { insecureNoJail: true } : {}),
+    ...(proxyListen ? { proxyListen } : {}),
+    ...(proxyDomain ? { proxyDomain: proxyDomain.toLowerCase() } : {}),
+    ...(proxyListen && proxyTlsCert && proxyTlsKey ? { proxyTlsCert, proxyTlsKey } : {}),
+    ...(proxyPublicUrl ? { proxyPublicUrl: proxyPublicUrl.replace(/\/$/, '') } : {}),
     destroyOnExit: o.destroyOnExit ?? false,
     events: {
       ...DEFAULT_CONFIG.events,

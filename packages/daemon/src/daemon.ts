@@ -9,6 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { AgentClient } from '@kiln/protocol';
 import { buildApi } from './api/server.js';
+import { VolumeService } from './volume/service.js';
+import { RegistryService, registryInstalled } from './registry/service.js';
 import { requestLogMixin } from './audit/context.js';
 import { Observability } from './observability.js';
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
@@ -30,6 +32,9 @@ import { hostKey } from './sandbox/ids.js';
 import { TenantStore } from './tenancy/tenant-store.js';
 import { TenantAdmission } from './tenancy/limits.js';
 import { listenTcp, type TcpListener } from './tenancy/listener.js';
+import { ProxyService } from './proxy/service.js';
+import type { ManagerObserver } from './sandbox/observer.js';
+import { e2bDomain, mountE2b, type E2bLayer } from './e2b/index.js';
 import { listenTenantSocket, type TenantSocket } from './tenancy/tenant-socket.js';
 
 export interface Daemon {
@@ -37,7 +42,12 @@ export interface Daemon {
   app: FastifyInstance;
   /** The TCP listener's address, when there is one. */
   tcp: TcpListener['address'] | null;
+  /** The sandbox proxy (docs/ports.md); its listener's address when it has one. */
+  proxy: ProxyService;
+  proxyAddress: { host: string; port: number; tls: boolean } | null;
   tenants: TenantStore;
+  /** The E2B-compatible API (docs/e2b.md); the data plane registers in `e2b.front.portHandlers`. */
+  e2b: E2bLayer;
   manager: SandboxManager;
   templates: TemplateService;
   logger: Logger;
@@ -88,8 +98,41 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     : null;
   await network?.init();
 
+  // The proxy's ports and token of a sandbox go with it (set once the proxy exists, below).
+  let proxy: ProxyService | null = null;
+  const observer: ManagerObserver = {
+    ...obs.observer,
+    transition: (rec, from, to) => {
+      obs.observer.transition?.(rec, from, to);
+      if (to === 'destroyed') proxy?.forget(rec.id);
+    },
+  };
+  // The private registry (docs/registry.md): on with networking when docker-registry is installed.
+  let tenantsRef: TenantStore | null = null;
+  const registry =
+    network && process.env.KILN_REGISTRY !== '0' && registryInstalled()
+      ? new RegistryService({
+          stateDir: config.stateDir,
+          logger: logger.child({ component: 'registry' }),
+          remoteUrl: process.env.KILN_REGISTRY_REMOTE_URL || null,
+          remoteUsername: process.env.KILN_REGISTRY_REMOTE_USERNAME || null,
+          remotePassword: process.env.KILN_REGISTRY_REMOTE_PASSWORD || null,
+          tenantOf: (id) => tenantsRef?.ownerOf(id) ?? null,
+        })
+      : null;
+  await registry?.start();
+  const quotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
+  const volumes = new VolumeService({
+    stateDir: config.stateDir,
+    db: store.sql,
+    driver,
+    sandboxState: (id) => store.get(id)?.state ?? null,
+    ...(Number.isFinite(quotaGiB) && quotaGiB > 0 ? { quotaBytes: Math.round(quotaGiB * 1024 ** 3) } : {}),
+  });
   const manager = new SandboxManager({
     stateDir: config.stateDir,
+    volumes,
+    registry,
     store,
     driver,
     logger,
@@ -98,13 +141,20 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
     connectAgent,
     templates: config.templates ? templates : null,
     poolSize: config.templates ? config.poolSize : 0,
-    observer: obs.observer,
+    observer,
     bootTimeoutMs: config.bootTimeoutMs,
     restoredDockerCheckMs: config.restoredDockerCheckMs,
     network,
     capacity: config.lifecycle,
   });
   await manager.init();
+  // Sandboxes adopted from an earlier kilnd reach the registry again (their forwarder is restarted).
+  if (registry && network) {
+    for (const rec of manager.records()) {
+      const net = rec.state === 'running' || rec.state === 'paused' ? network.get(rec.id) : null;
+      if (net) await registry.attach(rec.id, { netns: net.names.netns, gateway: net.addresses.gateway }, join(sandboxesDir(config.stateDir), rec.id)).catch((err: unknown) => logger.warn({ err, sandboxId: rec.id }, 'registry re-attach failed'));
+    }
+  }
   removeVmmOrphans(driver, store, logger);
   const reaper = new Reaper(
     {
@@ -132,10 +182,19 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   await resolveImage().catch(() => null);
 
   const tenants = new TenantStore(store.sql);
+  tenantsRef = tenants;
   const admission = new TenantAdmission(tenants, () => manager.records());
+  proxy = new ProxyService(
+    { listen: config.proxyListen, domain: config.proxyDomain, tlsCert: config.proxyTlsCert, tlsKey: config.proxyTlsKey, publicUrl: config.proxyPublicUrl },
+    { db: store.sql, stateDir: config.stateDir, manager, tenants, audit: obs.audit, registry: obs.metrics.registry, logger },
+  );
+  const proxySvc = proxy;
   const app = await buildApi({
+    registry,
+    volumes,
     manager,
     tenancy: { store: tenants, admission },
+    proxy: proxySvc,
     // /mcp: tool calls of a TCP caller go through the tenant socket with its key; the admin's through the unix socket.
     mcp: { tenantSocket: config.listen ? join(config.stateDir, 'mcp-tenant.sock') : null, adminSocket: config.socket },
     templates,
@@ -151,45 +210,59 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
       image: images.last ? { hash: images.last.hash, kernelVersion: images.last.kernelVersion } : null,
       stateDir: config.stateDir,
       pool: manager.poolStatus(),
+      proxy: proxySvc.info(),
     }),
   });
   await rm(config.socket, { force: true });
   await app.listen({ path: config.socket });
   await chmod(config.socket, 0o660);
+  // The E2B-compatible API shares the TCP listener (e2b/dispatch.ts says which requests are its).
+  const e2b = await mountE2b(store.sql, { manager, tenants, admission, templates, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, guestAudit: obs.audit, logger, domain: null });
   let tcp: TcpListener | null = null;
+  let proxyAddress: Awaited<ReturnType<ProxyService['listen']>> = null;
   let tenantSocket: TenantSocket | null = null;
   try {
-    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies });
+    if (config.listen) tcp = await listenTcp(app, { listen: config.listen, tlsCert: config.tlsCert, tlsKey: config.tlsKey, trustedProxies: config.trustedProxies, fronts: [(req, res) => e2b.front.handle(req, res)] });
     if (config.listen) tenantSocket = await listenTenantSocket(app, join(config.stateDir, 'mcp-tenant.sock'));
+    proxyAddress = await proxySvc.listen();
   } catch (err) {
+    await tenantSocket?.close();
     await tcp?.close();
+    await e2b.close();
     await app.close();
     throw err;
   }
+  e2b.ctx.domain = e2bDomain(config.e2bDomain, tcp?.address ?? null);
   manager.start();
   reaper.start();
   balancer.start();
-  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null }, 'kilnd listening');
+  logger.info({ socket: config.socket, stateDir: config.stateDir, tcp: tcp?.address ?? null, proxy: proxyAddress }, 'kilnd listening');
 
   let closing: Promise<void> | null = null;
   return {
     config,
     app,
     tcp: tcp?.address ?? null,
+    proxy: proxySvc,
+    proxyAddress,
     tenants,
+    e2b,
     manager,
     templates,
     logger,
     close: (opts = {}) =>
       (closing ??= (async () => {
         await tcp?.close();
+        await proxySvc.close();
         await tenantSocket?.close();
+        await e2b.close();
         await app.close();
         await reaper.stop();
         balancer.stop();
         await templates.idle();
         await manager.shutdown({ destroyAll: opts.destroyAll ?? config.destroyOnExit });
         await obs.close();
+        await registry?.stop();
         network?.close();
         store.eventLog.stopPruning();
         store.close();

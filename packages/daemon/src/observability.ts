@@ -8,7 +8,7 @@ import { runDirLayout } from './sandbox/run-dir.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AuditActor } from './audit/record.js';
 import type { Logger } from 'pino';
-import { registerApiAudit } from './audit/api-hook.js';
+import { registerApiAudit, type ApiAuditOptions } from './audit/api-hook.js';
 import { currentRequest } from './audit/context.js';
 import type { AuditSink } from './audit/guest-records.js';
 import { AuditLog } from './audit/log.js';
@@ -17,7 +17,7 @@ import { registerLogRoutes } from './api/routes/logs.js';
 import { registerMetricsRoutes } from './api/routes/metrics.js';
 import { GuestLogs } from './logs/guest-logs.js';
 import { KilnMetrics } from './metrics/registry.js';
-import { ResourceSampler, type NetworkCounters } from './metrics/sampler.js';
+import { ResourceSampler, type NetworkCounters, type SandboxSample } from './metrics/sampler.js';
 import type { SandboxManager } from './sandbox/manager.js';
 import type { ManagerObserver } from './sandbox/observer.js';
 import type { VmHandle } from './vmm/driver.js';
@@ -119,11 +119,16 @@ export class Observability {
     this.logs.startSweeping(() => new Set(manager.list().map((r) => r.id)));
   }
 
+  /** The latest resource sample of a sandbox (null before the first, or without a sampler). */
+  sample(id: string): SandboxSample | null {
+    return this.sampler?.get(id) ?? null;
+  }
+
   /** For the API: the audit sink of exec/file routes, the hooks, and the routes. */
   get api(): ApiObservability {
     return {
       audit: this.audit,
-      registerHooks: (app, actorFor) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads, ...(actorFor ? { actorFor } : {}) }),
+      registerHooks: (app, actorFor, how) => registerApiAudit(app, { audit: this.audit, recordMetadataReads: this.cfg.auditMetadataReads, ...(actorFor ? { actorFor } : {}), ...how }),
       registerRoutes: (app, manager) => {
         registerAuditRoutes(app, this.audit);
         registerLogRoutes(app, manager, this.logs);
@@ -141,7 +146,8 @@ export class Observability {
 
 export interface ApiObservability {
   audit: AuditSink;
-  registerHooks(app: FastifyInstance, actorFor?: (req: FastifyRequest) => AuditActor | null): void;
+  /** `how`: for an API of another shape (the E2B API), where its sandbox ids and error codes are. */
+  registerHooks(app: FastifyInstance, actorFor?: (req: FastifyRequest) => AuditActor | null, how?: Pick<ApiAuditOptions, 'sandboxOf' | 'errorCodeOf'>): void;
   registerRoutes(app: FastifyInstance, manager: SandboxManager): void;
 }
 

@@ -56,6 +56,18 @@ export interface ExecHandle {
   readonly result: Promise<ExecResult>;
 }
 
+export interface TcpHandle {
+  readonly id: number;
+  /** Resolves once `b` is within the flow-control window (backpressure from the guest socket). */
+  write(b: Buffer): Promise<void>;
+  /** Half-closes host → guest. */
+  end(): void;
+  /** Aborts the connection (the agent destroys its socket). */
+  close(): void;
+  /** Settles when the connection is closed both ways (CONNECTION_REFUSED when nothing listens). */
+  readonly result: Promise<{ bytesIn: number; bytesOut: number }>;
+}
+
 export interface WriteFileOptions {
   /** Permission bits, default 0o644. */
   mode?: number;
@@ -263,6 +275,59 @@ export class AgentClient extends RpcChannel {
       },
       signal: async (sig: string) => {
         await this.request('exec.signal', { execId: id, signal: sig }).result;
+      },
+    };
+  }
+
+  /**
+   * Opens a TCP connection inside the guest to 127.0.0.1:`port` (see TcpConnectArgs).
+   * `onData` gets the guest's bytes as they arrive (a returned promise delays the ack:
+   * backpressure reaches the guest socket); `onEnd` when the guest half-closed. No timeout.
+   */
+  tcpConnect(port: number, handlers: { onData(b: Buffer): void | Promise<void>; onEnd?(): void }): TcpHandle {
+    const receiver = new StreamReceiver((n) => this.sendFrame({ k: 'ack', id, s: 'stdout', n }), this.windowBytes);
+    const up = new StreamSender(
+      (b) => this.sendFrame({ k: 'data', id, s: 'stdin' }, b),
+      () => this.sendFrame({ k: 'end', id, s: 'stdin' }),
+      this.windowBytes,
+    );
+    const { id, result: raw } = this.request(
+      'tcp.connect',
+      { port },
+      {
+        timeoutMs: 0,
+        onData: (s, body) => {
+          if (s !== 'stdout') return void this.stats.unexpectedFrames++;
+          receiver.received(body.length);
+          const ack = () => receiver.consumed(body.length);
+          try {
+            const ret = handlers.onData(body);
+            if (ret && typeof ret.then === 'function') ret.then(ack, ack);
+            else ack();
+          } catch {
+            ack();
+          }
+        },
+        onEnd: (s) => {
+          if (s === 'stdout') handlers.onEnd?.();
+        },
+        onAck: (s, n) => (s === 'stdin' ? up.ack(n) : this.stats.unexpectedFrames++),
+        onGiveUp: () => this.sendFrame({ k: 'end', id, s: 'stdin', cancel: true }),
+      },
+    );
+    const result = quiet(raw.finally(() => up.destroy()));
+    return {
+      id,
+      result,
+      write: async (b: Buffer) => {
+        if (!this.isPending(id)) return;
+        if (!up.write(b)) await up.drained();
+      },
+      end: () => {
+        if (this.isPending(id)) up.end();
+      },
+      close: () => {
+        if (this.isPending(id)) this.abandon(id);
       },
     };
   }

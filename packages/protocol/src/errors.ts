@@ -17,6 +17,8 @@ export const WireErrorCode = {
   RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
   /** The process exited or its stdin is closed. */
   NOT_RUNNING: 'NOT_RUNNING',
+  /** tcp.connect: nothing listens on the port in the guest. */
+  CONNECTION_REFUSED: 'CONNECTION_REFUSED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
@@ -79,6 +81,7 @@ const ERRNO_TO_CODE: Record<string, WireErrorCode> = {
   ELOOP: 'INVALID_ARGUMENT',
   EXDEV: 'INVALID_ARGUMENT',
   ETIMEDOUT: 'TIMEOUT',
+  ECONNREFUSED: 'CONNECTION_REFUSED',
 };
 
 /**

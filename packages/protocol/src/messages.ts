@@ -162,6 +162,21 @@ export const ExecSignalArgs = Type.Object({
 }, Strict);
 export const ExecSignalResult = EmptyResult;
 
+/**
+ * Opens a TCP connection from inside the guest to 127.0.0.1:`port` (the sandbox proxy's
+ * path in: it needs no guest network at all). Host→guest bytes are stream `stdin`,
+ * guest→host bytes stream `stdout`; an `end` of either half-closes that direction. The reply
+ * comes once the connection is closed both ways. A refused connection fails with
+ * CONNECTION_REFUSED; the host cancels (closes) with an `end` `cancel` on `stdin`.
+ */
+export const TcpConnectArgs = Type.Object({
+  port: Type.Integer({ minimum: 1, maximum: 65535 }),
+}, Strict);
+export const TcpConnectResult = Type.Object({
+  bytesIn: Type.Integer({ minimum: 0 }),
+  bytesOut: Type.Integer({ minimum: 0 }),
+});
+
 /** Default mode 0o644; `mkdirs` (default false) creates missing parent directories. */
 export const FileWriteArgs = Type.Object({
   path: Path,
@@ -253,6 +268,7 @@ export const Ops = {
   'docker.ready': { args: DockerReadyArgs, result: DockerReadyResult },
   exec: { args: ExecArgs, result: ExecResult },
   'exec.signal': { args: ExecSignalArgs, result: ExecSignalResult },
+  'tcp.connect': { args: TcpConnectArgs, result: TcpConnectResult },
   'file.write': { args: FileWriteArgs, result: FileTransferResult },
   'file.read': { args: FileReadArgs, result: FileTransferResult },
   'file.stat': { args: FileStatArgs, result: FileStatResult },
@@ -283,6 +299,8 @@ export type DockerReadyResult = OpResult<'docker.ready'>;
 export type ExecArgs = OpArgs<'exec'>;
 export type ExecResult = OpResult<'exec'>;
 export type ExecSignalArgs = OpArgs<'exec.signal'>;
+export type TcpConnectArgs = OpArgs<'tcp.connect'>;
+export type TcpConnectResult = OpResult<'tcp.connect'>;
 export type FileWriteArgs = OpArgs<'file.write'>;
 export type FileTransferResult = OpResult<'file.write'>;
 export type FileStatResult = OpResult<'file.stat'>;

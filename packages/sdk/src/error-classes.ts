@@ -334,6 +334,105 @@ export class TemplateNotFoundError extends KilnError {
   }
 }
 register(TemplateNotFoundError);
+/** HTTP 404: the caller has no volume of this name */
+export class VolumeNotFoundError extends KilnError {
+  static readonly code = 'VOLUME_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_NOT_FOUND', message, opts);
+    this.name = 'VolumeNotFoundError';
+  }
+}
+register(VolumeNotFoundError);
+/** HTTP 409: the caller already has a volume of this name */
+export class VolumeExistsError extends KilnError {
+  static readonly code = 'VOLUME_EXISTS';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_EXISTS', message, opts);
+    this.name = 'VolumeExistsError';
+  }
+}
+register(VolumeExistsError);
+/** HTTP 409: the volume is attached read-write elsewhere (one writer at a time, no reader beside it), or read-only elsewhere and a writer was asked for; details.holder names the sandbox */
+export class VolumeBusyError extends KilnError {
+  static readonly code = 'VOLUME_BUSY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_BUSY', message, opts);
+    this.name = 'VolumeBusyError';
+  }
+}
+register(VolumeBusyError);
+/** HTTP 409: the volume is attached to a sandbox and cannot be removed (details.holders) */
+export class VolumeInUseError extends KilnError {
+  static readonly code = 'VOLUME_IN_USE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_IN_USE', message, opts);
+    this.name = 'VolumeInUseError';
+  }
+}
+register(VolumeInUseError);
+/** HTTP 409: the sandbox has volumes attached: snapshot and fork are refused (the message says why) */
+export class VolumeAttachedError extends KilnError {
+  static readonly code = 'VOLUME_ATTACHED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_ATTACHED', message, opts);
+    this.name = 'VolumeAttachedError';
+  }
+}
+register(VolumeAttachedError);
+/** HTTP 429: the volume would take the tenant's volumes past its quota of bytes (details.quotaBytes, details.usedBytes) */
+export class VolumeQuotaError extends KilnError {
+  static readonly code = 'VOLUME_QUOTA';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_QUOTA', message, opts);
+    this.name = 'VolumeQuotaError';
+  }
+}
+register(VolumeQuotaError);
+/** HTTP 500: the volume image could not be made (mkfs.ext4 failed, disk full) */
+export class VolumeCreateFailedError extends KilnError {
+  static readonly code = 'VOLUME_CREATE_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_CREATE_FAILED', message, opts);
+    this.name = 'VolumeCreateFailedError';
+  }
+}
+register(VolumeCreateFailedError);
+/** HTTP 500: a volume could not be hot-plugged into the VM or mounted in the guest (the create fails at its step 'volumes') */
+export class VolumeAttachFailedError extends KilnError {
+  static readonly code = 'VOLUME_ATTACH_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUME_ATTACH_FAILED', message, opts);
+    this.name = 'VolumeAttachFailedError';
+  }
+}
+register(VolumeAttachFailedError);
+/** HTTP 501: this kilnd or VMM driver cannot attach volumes */
+export class VolumesUnsupportedError extends KilnError {
+  static readonly code = 'VOLUMES_UNSUPPORTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('VOLUMES_UNSUPPORTED', message, opts);
+    this.name = 'VolumesUnsupportedError';
+  }
+}
+register(VolumesUnsupportedError);
+/** HTTP 403: the caller may not push to this repository of the private registry (a tenant's are <tenant>/…) */
+export class RegistryDeniedError extends KilnError {
+  static readonly code = 'REGISTRY_DENIED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('REGISTRY_DENIED', message, opts);
+    this.name = 'RegistryDeniedError';
+  }
+}
+register(RegistryDeniedError);
+/** HTTP 502: the private registry refused part of a push, or docker save failed in the sandbox (the message says which) */
+export class RegistryPushFailedError extends KilnError {
+  static readonly code = 'REGISTRY_PUSH_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('REGISTRY_PUSH_FAILED', message, opts);
+    this.name = 'RegistryPushFailedError';
+  }
+}
+register(RegistryPushFailedError);
 /** HTTP 409: a template already has this name */
 export class TemplateExistsError extends KilnError {
   static readonly code = 'TEMPLATE_EXISTS';
@@ -631,6 +730,78 @@ export class NetworkCleanupFailedError extends KilnError {
   }
 }
 register(NetworkCleanupFailedError);
+/** HTTP 400: a proxy request names no sandbox and port (host <port>-<id>.<domain>, Kiln-Sandbox-Id/-Port headers, or /sandboxes/<id>/ports/<port>/) */
+export class ProxyNoRouteError extends KilnError {
+  static readonly code = 'PROXY_NO_ROUTE';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_NO_ROUTE', message, opts);
+    this.name = 'ProxyNoRouteError';
+  }
+}
+register(ProxyNoRouteError);
+/** HTTP 403: the sandbox does not expose this port (`kiln port expose ID PORT`) */
+export class PortNotExposedError extends KilnError {
+  static readonly code = 'PORT_NOT_EXPOSED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PORT_NOT_EXPOSED', message, opts);
+    this.name = 'PortNotExposedError';
+  }
+}
+register(PortNotExposedError);
+/** HTTP 404: the sandbox does not expose this port (DELETE of a port that is not exposed) */
+export class PortNotFoundError extends KilnError {
+  static readonly code = 'PORT_NOT_FOUND';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PORT_NOT_FOUND', message, opts);
+    this.name = 'PortNotFoundError';
+  }
+}
+register(PortNotFoundError);
+/** HTTP 401: a private port was asked for with no access token, signed URL, cookie or API key */
+export class ProxyUnauthenticatedError extends KilnError {
+  static readonly code = 'PROXY_UNAUTHENTICATED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_UNAUTHENTICATED', message, opts);
+    this.name = 'ProxyUnauthenticatedError';
+  }
+}
+register(ProxyUnauthenticatedError);
+/** HTTP 403: the credential is wrong for this sandbox or port: another sandbox's token, a bad or expired signature, a key of another tenant */
+export class ProxyForbiddenError extends KilnError {
+  static readonly code = 'PROXY_FORBIDDEN';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_FORBIDDEN', message, opts);
+    this.name = 'ProxyForbiddenError';
+  }
+}
+register(ProxyForbiddenError);
+/** HTTP 502: nothing listens on the port inside the sandbox */
+export class ProxyUpstreamRefusedError extends KilnError {
+  static readonly code = 'PROXY_UPSTREAM_REFUSED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_UPSTREAM_REFUSED', message, opts);
+    this.name = 'ProxyUpstreamRefusedError';
+  }
+}
+register(ProxyUpstreamRefusedError);
+/** HTTP 502: the connection into the sandbox failed or ended mid-request (the sandbox was destroyed or paused, or the guest closed it) */
+export class ProxyUpstreamFailedError extends KilnError {
+  static readonly code = 'PROXY_UPSTREAM_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_UPSTREAM_FAILED', message, opts);
+    this.name = 'ProxyUpstreamFailedError';
+  }
+}
+register(ProxyUpstreamFailedError);
+/** HTTP 503: the sandbox has as many proxied connections open as kilnd allows (256) */
+export class ProxyConnectionLimitError extends KilnError {
+  static readonly code = 'PROXY_CONNECTION_LIMIT';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('PROXY_CONNECTION_LIMIT', message, opts);
+    this.name = 'ProxyConnectionLimitError';
+  }
+}
+register(ProxyConnectionLimitError);
 /** HTTP 503: the audit log cannot be written; kilnd refuses audited requests until it can */
 export class AuditUnavailableError extends KilnError {
   static readonly code = 'AUDIT_UNAVAILABLE';
@@ -649,6 +820,24 @@ export class AuditCorruptError extends KilnError {
   }
 }
 register(AuditCorruptError);
+/** HTTP 501: the E2B SDK asked for a feature kiln does not have (details.feature names it) */
+export class E2bUnsupportedError extends KilnError {
+  static readonly code = 'E2B_UNSUPPORTED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('E2B_UNSUPPORTED', message, opts);
+    this.name = 'E2bUnsupportedError';
+  }
+}
+register(E2bUnsupportedError);
+/** HTTP 409: the E2B sandbox is not in a state that allows this (already paused, already running) */
+export class E2bStateConflictError extends KilnError {
+  static readonly code = 'E2B_STATE_CONFLICT';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('E2B_STATE_CONFLICT', message, opts);
+    this.name = 'E2bStateConflictError';
+  }
+}
+register(E2bStateConflictError);
 /** HTTP 404: no such file, directory or process in the guest */
 export class GuestNotFoundError extends KilnError {
   static readonly code = 'GUEST_NOT_FOUND';
@@ -766,6 +955,15 @@ export class GuestNotRunningError extends KilnError {
   }
 }
 register(GuestNotRunningError);
+/** HTTP 502: nothing listens on the guest port */
+export class GuestConnectionRefusedError extends KilnError {
+  static readonly code = 'GUEST_CONNECTION_REFUSED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('GUEST_CONNECTION_REFUSED', message, opts);
+    this.name = 'GuestConnectionRefusedError';
+  }
+}
+register(GuestConnectionRefusedError);
 /** HTTP 429: a bounded table in the guest is full (e.g. 256 running background processes) */
 export class GuestResourceExhaustedError extends KilnError {
   static readonly code = 'GUEST_RESOURCE_EXHAUSTED';

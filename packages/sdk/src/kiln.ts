@@ -3,6 +3,7 @@ import type { CreateSandboxBody } from '@kiln/contract';
 import { Sandbox, type SandboxInfo } from './sandbox.js';
 import { makeTransport, type Transport, type TransportOptions } from './transport.js';
 import { call, enc, query } from './wire.js';
+import { Volumes } from './volumes.js';
 
 export type CreateSandboxOptions = CreateSandboxBody & { signal?: AbortSignal };
 
@@ -46,8 +47,11 @@ export class Sandboxes {
 
 export class Kiln {
   readonly sandboxes: Sandboxes;
+  /** Persistent volumes (docs/volumes.md). */
+  readonly volumes: Volumes;
   private constructor(readonly transport: Transport) {
     this.sandboxes = new Sandboxes(transport);
+    this.volumes = new Volumes(transport, this.sandboxes);
   }
 
   static connect(o: ConnectOptions = {}): Kiln {

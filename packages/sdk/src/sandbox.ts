@@ -4,6 +4,7 @@ import { runExec, type ExecOptions, type ExecResult } from './exec.js';
 import { Files } from './files.js';
 import { Processes } from './process.js';
 import { Pty } from './pty.js';
+import { Ports } from './ports.js';
 import type { Transport } from './transport.js';
 import { call, enc, lines, ndjson, query, send } from './wire.js';
 
@@ -21,6 +22,8 @@ export class Sandbox {
   readonly files: Files;
   readonly process: Processes;
   readonly pty: Pty;
+  /** Ports exposed on kilnd's sandbox proxy (docs/ports.md). */
+  readonly ports: Ports;
 
   constructor(
     private readonly t: Transport,
@@ -30,6 +33,20 @@ export class Sandbox {
     this.files = new Files(t, info.id);
     this.process = new Processes(t, info.id);
     this.pty = new Pty(t, info.id);
+    this.ports = new Ports(t, info.id);
+  }
+
+  /** The sandbox's proxy access token (header Kiln-Access-Token), as kilnd gave it on create or inspect. */
+  get accessToken(): string | undefined {
+    return this.info.accessToken;
+  }
+
+  /** The URL to open `port` (exposed first if it is not): plain when public, else signed. */
+  async url(port: number, opts: { ttlSeconds?: number } = {}): Promise<string> {
+    if (!(await this.ports.list()).some((p) => p.port === port)) await this.ports.expose(port);
+    const u = await this.ports.url(port, opts);
+    if (u.url === null) throw new Error('kilnd runs no sandbox proxy (start it with --proxy-listen)');
+    return u.url;
   }
 
   get id(): string {

@@ -8,6 +8,7 @@ import { readFile, writeFile } from './file-transfer.js';
 import { list, mkdir, remove, rename, stat } from './files.js';
 import { network } from './network.js';
 import { health } from './health.js';
+import { tcpConnect } from './tcp.js';
 import { configure, hello } from './system.js';
 import { procGet, procList, procRead, procResize, procSignal, procStart, procStdin, procWait } from './processes.js';
 
@@ -19,6 +20,7 @@ export const handlers: { [O in OpName]: OpHandler<O> } = {
   'docker.ready': dockerReady,
   exec,
   'exec.signal': execSignal,
+  'tcp.connect': tcpConnect,
   'file.write': writeFile,
   'file.read': readFile,
   'file.stat': stat,

@@ -1,5 +1,5 @@
 /**
- * kiln key create --tenant NAME [--scope S]… [--name LABEL] / kiln key ls [--tenant NAME] / kiln key revoke ID
+ * kiln key create --tenant NAME [--scope S]… [--name LABEL] [--e2b] / kiln key ls [--tenant NAME] / kiln key revoke ID
  * kiln tenant set NAME [--max-sandboxes N] [--max-memory MiB] [--max-vcpus N] [--creates-per-minute N] / kiln tenant ls
  * (admin only: over the unix socket.)
  */
@@ -38,10 +38,11 @@ export function registerKeyCommands(program: Command): void {
     .requiredOption('--tenant <NAME>', 'the tenant the key acts for')
     .option('--scope <SCOPE>', 'sandboxes (default) or read-only; repeatable', collect)
     .option('--name <LABEL>', 'a label for the key')
+    .option('--e2b', "make an E2B-shaped key (e2b_…) for the E2B SDK's E2B_API_KEY (docs/e2b.md)")
     .option('--json', 'print JSON')
-    .action(async (o: { tenant: string; scope?: string[]; name?: string; json?: boolean }, cmd: Command) => {
+    .action(async (o: { tenant: string; scope?: string[]; name?: string; e2b?: boolean; json?: boolean }, cmd: Command) => {
       try {
-        const k = await clientFrom(cmd).call<KeyView>('POST', '/v1/keys', { tenant: o.tenant, ...(o.scope ? { scopes: o.scope } : {}), ...(o.name ? { name: o.name } : {}) });
+        const k = await clientFrom(cmd).call<KeyView>('POST', '/v1/keys', { tenant: o.tenant, ...(o.scope ? { scopes: o.scope } : {}), ...(o.name ? { name: o.name } : {}), ...(o.e2b ? { e2b: true } : {}) });
         if (o.json) return printJson(k);
         process.stdout.write(`${k.key ?? ''}\n`);
         process.stderr.write(`key ${k.id} for tenant ${k.tenant} (${k.scopes.join(',')}); store it now: kilnd keeps only its hash\n`);

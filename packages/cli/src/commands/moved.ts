@@ -1,10 +1,9 @@
-/** `kiln daemon`, `kiln image`, `kiln doctor` moved to the daemon's own binary, kilnd. */
+/** `kiln daemon`, `kiln doctor` (and `kiln image build`, commands/image.ts) moved to the daemon's own binary, kilnd. */
 import type { Command } from 'commander';
 
 export function registerMovedCommands(program: Command): void {
   for (const [name, now] of [
     ['daemon', 'kilnd (or kilnd run)'],
-    ['image', 'kilnd image build'],
     ['doctor', 'kilnd doctor'],
   ] as const) {
     program

@@ -11,6 +11,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export { clientFrom };
 
+/** `NAME:/path[:ro|:rw]` → a create's volume entry. */
+export function parseVolumeOpt(v: string): { name: string; path: string; readOnly?: boolean } {
+  const m = /^([^:]+):(\/[^:]*)(?::(ro|rw))?$/.exec(v);
+  if (!m) throw new Error(`--volume must be NAME:/path or NAME:/path:ro (got ${JSON.stringify(v)})`);
+  return { name: m[1] ?? '', path: m[2] ?? '', ...(m[3] === 'ro' ? { readOnly: true } : {}) };
+}
+
 function intOpt(name: string) {
   return (v: string): number => {
     if (!/^-?\d+$/.test(v)) throw new Error(`--${name} must be an integer (got ${JSON.stringify(v)})`);
@@ -31,8 +38,9 @@ export function registerSandboxCommands(program: Command): void {
     .option('--env <K=V>', 'environment for every exec (repeatable)', collect)
     .option('--label <K=V>', 'label (repeatable)', collect)
     .option('--template <NAME>', 'start from a named template, e.g. a snapshot of another sandbox (its shape applies)')
+    .option('--volume <NAME:/PATH[:ro]>', 'attach a persistent volume at PATH (repeatable; :ro = read-only)', collect)
     .option('--json', 'print the sandbox as JSON');
-  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; idleTimeout?: string; autoPause?: string; env?: string[]; label?: string[]; template?: string; json?: boolean }, cmd: Command) => {
+  addPolicyOptions(create).action(async (o: PolicyOpts & { memory?: number; cpus?: number; disk?: number; timeout?: string; idleTimeout?: string; autoPause?: string; env?: string[]; label?: string[]; template?: string; volume?: string[]; json?: boolean }, cmd: Command) => {
       try {
         const client = clientFrom(cmd);
         const body: Record<string, unknown> = {};
@@ -45,6 +53,7 @@ export function registerSandboxCommands(program: Command): void {
         if (o.env) body.env = parseKeyValues(o.env, '--env');
         if (o.label) body.labels = parseKeyValues(o.label, '--label');
         if (o.template) body.template = o.template;
+        if (o.volume) body.volumes = o.volume.map(parseVolumeOpt);
         const network = policyFromOptions(o);
         if (network) body.network = network;
         const t0 = Date.now();

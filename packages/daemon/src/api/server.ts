@@ -30,6 +30,12 @@ import { registerAuthEnforce, registerAuthIdentify, tcpActor } from '../tenancy/
 import type { TenantAdmission } from '../tenancy/limits.js';
 import type { TenantStore } from '../tenancy/tenant-store.js';
 import { registerKeyRoutes } from './routes/keys.js';
+import { registerPortRoutes } from './routes/ports.js';
+import type { ProxyService } from '../proxy/service.js';
+import { registerVolumeRoutes } from './routes/volumes.js';
+import type { VolumeService } from '../volume/service.js';
+import { registerImageRoutes } from './routes/images.js';
+import type { RegistryService } from '../registry/service.js';
 
 export interface ApiOptions {
   manager: SandboxManager;
@@ -44,6 +50,12 @@ export interface ApiOptions {
   gc?: () => Promise<string[]>;
   /** API keys, tenants, their limits; absent = every caller is the admin (unit tests). */
   tenancy?: { store: TenantStore; admission: TenantAdmission };
+  /** The sandbox proxy's ports and tokens (docs/ports.md); absent = no ports routes, no access tokens. */
+  proxy?: ProxyService;
+  /** Persistent volumes; absent = the volume routes are not served. */
+  volumes?: VolumeService;
+  /** The private registry; absent = the image routes are not served. */
+  registry?: RegistryService | null;
   /** kiln's MCP server at /mcp (streamable HTTP); absent = no /mcp. */
   mcp?: McpRouteOptions;
 }
@@ -101,7 +113,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   opts.observe?.registerHooks(app, tcpActor);
   registerAuthEnforce(app);
   opts.observe?.registerRoutes(app, opts.manager);
-  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null);
+  registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null, opts.proxy ? (id) => (opts.proxy as ProxyService).ports.token(id) : null);
+  if (opts.proxy) registerPortRoutes(app, opts.manager, opts.proxy);
   if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
@@ -113,6 +126,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
   if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
+  if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
   if (opts.mcp) {
     const mcp = registerMcpRoutes(app, opts.mcp);
     app.addHook('onClose', async () => mcp.closeAll());

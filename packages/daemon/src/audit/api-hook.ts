@@ -31,6 +31,10 @@ export interface ApiAuditOptions {
   recordMetadataReads?: boolean;
   /** The caller of a request not from the unix socket (the TCP listener's key), else null. */
   actorFor?: (req: FastifyRequest) => AuditActor | null;
+  /** The sandbox a call is about, for an API whose ids or bodies differ from kiln's (the E2B API). Default: kiln's :id param or create response. */
+  sandboxOf?: (req: FastifyRequest, status: number, payload: unknown) => string | undefined;
+  /** The error code in a failed call's body. Default: kiln's `error.code`. */
+  errorCodeOf?: (payload: unknown) => string | undefined;
 }
 
 const CTX = Symbol('kiln.requestContext');
@@ -142,8 +146,8 @@ export function registerApiAudit(app: FastifyInstance, o: ApiAuditOptions): void
     // Already refusing because the log failed: nothing can be recorded, let the error out.
     if (!o.audit.healthy && reply.statusCode >= 400) return payload;
     const ctx = req[CTX];
-    const errorCode = reply.statusCode >= 400 ? errorCodeOf(payload) : undefined;
-    const sandboxId = sandboxOf(req, reply, payload);
+    const errorCode = reply.statusCode >= 400 ? (o.errorCodeOf ?? errorCodeOf)(payload) : undefined;
+    const sandboxId = o.sandboxOf ? o.sandboxOf(req, reply.statusCode, payload) : sandboxOf(req, reply, payload);
     // A policy change is recorded with the policy asked for (the api record has only the path).
     if (/\/policy$/.test(req.routeOptions.url ?? '') && req.method !== 'GET' && reply.statusCode < 300 && sandboxId) {
       void o.audit.append({ type: 'policy', sandboxId, requestId: req.id, actor: ctx?.actor ?? actorOf(null), data: { route: req.routeOptions.url ?? null, method: req.method, policy: (req.body ?? null) as Record<string, unknown> | null, ...req[DETAIL] } }).catch(() => undefined); // the api record below fails too

@@ -9,7 +9,7 @@ import { canonicalJson } from './canonical.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-export const AUDIT_TYPES = ['api', 'exec', 'file', 'lifecycle', 'policy', 'audit', 'process', 'terminal'] as const;
+export const AUDIT_TYPES = ['api', 'exec', 'file', 'lifecycle', 'policy', 'audit', 'process', 'terminal', 'proxy'] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 
 /**

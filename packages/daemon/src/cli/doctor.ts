@@ -7,7 +7,7 @@ const MARK = { ok: '✓', warn: '!', fail: '✗' } as const;
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
-    .description('check the host: accelerator, QEMU, seccomp, cgroups, namespaces, VMM jail, nftables, disk, image, templates')
+    .description('check the host: accelerator, QEMU, seccomp, cgroups, namespaces, VMM jail, nftables, disk, image, templates, sandbox proxy')
     .option('--state-dir <DIR>', 'state directory (default $KILN_STATE_DIR or /var/lib/kiln)')
     .option('--json', 'print the checks as JSON')
     .option('--insecure-no-jail', 'check for a kilnd run with --insecure-no-jail (default $KILN_INSECURE_NO_JAIL)')

@@ -180,6 +180,18 @@ export function checkTemplates(stateDir: string): CheckResult {
   return ok('templates', `${names.length} template(s): ${names.join(', ')}`);
 }
 
+/** The sandbox proxy as the environment configures it (docs/ports.md): its URL pattern, or off. */
+export function checkProxy(env: NodeJS.ProcessEnv = process.env): CheckResult {
+  const listen = env.KILN_PROXY_LISTEN;
+  if (!listen) return ok('proxy', 'off (kilnd --proxy-listen HOST:PORT serves sandbox ports; docs/ports.md)');
+  const domain = env.KILN_PROXY_DOMAIN ?? 'localhost';
+  const tls = !!(env.KILN_PROXY_TLS_CERT ?? env.KILN_TLS_CERT);
+  const port = listen.split(':').pop();
+  const base = env.KILN_PROXY_PUBLIC_URL ?? `${tls ? 'https' : 'http'}://${domain}:${port}`;
+  const u = new URL(base);
+  return ok('proxy', `${u.protocol}//{port}-{sandboxId}.${u.hostname}${u.port ? `:${u.port}` : ''}/ (listening on ${listen})`);
+}
+
 export async function runDoctor(o: DoctorOptions): Promise<CheckResult[]> {
   const binary = o.qemuBinary ?? 'qemu-system-x86_64';
   return [
@@ -195,5 +207,6 @@ export async function runDoctor(o: DoctorOptions): Promise<CheckResult[]> {
     checkDisk(o.stateDir, o.minFreeGiB ?? 20),
     await checkImage(o.stateDir),
     checkTemplates(o.stateDir),
+    checkProxy(),
   ];
 }

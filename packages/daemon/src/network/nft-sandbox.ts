@@ -223,6 +223,9 @@ export function renderPolicy(p: { names: NetNames; policy: NetworkPolicy; denied
 
   const rule = (chain: string, r: string) => out.push(`add rule inet ${t} ${chain} ${r}`);
   if (policy.preset !== 'none') rule('resolver', 'meta l4proto { udp, tcp } th dport 53 jump accept_flow');
+  // The private registry (registry.kiln.internal = the gateway, port 443; registry/service.ts):
+  // on by default, for the registry only; a policy of `none` reaches nothing, this included.
+  if (policy.preset !== 'none') rule('resolver', 'meta l4proto tcp th dport 443 jump accept_flow');
   rule('resolver', 'jump drop_flow');
   if (policy.preset !== 'none') {
     rule('egress', 'ip daddr @host4 jump drop_flow');

@@ -66,6 +66,8 @@ export function renderResolverConf(p: ResolverParams): string {
   ];
   for (const g of domainGroups(p.policy)) lines.push(`nftset=/${g.domains.join('/')}/4#inet#${p.names.table}#${g.set}`);
   for (const r of p.policy.deny) if (r.domain) lines.push(`address=/${r.domain}/`);
+  // The private registry answers on the gateway address (registry/service.ts).
+  lines.push(`address=/registry.kiln.internal/${p.gateway}`);
   return lines.join('\n') + '\n';
 }
 

@@ -11,6 +11,8 @@ import type { Store } from '../store/store.js';
 import { applyGuestNetwork } from '../network/guest.js';
 import { startGuestCtlSession, type GuestCtlSession } from './guest-ctl.js';
 import type { NetworkService, SandboxNetwork } from '../network/service.js';
+import type { VolumeService } from '../volume/service.js';
+import type { RegistryService } from '../registry/service.js';
 import type { TemplateManifest } from '../template/manifest.js';
 import { TEMPLATE_HOSTNAME } from '../template/manifest.js';
 import type { VmHandle, VmmDriver, VmSpec } from '../vmm/driver.js';
@@ -57,6 +59,10 @@ export interface StepHost {
   templates: TemplateSource | null;
   /** Sandbox networking; null = sandboxes get no network. */
   network?: NetworkService | null;
+  /** Persistent volumes (the last step attaches a sandbox's); null = none. */
+  volumes?: VolumeService | null;
+  /** The private registry (a step makes it reachable from the sandbox); null = none. */
+  registry?: RegistryService | null;
   resolveImage(): Promise<GuestImage | null>;
   createScratchDisk(path: string, sizeGiB: number): Promise<void>;
   bootTimeoutMs: number;
@@ -279,6 +285,31 @@ function startGuestCtl(h: StepHost, ctx: CreateCtx, vm = ctx.vm): GuestCtlSessio
   });
 }
 
+/**
+ * The private registry as `registry.kiln.internal` (registry/service.ts): kilnd's proxy for this
+ * sandbox and the forwarder in its netns, and the registry's CA in the guest dockerd's certs.d.
+ */
+function registryStep(h: StepHost, registry: RegistryService): Step<CreateCtx> {
+  return {
+    name: 'registry',
+    run: async (ctx) => {
+      if (!ctx.net || !ctx.agent) return;
+      const t0 = performance.now();
+      await registry.attach(ctx.rec.id, { netns: ctx.net.names.netns, gateway: ctx.net.addresses.gateway }, ctx.runDir);
+      const attachMs = Math.round(performance.now() - t0);
+      // The CA lands in the guest after the create returned: a restored guest's first file
+      // write costs seconds under TCG (its agent's code paths run for the first time), and
+      // nothing else of the create needs it. A pull in the first seconds may still find it missing.
+      const id = ctx.rec.id;
+      registry.trustInGuest(ctx.agent).then(
+        () => h.store.addEvent(id, 'registry', { attachMs, trustMs: Math.round(performance.now() - t0) - attachMs }),
+        (err: unknown) => h.warn(id, "could not write the registry's CA into the guest", err),
+      );
+    },
+    undo: async (ctx) => registry.detach(ctx.rec.id, ctx.runDir),
+  };
+}
+
 export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
   return [
     {
@@ -382,6 +413,19 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
           r = await ctx.agent.dockerReady(h.dockerReadyTimeoutMs);
         }
         h.store.addEvent(ctx.rec.id, 'docker-ready', { waitedMs: r.waitedMs });
+      },
+    },
+    ...(h.registry ? [registryStep(h, h.registry)] : []),
+    {
+      // Volumes join the running VM (restored or booted: the same hot-plug) and are mounted.
+      name: 'volumes',
+      run: async (ctx) => {
+        const wanted = ctx.rec.spec.volumes ?? [];
+        if (wanted.length === 0) return;
+        if (!h.volumes || !ctx.vm || !ctx.agent) throw new KilnError('VOLUMES_UNSUPPORTED', 'this kilnd cannot attach volumes', { status: 501 });
+        const t0 = performance.now();
+        await h.volumes.attachLive(ctx.rec.id, ctx.vm, ctx.agent);
+        h.store.addEvent(ctx.rec.id, 'volumes-attached', { volumes: wanted, ms: Math.round(performance.now() - t0) });
       },
     },
   ];

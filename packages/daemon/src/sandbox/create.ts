@@ -25,6 +25,8 @@ export interface CreateOptions {
   admit?: (spec: SandboxSpec) => () => void;
   /** Called with the new sandbox's id as soon as it is the caller's (same tick as its row). */
   own?: (id: string) => void;
+  /** The caller's tenant (null: the admin): volumes are named in its namespace. */
+  tenant?: string | null;
 }
 
 export class SandboxCreator {
@@ -42,6 +44,8 @@ export class SandboxCreator {
       connectAgent: o.connectAgent,
       templates: o.templates ?? null,
       network: o.network ?? null,
+      volumes: o.volumes ?? null,
+      registry: o.registry ?? null,
       resolveImage: () => o.resolveImage(),
       createScratchDisk: (p, g) => o.createScratchDisk(p, g),
       bootTimeoutMs: o.bootTimeoutMs ?? 90_000,
@@ -106,7 +110,7 @@ export class SandboxCreator {
 
   private async createAdmitted(spec: SandboxSpec, opts: CreateOptions): Promise<SandboxRecord> {
     const rt = this.rt;
-    if (!opts.pool && this.pool && spec.template === null && isDefaultShape(spec)) {
+    if (!opts.pool && this.pool && spec.template === null && isDefaultShape(spec) && !spec.volumes?.length) {
       const claimed = await this.pool.claim((member) => this.handOver(member, spec, opts.own));
       if (claimed) return claimed;
     }
@@ -127,6 +131,11 @@ export class SandboxCreator {
       expiresAt: spec.timeoutMs > 0 ? now + spec.timeoutMs : null,
       pool: opts.pool ?? null,
     };
+    if (spec.volumes?.length) {
+      if (!rt.o.volumes) throw new KilnError('VOLUMES_UNSUPPORTED', 'this kilnd has no volumes', { status: 501 });
+      // Checked and held with no await before the row: two creates cannot both take a writer's place.
+      rt.o.volumes.reserve(rec.id, opts.tenant ?? null, spec.volumes);
+    }
     rt.store.insert(rec);
     opts.own?.(rec.id);
     rt.store.addEvent(rec.id, 'state', { state: 'creating', spec });
@@ -178,7 +187,9 @@ export class SandboxCreator {
     const dir = rt.runDir(rec.id);
     const ctx: CreateCtx = { rec, runDir: dir.dir, scratch: dir.scratchRaw, image: null, template: null, vm: null, agent: null };
     try {
-      await runSteps(creationSteps(this.stepHost), ctx, live.abort.signal, {
+      // The volumes step exists only for a sandbox that has volumes (no empty step in every create's events).
+      const steps = creationSteps(this.stepHost).filter((s) => s.name !== 'volumes' || (rec.spec.volumes?.length ?? 0) > 0);
+      await runSteps(steps, ctx, live.abort.signal, {
         onStepStart: (name) => {
           rec.step = name;
           rec.updatedAt = Date.now();

@@ -6,7 +6,7 @@ import type { AgentClient } from '@kiln/protocol';
 
 export type GuestAgent = Pick<
   AgentClient,
-  'health' | 'dockerReady' | 'exec' | 'proc' | 'writeFile' | 'readFile' | 'stat' | 'list' | 'mkdir' | 'remove' | 'rename' | 'configure' | 'network' | 'close' | 'once'
+  'health' | 'dockerReady' | 'exec' | 'tcpConnect' | 'proc' | 'writeFile' | 'readFile' | 'stat' | 'list' | 'mkdir' | 'remove' | 'rename' | 'configure' | 'network' | 'close' | 'once'
 >;
 
 export type ConnectAgent = (socketPath: string, opts: { timeoutMs: number; signal?: AbortSignal; helloIntervalMs?: number; onSocketOpen?: () => void }) => Promise<GuestAgent>;

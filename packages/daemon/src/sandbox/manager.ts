@@ -210,6 +210,14 @@ export class SandboxManager {
   /** Runs `fn` (a snapshot) with the sandbox running or paused, under its exclusive lock; resyncs the clock after. */
   withSnapshotable<T>(id: string, fn: (rec: SandboxRecord & { vm: VmHandle }) => Promise<T>): Promise<T> {
     return this.exclusive(id, 'snapshot', async (rec) => {
+      const vols = rec.spec.volumes ?? [];
+      if (vols.length > 0) {
+        throw new KilnError(
+          'VOLUME_ATTACHED',
+          `sandbox ${id} has volumes attached (${vols.map((v) => v.name).join(', ')}): a snapshot holds the VM's memory and devices but not a volume's disk, and every fork of it would be another writer of that volume; snapshot a sandbox without volumes and attach them to its forks`,
+          { status: 409 },
+        );
+      }
       const out = await fn(rec);
       if (rec.state === 'running') await this.rt.live.get(id)?.agent?.configure({ timeEpochMs: Date.now() }).catch(() => undefined);
       return out;
@@ -235,7 +243,10 @@ export class SandboxManager {
         async () => {
           const cur = rt.store.get(id);
           if (!cur) return;
+          const wasRunning = cur.state === 'running';
           if (cur.state !== 'stopping') rt.setState(cur, 'stopping');
+          // A volume's next holder finds a clean filesystem (flushed, unmounted) when it can.
+          if (wasRunning && cur.vm && cur.spec.volumes?.length) await rt.o.volumes?.beforeStop(id, l.agent);
           l.agent?.close();
           l.agent = null;
           if (cur.vm) await rt.driver.stop(cur.vm, { timeoutMs: rt.o.stopTimeoutMs ?? 3000 });

@@ -13,6 +13,8 @@ import { ExpiryTimers } from '../lifecycle/expiry.js';
 import type { NetworkService } from '../network/service.js';
 import type { Store } from '../store/store.js';
 import type { VmmDriver } from '../vmm/driver.js';
+import type { VolumeService } from '../volume/service.js';
+import type { RegistryService } from '../registry/service.js';
 import type { TemplateSource } from './create-steps.js';
 import type { ConnectAgent, GuestAgent, GuestImage } from './guest-agent.js';
 import { isSandboxId } from './ids.js';
@@ -52,6 +54,10 @@ export interface ManagerOptions {
   observer?: ManagerObserver;
   /** Admission limits (lifecycle/capacity.ts); absent = no limits. */
   capacity?: CapacityLimits;
+  /** Persistent volumes; absent = a create with volumes is refused. */
+  volumes?: VolumeService | null;
+  /** The private registry; absent = sandboxes do not reach one. */
+  registry?: RegistryService | null;
 }
 
 /** A sandbox's state that lives in kilnd's memory only. */
@@ -177,7 +183,9 @@ export class SandboxRuntime {
     this.activity.delete(id);
     this.autoPause.clear(id);
     this.o.observer?.released?.(id);
+    if (this.o.registry) await this.o.registry.detach(id, this.runDir(id).dir);
     await this.o.network?.teardown(id);
+    this.o.volumes?.release(id);
     await rm(this.runDir(id).dir, { recursive: true, force: true });
   }
 }

@@ -109,15 +109,17 @@ test('auto-pause: a call in progress (hold) keeps the sandbox awake; its end res
 test('auto-pause: the timeout clock stops while auto-paused and the deadline moves by the paused time on wake', async () => {
   const { h } = await harness();
   try {
-    const sb = await h.manager.create({ autoPauseMs: 1000, timeoutMs: 1500 });
+    // The timeout is well after the auto-pause: a loaded machine must not let it win the race.
+    const sb = await h.manager.create({ autoPauseMs: 1000, timeoutMs: 4000 });
     const expires0 = sb.expiresAt as number;
     await until(() => h.manager.get(sb.id).state === 'paused');
-    await sleep(1500); // past the original deadline
+    const pausedAt = Date.now();
+    await sleep(Math.max(0, expires0 - Date.now()) + 500); // past the original deadline
     assert.equal(h.manager.get(sb.id).state, 'paused', 'not destroyed by its timeout while auto-paused');
     const shown = Date.parse(sandboxView(h.manager.get(sb.id)).expiresAt as string);
     assert.ok(shown > Date.now(), 'the deadline shown stands still ahead');
     const woken = await h.manager.wake(sb.id);
-    assert.ok((woken.expiresAt as number) >= expires0 + 1500, 'deadline moved by the paused time');
+    assert.ok((woken.expiresAt as number) >= expires0 + (Date.now() - pausedAt) - 200, 'deadline moved by the paused time');
     await until(() => !h.store.get(sb.id));
     assert.ok(h.store.events(sb.id).some((e) => e.type === 'timeout'), 'its timeout still ends it, later');
   } finally {
@@ -128,12 +130,12 @@ test('auto-pause: the timeout clock stops while auto-paused and the deadline mov
 test('restart: paused sandboxes are adopted and stay paused (an auto-paused one still wakes; its timeout clock stays stopped)', async () => {
   const { h, calls } = await harness();
   try {
-    const auto = await h.manager.create({ autoPauseMs: 1000, timeoutMs: 1500 });
+    const auto = await h.manager.create({ autoPauseMs: 1000, timeoutMs: 4000 });
     const user = await h.manager.create({});
     await h.manager.pause(user.id);
     await until(() => h.manager.get(auto.id).state === 'paused');
     await h.manager.shutdown();
-    await sleep(1000); // past auto's original deadline
+    await sleep(Math.max(0, (auto.expiresAt as number) - Date.now()) + 500); // past auto's original deadline
     const m2 = h.mkManager();
     await m2.init();
     assert.equal(calls.resume, 2, 'each ran for its adoption check');

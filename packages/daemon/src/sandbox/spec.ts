@@ -3,6 +3,7 @@ import { invalidArgument, KilnError } from '../errors.js';
 import { resolvePolicy, type PolicyInput } from '../network/policy.js';
 import type { TemplateSource } from './create-steps.js';
 import type { SandboxSpec } from './types.js';
+import { resolveVolumeMounts } from '../volume/service.js';
 
 export const SPEC_LIMITS = {
   memoryMiB: { min: 256, max: 65536, default: 1024 },
@@ -31,6 +32,8 @@ export interface SpecInput {
   template?: string;
   /** Egress policy (network/policy.ts). Default {preset: 'default'}. */
   network?: PolicyInput;
+  /** Volumes to attach: name, guest path, read-only (volume/service.ts). */
+  volumes?: Array<{ name: string; path: string; readOnly?: boolean }>;
 }
 
 /** 0 (off) or an integer within the field's limits. */
@@ -63,6 +66,7 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     if (!LABEL_KEY_RE.test(k)) throw invalidArgument(`label key ${JSON.stringify(k)} is invalid`, { field: 'labels' });
     if (typeof v !== 'string' || v.length > 256) throw invalidArgument(`label ${k} must be a string of at most 256 characters`, { field: 'labels' });
   }
+  const volumes = resolveVolumeMounts(input.volumes);
   return {
     memoryMiB: intIn('memoryMiB', input.memoryMiB ?? defaults.memoryMiB),
     vcpus: intIn('vcpus', input.vcpus ?? defaults.vcpus),
@@ -74,6 +78,7 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
     labels,
     template: input.template ?? null,
     network: resolvePolicy(input.network),
+    ...(volumes.length > 0 ? { volumes } : {}),
   };
 }
 

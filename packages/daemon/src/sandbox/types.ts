@@ -24,6 +24,8 @@ export interface SandboxSpec {
   user?: string;
   /** Egress policy at creation (the one in force, changed live, is the network lease's). Absent in records of older kilnds. */
   network?: NetworkPolicy;
+  /** Persistent volumes hot-plugged and mounted once the VM runs (volume/service.ts). Absent = none. */
+  volumes?: Array<{ name: string; path: string; readOnly: boolean }>;
 }
 
 export interface SandboxError {

@@ -17,6 +17,9 @@ export const newKeyId = (): string => randomBytes(8).toString('hex');
 /** A new kiln key with the given id (its full value is shown once, to the operator). */
 export const newKiln = (id: string): string => `kiln_${id}_${randomBytes(32).toString('base64url')}`;
 
+/** A new E2B-shaped key (`e2b_` + 40 hex, 160 bits), for the E2B SDK's E2B_API_KEY (docs/e2b.md). */
+export const newE2bKey = (): string => `e2b_${randomBytes(20).toString('hex')}`;
+
 export const keyHash = (key: string): Buffer => createHash('sha256').update(key, 'utf8').digest();
 
 export type ParsedKey = { kind: 'kiln'; id: string } | { kind: 'hashed' } | { kind: 'malformed' };

@@ -6,7 +6,7 @@
  * is a configured trusted proxy, the last X-Forwarded-For hop that is not itself trusted.
  */
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +21,11 @@ export interface ListenConfig {
   tlsKey?: string | null;
   /** Peers whose X-Forwarded-For is believed (exact addresses). Default none. */
   trustedProxies?: string[];
+  /**
+   * Handlers that may take a request before kiln's API does (the E2B surface, e2b/dispatch.ts):
+   * each returns true when it took the request. Default none.
+   */
+  fronts?: Array<(req: IncomingMessage, res: ServerResponse) => boolean>;
 }
 
 export function parseListen(s: string): { host: string; port: number } {
@@ -56,8 +61,10 @@ export async function listenTcp(app: FastifyInstance, cfg: ListenConfig): Promis
   const trusted = new Set(cfg.trustedProxies ?? []);
   const tls = !!(cfg.tlsCert && cfg.tlsKey);
   const route = app.routing.bind(app) as (req: IncomingMessage, res: unknown) => void;
-  const onRequest = (req: IncomingMessage, res: unknown) => {
+  const fronts = cfg.fronts ?? [];
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     markTcp(req, clientAddress(req, trusted));
+    if (fronts.some((f) => f(req, res))) return;
     route(req, res);
   };
   const server: Server = tls ? createHttpsServer({ cert: readFileSync(cfg.tlsCert as string), key: readFileSync(cfg.tlsKey as string) }, onRequest) : createHttpServer(onRequest);

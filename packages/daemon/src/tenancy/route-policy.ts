@@ -29,6 +29,10 @@ export const isOpenRoute = (method: string, url: string | undefined): boolean =>
 export function tenantMayCall(method: string, url: string | undefined): boolean {
   if (url === undefined) return true; // no route: 404 ROUTE_NOT_FOUND follows
   if (url === '/v1/sandboxes' || url.startsWith('/v1/sandboxes/')) return true;
+  // Volumes: each tenant sees and changes its own only (routes/volumes.ts names them in its namespace).
+  if (url === '/v1/volumes' || url.startsWith('/v1/volumes/')) return true;
+  // Images: pushed into and listed from the tenant's own namespace of the registry (routes/images.ts).
+  if (url === '/v1/images' || url.startsWith('/v1/images/')) return true;
   return TENANT_ROUTES.has(`${method === 'HEAD' ? 'GET' : method} ${url}`);
 }
 

@@ -16,8 +16,11 @@ import { TenantAdmission } from '../tenancy/limits.js';
 import { listenTcp } from '../tenancy/listener.js';
 import { TenantStore } from '../tenancy/tenant-store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
+import { mountE2b } from '../e2b/index.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number } = {}) {
+/** `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. */
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
@@ -39,7 +42,14 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
   const app = await buildApi({ manager, logger, observe: obs.api, tenancy: { store: tenants, admission }, info: () => ({ version: 't', driver: {}, image: null, stateDir }) });
   const socket = join(stateDir, 'api.sock');
   await app.listen({ path: socket });
-  const tcp = await listenTcp(app, { listen: '127.0.0.1:0', tlsCert: o.tls?.cert ?? null, tlsKey: o.tls?.key ?? null, ...(o.trustedProxies ? { trustedProxies: o.trustedProxies } : {}) });
+  const e2b = o.e2b ? await mountE2b(store.sql, { manager, tenants, admission, templates: null, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: 'kiln.test' }) : null;
+  const tcp = await listenTcp(app, {
+    listen: '127.0.0.1:0',
+    tlsCert: o.tls?.cert ?? null,
+    tlsKey: o.tls?.key ?? null,
+    ...(o.trustedProxies ? { trustedProxies: o.trustedProxies } : {}),
+    ...(e2b ? { fronts: [(req: IncomingMessage, res: ServerResponse) => e2b.front.handle(req, res)] } : {}),
+  });
   const base = `${o.tls ? 'https' : 'http'}://127.0.0.1:${tcp.address.port}`;
   return {
     stateDir,
@@ -50,6 +60,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     audit: obs.audit,
     base,
     tcp,
+    e2b,
     /** A request on the TCP listener. */
     fetch: (path: string, init: RequestInit & { key?: string } = {}) => {
       const { key, ...rest } = init;
@@ -60,6 +71,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     },
     async close() {
       await tcp.close();
+      await e2b?.close();
       await app.close();
       await manager.shutdown();
       await obs.close();

@@ -92,6 +92,17 @@ export interface DriverCapabilities {
   jailReason?: string;
 }
 
+/** A disk hot-plugged into a running VM (a volume; vmm/disk-hotplug.ts). */
+export interface HotDisk {
+  /** The disk's file on the host (raw). */
+  file: string;
+  readOnly: boolean;
+  /** SCSI target, 0..MAX_HOT_DISKS-1: the guest's host:0:slot:0. */
+  slot: number;
+  /** Names the device and its block node (`vol<slot>`). */
+  serial: string;
+}
+
 export interface VmmDriver {
   readonly name: string;
   capabilities(): DriverCapabilities;
@@ -124,6 +135,8 @@ export interface VmmDriver {
    * backing file must lie under `templatesRoot`.
    */
   flattenDisk?(src: { path: string; format: 'raw' | 'qcow2' }, out: string, templatesRoot: string): Promise<void>;
+  /** Hot-plugs a disk (a volume) into a running VM (vmm/disk-hotplug.ts); absent = volumes are refused. */
+  attachDisk?(vm: VmHandle, disk: HotDisk): Promise<void>;
   /**
    * This driver's VMM processes of sandboxes whose run dirs are under `runRoot`, whether or not
    * a handle to them is known (orphan GC: a VMM whose row is gone).

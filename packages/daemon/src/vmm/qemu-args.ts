@@ -14,6 +14,9 @@ import { kvmAccelArgs, tapNetdevArgs } from './host-fds.js';
 /** QEMU's seccomp filter: no obsolete syscalls, no setuid/caps, no fork/exec, no affinity/priority. */
 export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
+/** The id of the SCSI controller volumes are hot-plugged on (its bus is `${id}.0`). */
+export const VOLUME_SCSI_ID = 'vols';
+
 export const vmMarker = (id: string): string => `kiln-${id}`;
 /** MAC of a NIC without a backend (templates); each sandbox's guest gets its own at run time. */
 const NO_PEER_MAC = '02:6b:00:00:00:00';
@@ -86,6 +89,10 @@ export function buildQemuArgs(spec: VmSpec, accel: AccelChoice['accel'], opts: {
     '-device', 'virtserialport,chardev=logs,name=org.kiln.logs',
     '-chardev', `socket,id=con,path=${p.consoleSocket},server=on,wait=off`,
     '-serial', 'chardev:con',
+    // Volumes (volume/hotplug.ts): a SCSI controller with no disks. microvm's virtio-mmio bus
+    // takes no hot-plug, a SCSI bus does: a restored VM (whose device set is its template's)
+    // gets each volume as a scsi-hd added over QMP after the restore.
+    '-device', `virtio-scsi-device,id=${VOLUME_SCSI_ID}`,
     '-qmp', `unix:${p.qmpSocket},server=on,wait=off`,
     ...(spec.incoming ? ['-incoming', 'defer'] : []),
   ];

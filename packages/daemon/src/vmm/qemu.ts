@@ -19,6 +19,7 @@ import { hostDevicesFor } from './host-fds.js';
 import type { DriverCapabilities, FoundVmm, VmExit, VmHandle, VmmDriver, VmSpec } from './driver.js';
 import { vmPaths } from './driver.js';
 import { QmpClient, waitMigration } from './qmp.js';
+import { hotplugDisk, type HotDisk } from './disk-hotplug.js';
 import { receiveState } from './migrate-out.js';
 import { flattenDisk } from './disk-flatten.js';
 import { openVmmLog, prepareVmmDir, sealVmmDir } from './vmm-dir.js';
@@ -145,6 +146,10 @@ export class QemuDriver implements VmmDriver {
 
   findVmms(runRoot: string): FoundVmm[] {
     return findQemuVmms(runRoot);
+  }
+
+  async attachDisk(vm: VmHandle, disk: HotDisk): Promise<void> {
+    await hotplugDisk(vm, disk, this.jail?.identity ?? null);
   }
 
   async pause(vm: VmHandle): Promise<void> {

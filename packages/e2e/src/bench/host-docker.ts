@@ -3,7 +3,7 @@
  * Docker engine (Debian docker.io). Installs docker.io and starts dockerd if needed, and says so.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, copyFileSync, symlinkSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, copyFileSync, symlinkSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 
@@ -53,7 +53,11 @@ export async function hostDocker(log: (s: string) => void): Promise<HostDocker> 
   copyFileSync('/bin/busybox', join(root, 'bin/busybox'));
   symlinkSync('busybox', join(root, 'bin/true'));
   symlinkSync('busybox', join(root, 'bin/sh'));
-  execFileSync('sh', ['-c', `tar -C ${root} -c . | ${DOCKER} import - kiln-bench-tiny:latest`], { stdio: 'ignore' });
+  try {
+    execFileSync('sh', ['-c', `tar -C ${root} -c . | ${DOCKER} import - kiln-bench-tiny:latest`], { stdio: 'ignore' });
+  } finally {
+    rmSync(root, { recursive: true, force: true }); // imported: the tree is no longer needed
+  }
   const runOnce = (): number => {
     const t0 = performance.now();
     execFileSync(DOCKER, ['run', '--rm', '--network', 'none', 'kiln-bench-tiny:latest', '/bin/true'], { stdio: 'ignore' });

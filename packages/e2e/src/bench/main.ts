@@ -17,9 +17,13 @@
  *  10. CLI start: `kiln --version` and `kiln ls` against `node -e 0` in the same run (bench/cli-start.ts)
  *  11. create → first exec through the SDK, over the unix socket and over TCP with TLS
  *  12. wake: exec on a sandbox that auto-pause paused against exec on it running (bench/wake.ts)
+ *  13. the sandbox proxy: request latency and throughput through it against the same guest
+ *      server reached inside the guest, and a WebSocket echo round trip (bench/proxy.ts)
+ *  14. the real `e2b` SDK: Sandbox.create() → first commands.run('true'), restore and warm pool,
+ *      next to kiln's SDK and host docker run (bench/e2b.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake"),
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b"),
  * e.g. `npm run bench -- neighbour`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,10 +32,12 @@ import { join } from 'node:path';
 import { DaemonFixture, integrationSkipReason, REPO } from '../harness.js';
 import { hostDocker } from './host-docker.js';
 import { benchNetwork } from './network.js';
+import { benchProxy } from './proxy.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
 import { benchTemplateBuild } from './template-build.js';
 import { benchWake } from './wake.js';
+import { benchE2b } from './e2b.js';
 import { stalledReader } from '../stalled-reader.js';
 import { cpuPercentOver } from './cpu.js';
 import { processMemoryMiB } from './memory.js';
@@ -42,7 +48,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,tplbuild').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,tplbuild').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -226,6 +232,7 @@ async function main(): Promise<void> {
 
   // (7) network: guest → test server round trip and throughput (its own test internet)
   if (PHASES.has('network')) results.network = await benchNetwork(log);
+  if (PHASES.has('proxy')) results.proxy = await benchProxy(log);
 
   // (8) neighbour slowdown per attack, kilnd's health answer and CPU
   if (PHASES.has('neighbour')) results.neighbour = await benchNeighbour(log);
@@ -236,7 +243,10 @@ async function main(): Promise<void> {
   // (12) wake: exec on an auto-paused sandbox against exec on it running
   if (PHASES.has('wake')) results.wake = await benchWake(log, TRIALS);
 
-  // (13) template build time from a small Dockerfile (issue 15)
+  // (13) the real e2b SDK against kiln
+  if (PHASES.has('e2b')) results.e2b = await benchE2b(log, TRIALS);
+
+  // (14) template build time from a small Dockerfile (issue 15)
   if (PHASES.has('tplbuild')) results.templateBuild = await benchTemplateBuild(log, Number(process.env.KILN_BENCH_TEMPLATE_BUILDS ?? 1));
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);

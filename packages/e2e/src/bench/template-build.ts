@@ -67,7 +67,7 @@ export async function benchTemplateBuild(log: (s: string) => void, builds: numbe
       await fx.client.call('DELETE', `/v1/templates/${name}`);
     }
     const total = summarize(totals);
-    log(`${'(13) template build, small Dockerfile'.padEnd(44)} p50 ${fmtMs(total.p50).padStart(10)}   p95 ${fmtMs(total.p95).padStart(10)}   n=${total.n}`);
+    log(`${'(14) template build, small Dockerfile'.padEnd(44)} p50 ${fmtMs(total.p50).padStart(10)}   p95 ${fmtMs(total.p95).padStart(10)}   n=${total.n}`);
     const phases: Record<string, Summary> = {};
     for (const [k, v] of per) {
       phases[k] = summarize(v);

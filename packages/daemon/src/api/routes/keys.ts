@@ -1,6 +1,7 @@
 /**
  * API keys and tenants (the admin's: tenants get 403 ADMIN_ONLY on TCP, see tenancy/route-policy.ts):
- *   POST   /v1/keys {tenant, name?, scopes?}  → 201 {key, …}: the key's full value, shown this once
+ *   POST   /v1/keys {tenant, name?, scopes?, e2b?} → 201 {key, …}: the key's full value, shown this once
+ *                                               (e2b: an `e2b_<40 hex>` key, the shape E2B's SDK expects)
  *   GET    /v1/keys?tenant=                    → {keys}: ids, tenants, scopes; never a key or its hash
  *   DELETE /v1/keys/:id                        → 200 the revoked key (revoking twice is a no-op)
  *   GET    /v1/tenants                         → {tenants: [{name, limits, usage}]}
@@ -8,7 +9,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { KEY_SCOPES } from '../../tenancy/keys.js';
+import { KEY_SCOPES, newE2bKey } from '../../tenancy/keys.js';
 import type { TenantAdmission } from '../../tenancy/limits.js';
 import type { TenantStore } from '../../tenancy/tenant-store.js';
 
@@ -18,6 +19,7 @@ const CreateKeyBody = Type.Object(
     tenant: Type.String(TENANT),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'A label for the key.' })),
     scopes: Type.Optional(Type.Array(Type.Union(KEY_SCOPES.map((s) => Type.Literal(s))), { maxItems: 4, description: 'sandboxes (default: everything on its own sandboxes) or read-only.' })),
+    e2b: Type.Optional(Type.Boolean({ description: 'Make an E2B-shaped key (e2b_ + 40 hex) for the E2B SDK (docs/e2b.md). Default false: a kiln_ key.' })),
   },
   { additionalProperties: false },
 );
@@ -36,7 +38,12 @@ const LimitsBody = Type.Object(
 
 export function registerKeyRoutes(app: FastifyInstance, store: TenantStore, admission: TenantAdmission): void {
   app.post<{ Body: Static<typeof CreateKeyBody> }>('/v1/keys', { schema: { summary: 'Create an API key for a tenant (admin only); the key is in this response only', body: CreateKeyBody } }, async (req, reply) => {
-    const { key, info } = store.createKey({ tenant: req.body.tenant, name: req.body.name ?? null, ...(req.body.scopes ? { scopes: req.body.scopes } : {}) });
+    const o = { tenant: req.body.tenant, name: req.body.name ?? null, ...(req.body.scopes ? { scopes: req.body.scopes } : {}) };
+    if (req.body.e2b) {
+      const key = newE2bKey();
+      return reply.status(201).send({ ...store.importKey(key, o), key });
+    }
+    const { key, info } = store.createKey(o);
     return reply.status(201).send({ ...info, key });
   });
   app.get<{ Querystring: Static<typeof KeysQuery> }>('/v1/keys', { schema: { summary: 'List API keys (admin only)', querystring: KeysQuery } }, async (req) => ({ keys: store.keys(req.query.tenant) }));

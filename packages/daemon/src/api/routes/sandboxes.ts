@@ -18,7 +18,18 @@ const ownedView = (req: FastifyRequest, r: SandboxRecord) => {
   return tenantOf(req) === null || !v.vm ? v : { ...v, vm: { ...v.vm, pid: 0 } };
 };
 
-export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxManager, admission: TenantAdmission | null = null, templates: TemplateService | null = null): void {
+export function registerSandboxRoutes(
+  app: FastifyInstance,
+  manager: SandboxManager,
+  admission: TenantAdmission | null = null,
+  templates: TemplateService | null = null,
+  accessToken: ((id: string) => string) | null = null,
+): void {
+  // The proxy access token goes to the sandbox's owner on create and inspect, never in lists.
+  const withToken = (req: FastifyRequest, r: SandboxRecord) => {
+    const v = ownedView(req, r);
+    return accessToken && r.state !== 'destroyed' ? { ...v, accessToken: accessToken(r.id) } : v;
+  };
   app.post<{ Body: CreateSandboxBody; Querystring: Static<typeof CreateSandboxQuery> }>(
     '/v1/sandboxes',
     {
@@ -38,8 +49,8 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
         tenant !== null && store
           ? { own: (id: string) => store.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
           : {};
-      const rec = await manager.create(req.body ?? {}, { wait, ...owner });
-      return reply.status(wait ? 201 : 202).send(ownedView(req, rec));
+      const rec = await manager.create(req.body ?? {}, { wait, tenant, ...owner });
+      return reply.status(wait ? 201 : 202).send(withToken(req, rec));
     },
   );
 
@@ -51,7 +62,7 @@ export function registerSandboxRoutes(app: FastifyInstance, manager: SandboxMana
   app.get<{ Params: IdParams }>(
     '/v1/sandboxes/:id',
     { schema: { summary: 'Inspect a sandbox', params: SandboxIdParams, response: { 200: SandboxView, '4xx': ErrorBody } } },
-    async (req) => ownedView(req, manager.get(req.params.id)),
+    async (req) => withToken(req, manager.get(req.params.id)),
   );
 
   app.delete<{ Params: IdParams }>(

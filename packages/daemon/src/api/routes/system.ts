@@ -9,6 +9,8 @@ export interface SystemInfo {
   pool?: { size: number; ready: number; filling: number };
   /** Whether QEMU runs jailed (`insecure-no-jail` when the operator turned the jail off). */
   jail?: { mode: string; reason: string } | null;
+  /** The sandbox proxy: its URL pattern ({port}, {sandboxId}) and listener; null without one (docs/ports.md). */
+  proxy?: { url: string; listen: string } | null;
 }
 
 export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInfo): void {
@@ -20,5 +22,6 @@ export function registerSystemRoutes(app: FastifyInstance, info: () => SystemInf
 
 /** /v1/info as a tenant key sees it: the version, the image and the accelerator, no host paths. */
 export function tenantInfo(i: SystemInfo): Pick<SystemInfo, 'version' | 'image' | 'jail'> & { driver: { accel: unknown } } {
+  // (No proxy here: a tenant gets its ports' URLs from the ports API.)
   return { version: i.version, image: i.image, driver: { accel: i.driver.accel }, jail: i.jail ? { mode: i.jail.mode, reason: '' } : null };
 }

@@ -1,0 +1,144 @@
+/**
+ * The private registry on a real kilnd and real microVMs: an image built offline (FROM scratch,
+ * a static busybox) is pushed with `kiln image push` and pulled with plain `docker pull
+ * registry.kiln.internal/…` from two sandboxes of two tenants; a tenant cannot pull another's
+ * private image; a sandbox whose policy is `none` cannot reach the registry at all; the
+ * forwarders end with their sandboxes.
+ */
+import { after, before, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { DaemonFixture, integrationSkipReason } from './harness.js';
+
+const skip = integrationSkipReason() ?? (readdirSync('/usr/bin').includes('docker-registry') ? null : 'docker-registry is not installed (scripts/setup.sh)');
+
+/** A docker-archive of a FROM-scratch image: a static busybox that prints a greeting. */
+function tinyImage(dir: string): string {
+  mkdirSync(join(dir, 'root', 'bin'), { recursive: true });
+  copyFileSync('/usr/bin/busybox', join(dir, 'root', 'bin', 'busybox'));
+  execFileSync('tar', ['-c', '-f', join(dir, 'layer.tar'), '-C', join(dir, 'root'), '.']);
+  const diff = createHash('sha256').update(readFileSync(join(dir, 'layer.tar'))).digest('hex');
+  const config = { architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/busybox', 'echo', 'hello-from-registry'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${diff}`] } };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['tiny:1'], Layers: ['layer.tar'] }]));
+  execFileSync('tar', ['-c', '-f', join(dir, 'image.tar'), '-C', dir, 'manifest.json', 'config.json', 'layer.tar']);
+  return join(dir, 'image.tar');
+}
+
+describe('private registry', { skip: skip ?? false }, () => {
+  const fx = new DaemonFixture('registry');
+  const work = mkdtempSync(join(tmpdir(), 'kiln-it-registry-'));
+  const cert = join(work, 'cert.pem');
+  let port = 0;
+  const ids: Record<string, string> = {};
+  const t = (name: string, fn: () => Promise<void>) => fx.test(name, fn);
+
+  /** Creates a sandbox as a tenant (over TCP with its key): the registry knows it by its owner. */
+  const createAs = (key: string, body: unknown): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const payload = Buffer.from(JSON.stringify(body));
+      const req = request(
+        { host: '127.0.0.1', port, method: 'POST', path: '/v1/sandboxes', ca: readFileSync(cert), servername: 'localhost', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(payload.length) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c: string) => (text += c));
+          res.on('end', () => (res.statusCode === 201 ? resolve((JSON.parse(text) as { id: string }).id) : reject(new Error(`create as tenant: ${res.statusCode} ${text}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  const newKey = async (tenant: string): Promise<string> => {
+    const r = await fx.cli(['key', 'create', '--tenant', tenant]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.toString().trim();
+  };
+  /** `docker pull`, tried again while the guest dockerd's resolver still has the template's resolv.conf (re-read at most every 5 s). */
+  const pull = (id: string, ref: string) =>
+    fx.sh(id, `for i in 1 2 3 4; do out=$(docker pull ${ref} 2>&1) && { echo "$out"; exit 0; }; case "$out" in *"lookup registry.kiln.internal"*|*"x509"*) sleep 3;; *) echo "$out"; exit 1;; esac; done; echo "$out"; exit 1`);
+  /** From the guest: whether the gateway's port 443 (the registry) accepts a connection. */
+  const probe443 = (id: string) =>
+    fx.sh(id, `gw=$(ip route show default | awk '{print $3}'); if timeout 6 bash -c "exec 3<>/dev/tcp/$gw/443"; then echo open; else echo closed; fi`);
+
+  before(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(work, 'key.pem'), '-out', cert], { stdio: 'ignore' });
+    await fx.start({ KILN_LISTEN: '127.0.0.1:0', KILN_TLS_CERT: cert, KILN_TLS_KEY: join(work, 'key.pem') });
+    const line = readFileSync(fx.logPath, 'utf8').split('\n').find((l) => l.includes('"kilnd listening"'));
+    port = (JSON.parse(line ?? '{}') as { tcp?: { port?: number } }).tcp?.port ?? 0;
+    assert.ok(port > 0);
+  });
+  after(async () => {
+    await fx.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  t('kilnd runs the registry on loopback, storage under its state dir; kiln image push pushes an archive', async () => {
+    const config = readFileSync(join(fx.stateDir, 'registry', 'config.yml'), 'utf8');
+    assert.match(config, /addr: "127\.0\.0\.1:\d+"/);
+    assert.match(config, new RegExp(`rootdirectory: "${fx.stateDir}/registry/data"`));
+    assert.doesNotMatch(config, /proxy:/, 'no pull-through cache unless configured');
+    const archive = tinyImage(join(work, 'img'));
+    for (const name of ['library/tiny:1', 'alpha/secret:1']) {
+      const r = await fx.cli(['image', 'push', archive, name]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.toString().trim(), `registry.kiln.internal/${name}`);
+    }
+    const ls = await fx.cli(['image', 'ls']);
+    assert.deepEqual(ls.stdout.toString().trim().split('\n').sort(), ['registry.kiln.internal/alpha/secret', 'registry.kiln.internal/library/tiny']);
+  });
+
+  t('two sandboxes of two tenants pull the shared image with plain docker pull and run it', async () => {
+    const [keyA, keyB] = [await newKey('alpha'), await newKey('beta')];
+    [ids.alpha, ids.beta] = await Promise.all([createAs(keyA, {}), createAs(keyB, {})]);
+    for (const id of [ids.alpha, ids.beta]) {
+      const p = await pull(id, 'registry.kiln.internal/library/tiny:1');
+      assert.equal(p.code, 0, p.all);
+      assert.match(p.out, /Downloaded newer image for registry\.kiln\.internal\/library\/tiny:1/);
+    }
+    const run = await fx.sh(ids.beta ?? '', 'docker run --rm registry.kiln.internal/library/tiny:1');
+    assert.equal(run.out.trim(), 'hello-from-registry', run.all);
+  });
+
+  t("one tenant cannot pull another's private image; its owner can", async () => {
+    const own = await pull(ids.alpha ?? '', 'registry.kiln.internal/alpha/secret:1');
+    assert.equal(own.code, 0, own.all);
+    // An image of a sandbox's dockerd, pushed from there (docker save in the sandbox).
+    const fromSb = await fx.cli(['image', 'push', '--from-sandbox', ids.alpha ?? '', 'registry.kiln.internal/alpha/secret:1', 'alpha/copied:2']);
+    assert.equal(fromSb.code, 0, fromSb.stderr);
+    assert.equal(fromSb.stdout.toString().trim(), 'registry.kiln.internal/alpha/copied:2');
+    const other = await pull(ids.beta ?? '', 'registry.kiln.internal/alpha/secret:1');
+    assert.notEqual(other.code, 0, other.all);
+    assert.match(other.out, /denied|not allowed/i, other.all);
+    assert.doesNotMatch(other.out, /Pull complete/);
+  });
+
+  t('a sandbox whose policy is none cannot reach the registry; the default policy can', async () => {
+    ids.none = (await fx.client.create({ network: { preset: 'none' } })).id;
+    const closed = await probe443(ids.none);
+    assert.equal(closed.out.trim(), 'closed', closed.all);
+    const open = await probe443(ids.alpha ?? '');
+    assert.equal(open.out.trim(), 'open', open.all);
+    const p = await fx.sh(ids.none, 'timeout 60 docker pull registry.kiln.internal/library/tiny:1 2>&1');
+    assert.notEqual(p.code, 0);
+    assert.doesNotMatch(p.out, /Pull complete/);
+  });
+
+  t("the registry's forwarders end with their sandboxes", async () => {
+    for (const id of Object.values(ids)) await fx.client.destroy(id);
+    const left = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`${fx.stateDir}/sandboxes/`);
+        } catch {
+          return false;
+        }
+      });
+    assert.deepEqual(left, []);
+  });
+});
