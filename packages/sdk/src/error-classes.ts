@@ -469,6 +469,24 @@ export class TemplateBuildFailedError extends KilnError {
   }
 }
 register(TemplateBuildFailedError);
+/** HTTP 422: a step of the Dockerfile failed (details: step, of, instruction) */
+export class TemplateBuildStepFailedError extends KilnError {
+  static readonly code = 'TEMPLATE_BUILD_STEP_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('TEMPLATE_BUILD_STEP_FAILED', message, opts);
+    this.name = 'TemplateBuildStepFailedError';
+  }
+}
+register(TemplateBuildStepFailedError);
+/** HTTP 422: a template's start command exited or its ready check did not pass in time */
+export class TemplateNotReadyError extends KilnError {
+  static readonly code = 'TEMPLATE_NOT_READY';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('TEMPLATE_NOT_READY', message, opts);
+    this.name = 'TemplateNotReadyError';
+  }
+}
+register(TemplateNotReadyError);
 /** HTTP 500: the snapshot of a sandbox failed (the sandbox keeps running) */
 export class SnapshotFailedError extends KilnError {
   static readonly code = 'SNAPSHOT_FAILED';

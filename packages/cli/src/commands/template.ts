@@ -1,8 +1,9 @@
-/** kiln template create|ls|rm, and kiln pause|resume|snapshot ID. */
+/** kiln template create|build|ls|rm, and kiln pause|resume|snapshot ID. */
 import type { Command } from 'commander';
 import { fail, printJson, table } from '../output.js';
 import { clientFrom } from './sandbox.js';
 import { progress } from '../progress.js';
+import { registerTemplateBuild } from './template-build.js';
 
 interface TemplateView {
   name: string;
@@ -13,6 +14,9 @@ interface TemplateView {
   vcpus: number;
   diskGiB: number;
   stateBytes: number;
+  sizeBytes?: number | null;
+  version?: number;
+  tenant?: string | null;
   buildMs: number;
   createdAt: string;
 }
@@ -48,6 +52,7 @@ export function registerTemplateCommands(program: Command): void {
         fail(err);
       }
     });
+  registerTemplateBuild(tpl);
   tpl
     .command('ls')
     .description('list templates')
@@ -56,9 +61,11 @@ export function registerTemplateCommands(program: Command): void {
       try {
         const { templates } = await clientFrom(cmd).call<{ templates: TemplateView[] }>('GET', '/v1/templates');
         if (o.json) return printJson(templates);
-        const rows = [['NAME', 'KEY', 'SOURCE', 'SHAPE', 'STATE', 'CREATED']];
+        const rows = [['NAME', 'VERSION', 'SOURCE', 'SHAPE', 'SIZE', 'CREATED', 'OWNER']];
         for (const t of templates) {
-          rows.push([t.name, t.key, t.source === 'snapshot' ? `snapshot of ${t.parentSandbox}` : 'boot', `${t.memoryMiB}M/${t.vcpus}c/${t.diskGiB}G`, `${(t.stateBytes / 1024).toFixed(0)} KiB`, t.createdAt]);
+          const source = t.source === 'snapshot' ? `snapshot of ${t.parentSandbox}` : t.source;
+          const size = t.sizeBytes ? `${(t.sizeBytes / 2 ** 20).toFixed(0)} MiB` : '-';
+          rows.push([t.name, String(t.version ?? 1), source, `${t.memoryMiB}M/${t.vcpus}c/${t.diskGiB}G`, size, t.createdAt, t.tenant ?? 'shared']);
         }
         process.stdout.write(table(rows));
       } catch (err) {
@@ -67,7 +74,7 @@ export function registerTemplateCommands(program: Command): void {
     });
   tpl
     .command('rm <name>')
-    .description('remove a template')
+    .description('remove a template (every version of it)')
     .action(async (name: string, _o: unknown, cmd: Command) => {
       try {
         await clientFrom(cmd).call('DELETE', `/v1/templates/${encodeURIComponent(name)}`);

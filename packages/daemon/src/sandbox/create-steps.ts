@@ -49,7 +49,7 @@ export interface TemplateSource {
   /** A per-VM copy-on-write disk over the template's frozen scratch disk. */
   createOverlay(template: TemplateManifest, path: string): Promise<void>;
   /** The shape of a named template (a create naming it takes its shape), or null. */
-  shapeOf(name: string): Promise<{ memoryMiB: number; vcpus: number; diskGiB: number } | null>;
+  shapeOf(name: string): Promise<{ memoryMiB: number; vcpus: number; diskGiB: number; env?: Record<string, string>; workdir?: string; user?: string } | null>;
 }
 
 export interface StepHost {

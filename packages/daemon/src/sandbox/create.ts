@@ -91,8 +91,14 @@ export class SandboxCreator {
   async create(input: SpecInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     const rt = this.rt;
     if (rt.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
-    if (input.template !== undefined) input = await withTemplateShape(input, input.template, rt.o.templates ?? null);
-    const spec = resolveSpec(input, rt.o.defaults);
+    const defaults: { workdir?: string; user?: string } = {};
+    if (input.template !== undefined) {
+      const shape = await rt.o.templates?.shapeOf(input.template);
+      if (shape?.workdir) defaults.workdir = shape.workdir;
+      if (shape?.user) defaults.user = shape.user;
+      input = await withTemplateShape(input, input.template, rt.o.templates ?? null);
+    }
+    const spec = { ...resolveSpec(input, rt.o.defaults), ...defaults };
     // The owner's admission (tenant limits) holds a reservation until the sandbox is owned.
     const release = opts.admit?.(spec) ?? (() => undefined);
     try {

@@ -84,12 +84,14 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
 
 /** A create that names a template takes the template's shape; a conflicting shape is refused. */
 export async function withTemplateShape(input: SpecInput, name: string, templates: Pick<TemplateSource, 'shapeOf'> | null): Promise<SpecInput> {
-  const shape = templates ? await templates.shapeOf(name) : null;
-  if (!shape) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${name} not found`, { status: 404, details: { field: 'template' } });
+  const found = templates ? await templates.shapeOf(name) : null;
+  if (!found) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${name} not found`, { status: 404, details: { field: 'template' } });
+  const { env, ...shape } = found;
   for (const k of ['memoryMiB', 'vcpus', 'diskGiB'] as const) {
     if (input[k] !== undefined && input[k] !== shape[k]) {
       throw new KilnError('INVALID_ARGUMENT', `${k} ${input[k]} conflicts with template ${name} (${k} ${shape[k]}); omit it`, { status: 400, details: { field: k } });
     }
   }
-  return { ...input, ...shape };
+  // A template built from an image carries its ENV: the create's own env overrides it.
+  return { ...input, ...shape, ...(env ? { env: { ...env, ...(input.env ?? {}) } } : {}) };
 }

@@ -19,6 +19,9 @@ export interface SandboxSpec {
   labels: Record<string, string>;
   /** Name of the template to start from (a fork); null = the default template of the shape. */
   template: string | null;
+  /** Default working directory and user of execs (a template built from an image: its WORKDIR and USER). */
+  workdir?: string;
+  user?: string;
   /** Egress policy at creation (the one in force, changed live, is the network lease's). Absent in records of older kilnds. */
   network?: NetworkPolicy;
   /** Persistent volumes hot-plugged and mounted once the VM runs (volume/service.ts). Absent = none. */

@@ -5,7 +5,7 @@
  * and renamed into place, so a crash leaves no half-template that looks valid.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runDirLayout, vmLeftovers } from '../sandbox/run-dir.js';
 import { reclaimOwnership } from '../vmm/vmm-dir.js';
@@ -36,18 +36,36 @@ export interface TemplateBuildDeps {
   dockerReadyTimeoutMs?: number;
 }
 
+/** kiln's static busybox as seen from a container-image template's root (guest-init mounts the guest root at /opt/kiln/sys). */
+export const KILN_BUSYBOX = '/opt/kiln/sys/opt/kiln/bin/busybox';
+
 export type TemplateProgress = (step: string, detail?: string) => void;
+
+/** What a template built from a container image adds to a plain boot (template/from-image.ts). */
+export interface BootCustomization {
+  /** Its own key (every image build is a new template), not the shape's. */
+  key: string;
+  /** Makes the scratch disk (the image's filesystem inside it) instead of an empty one. */
+  makeScratch(path: string): Promise<void>;
+  /** Runs after dockerd is ready, before the snapshot (the start command and its ready check). */
+  beforeSnapshot?(agent: GuestAgent): Promise<void>;
+  /** How long its cold boot may take to an answering agent, and dockerd after it (a long build is no reason to give up a slow boot on a loaded host). */
+  bootTimeoutMs?: number;
+  /** Manifest fields to add (source, config, version, tenant). */
+  manifest: Partial<TemplateManifest>;
+}
 
 export async function buildTemplate(
   deps: TemplateBuildDeps,
   image: GuestImage,
   shape: TemplateShape,
-  opts: { name?: string; onProgress?: TemplateProgress } = {},
+  opts: { name?: string; onProgress?: TemplateProgress; custom?: BootCustomization } = {},
 ): Promise<TemplateManifest> {
   const progress = opts.onProgress ?? (() => undefined);
   const caps = deps.driver.capabilities();
   const keyInput = { ...shape, imageHash: image.hash, accel: caps.accel, vmmVersion: deps.vmmVersion, tcgTbSizeMiB: deps.tcgTbSizeMiB };
-  const key = templateKey(keyInput);
+  const custom = opts.custom;
+  const key = custom?.key ?? templateKey(keyInput);
   const existing = await deps.store.byKey(key);
   if (existing) return existing;
 
@@ -58,7 +76,8 @@ export async function buildTemplate(
   let agent: GuestAgent | null = null;
   try {
     progress('scratch-disk');
-    await deps.createScratchDisk(join(tmp, SCRATCH_FILE), shape.diskGiB);
+    if (custom) await custom.makeScratch(join(tmp, SCRATCH_FILE));
+    else await deps.createScratchDisk(join(tmp, SCRATCH_FILE), shape.diskGiB);
     progress('boot', `${shape.memoryMiB} MiB, ${shape.vcpus} vCPU, ${caps.accel}`);
     vm = await deps.driver.start({
       // Unique per build: two processes building the same template must not share a cgroup or marker.
@@ -74,25 +93,31 @@ export async function buildTemplate(
       hostname: TEMPLATE_HOSTNAME,
       memory: { file: join(tmp, MEM_FILE), mode: 'template' },
     });
-    agent = await deps.connectAgent(vm.paths.agentSocket, { timeoutMs: deps.bootTimeoutMs ?? 120_000 });
+    agent = await deps.connectAgent(vm.paths.agentSocket, { timeoutMs: custom?.bootTimeoutMs ?? deps.bootTimeoutMs ?? 120_000 });
     progress('docker-ready');
-    await agent.dockerReady(deps.dockerReadyTimeoutMs ?? 180_000);
+    await agent.dockerReady(custom?.bootTimeoutMs ?? deps.dockerReadyTimeoutMs ?? 180_000);
     // Flush the guest's dirty pages to the scratch disk so the frozen disk and RAM agree.
     // Warm the agent's code paths (V8 compiles lazily; under TCG that is slow) so that
     // every clone answers its first requests with already-compiled code.
     progress('warm-up');
     for (let i = 0; i < 3; i++) {
-      await runQuiet(agent, ['true']);
-      await runQuiet(agent, ['sh', '-c', 'echo warm >/dev/null']);
+      // A container image's root may have no shell at all: kiln's static busybox (guest root, mounted at /opt/kiln/sys).
+      const bb = custom ? [KILN_BUSYBOX] : [];
+      await runQuiet(agent, [...bb, 'true']);
+      await runQuiet(agent, [...bb, 'sh', '-c', 'echo warm >/dev/null']);
       await agent.health();
       await agent.stat('/');
     }
     // Warm Docker too (guest/docker-warm): a first container run, with and without a network,
     // and the binaries of a container start in the page cache, so that a clone's first
-    // `docker run` starts from warm caches. An image without the script skips it.
-    progress('docker-warm-up');
-    await runQuiet(agent, ['sh', '-c', 'if [ -x /opt/kiln/docker-warm ]; then /opt/kiln/docker-warm; fi']);
-    await runQuiet(agent, ['sync']);
+    // `docker run` starts from warm caches. An image without the script skips it, and so does a
+    // template from a user's image (its root may have no shell; the script is not in its chroot).
+    if (!custom) {
+      progress('docker-warm-up');
+      await runQuiet(agent, ['sh', '-c', 'if [ -x /opt/kiln/docker-warm ]; then /opt/kiln/docker-warm; fi']);
+    }
+    if (custom?.beforeSnapshot) await custom.beforeSnapshot(agent);
+    await runQuiet(agent, custom ? [KILN_BUSYBOX, 'sync'] : ['sync']);
     progress('snapshot');
     // Snapshot with the agent still connected: the restored agent sits in a read on its port
     // and answers the first hello of the new host at once (no reopen polling).
@@ -105,6 +130,7 @@ export async function buildTemplate(
     for (const f of vmLeftovers(runDirLayout(tmp))) await rm(f, { recursive: true, force: true });
     // The jailed VMM user owned its disk and RAM file while the VM ran: a template is root's.
     reclaimOwnership(tmp);
+    const sizeBytes = await allocatedBytes(tmp);
     const manifest: TemplateManifest = {
       ...keyInput,
       formatVersion: TEMPLATE_FORMAT,
@@ -116,10 +142,12 @@ export async function buildTemplate(
       createdAt: new Date().toISOString(),
       buildMs: Math.round(performance.now() - t0),
       stateBytes: snap.bytes,
+      sizeBytes,
       dir: deps.store.dirFor(key),
       memFile: join(deps.store.dirFor(key), MEM_FILE),
       stateFile: join(deps.store.dirFor(key), STATE_FILE),
       scratch: join(deps.store.dirFor(key), SCRATCH_FILE),
+      ...custom?.manifest,
     };
     await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o444 });
     try {
@@ -145,4 +173,11 @@ export async function buildTemplate(
 async function runQuiet(agent: GuestAgent, argv: string[]): Promise<void> {
   const r = await agent.exec({ argv }).result;
   if (r.exitCode !== 0) throw new KilnError('TEMPLATE_BUILD_FAILED', `${argv.join(' ')} failed in the template guest (exit ${r.exitCode})`);
+}
+
+/** Disk space the files directly in `dir` take (allocated blocks: the scratch disk is sparse). */
+async function allocatedBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(dir)) total += (await lstat(join(dir, f))).blocks * 512;
+  return total;
 }

@@ -22,6 +22,20 @@ export interface TemplateShape {
   diskGiB: number;
 }
 
+export interface ImageTemplateConfig {
+  env: Record<string, string>;
+  /** Default working directory of execs ('' = the agent's default). */
+  workdir: string;
+  /** Default user of execs ('' = root). */
+  user: string;
+  /** The start command (ENTRYPOINT + CMD, or --start-cmd); empty = none. */
+  startCmd: string[];
+  /** A TCP port on 127.0.0.1 that must accept a connection before the snapshot; 0 = none. */
+  readyPort: number;
+  /** A command (argv) that must exit 0 before the snapshot; empty = none. */
+  readyCmd: string[];
+}
+
 export interface TemplateKeyInput extends TemplateShape {
   imageHash: string;
   accel: string;
@@ -33,8 +47,14 @@ export interface TemplateManifest extends TemplateKeyInput {
   formatVersion: typeof TEMPLATE_FORMAT;
   key: string;
   name: string;
-  /** `boot`: made from a fresh boot; `snapshot`: made from a running sandbox (fork). */
-  source: 'boot' | 'snapshot';
+  /** `boot`: made from a fresh boot; `snapshot`: made from a running sandbox (fork); `image`: from a Dockerfile or container image. */
+  source: 'boot' | 'snapshot' | 'image';
+  /** source=image: what execs and the start command run with (from the image, overridable at build). */
+  config?: ImageTemplateConfig;
+  /** Build number of this name (1, 2, …): a rebuild makes a new version, the old one stays until the new one is ready. */
+  version?: number;
+  /** Bytes the template holds on disk (allocated blocks of its files). */
+  sizeBytes?: number;
   /** For source=snapshot: RAM is inside the state file (restored by copy, not shared). */
   sharedMemory: boolean;
   parentSandbox: string | null;

@@ -10,7 +10,7 @@ import { KilnError } from '../errors.js';
 import type { TemplateSource } from '../sandbox/create-steps.js';
 import type { GuestImage } from '../sandbox/guest-agent.js';
 import type { SandboxSpec } from '../sandbox/types.js';
-import { buildTemplate, type TemplateBuildDeps, type TemplateProgress } from './builder.js';
+import { buildTemplate, type BootCustomization, type TemplateBuildDeps, type TemplateProgress } from './builder.js';
 import { templateKey, type TemplateManifest, type TemplateShape } from './manifest.js';
 import { OverlayMaker } from './overlay.js';
 import { TemplateStore } from './store.js';
@@ -63,9 +63,18 @@ export class TemplateService implements TemplateSource {
     };
   }
 
-  async shapeOf(name: string): Promise<TemplateShape | null> {
+  async shapeOf(name: string): Promise<(TemplateShape & { env?: Record<string, string>; workdir?: string; user?: string }) | null> {
     const t = await this.store.byName(name);
-    return t ? { memoryMiB: t.memoryMiB, vcpus: t.vcpus, diskGiB: t.diskGiB } : null;
+    if (!t) return null;
+    const c = t.config;
+    return { memoryMiB: t.memoryMiB, vcpus: t.vcpus, diskGiB: t.diskGiB, ...(c ? { env: c.env, workdir: c.workdir, user: c.user } : {}) };
+  }
+
+  /** Builds a template from a container image's root (template/from-image.ts); queued like every build. */
+  buildCustom(shape: TemplateShape, image: GuestImage, custom: BootCustomization, opts: { name: string; onProgress?: TemplateProgress }): Promise<TemplateManifest> {
+    const p = this.queue.then(() => buildTemplate({ ...this.o, store: this.store }, image, shape, { ...opts, custom }));
+    this.queue = p.catch(() => undefined);
+    return p;
   }
 
   async createOverlay(template: TemplateManifest, path: string): Promise<void> {

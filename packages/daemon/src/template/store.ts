@@ -37,8 +37,15 @@ export class TemplateStore {
     return readTemplate(this.dirFor(key));
   }
 
+  /** The newest version of a name (a rebuild's new version wins once it is ready; older ones stay until removed). */
   async byName(name: string): Promise<TemplateManifest | null> {
-    return (await this.list()).find((t) => t.name === name) ?? null;
+    const all = (await this.list()).filter((t) => t.name === name);
+    return all.sort((a, b) => (b.version ?? 0) - (a.version ?? 0) || b.createdAt.localeCompare(a.createdAt))[0] ?? null;
+  }
+
+  /** Every version of a name. */
+  async versions(name: string): Promise<TemplateManifest[]> {
+    return (await this.list()).filter((t) => t.name === name);
   }
 
   async remove(key: string): Promise<void> {

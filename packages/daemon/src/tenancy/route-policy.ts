@@ -3,7 +3,7 @@
  * /v1/sandboxes (each one naming a sandbox is checked for ownership in auth.ts, so routes
  * added later are covered), and the few host-wide reads below, which answer with the
  * tenant's share only. Everything else — keys, tenants, gc, metrics, audit verification,
- * template builds — is the admin's (the unix socket).
+ * template boots of a shape — is the admin's (the unix socket).
  */
 const TENANT_ROUTES = new Set([
   'GET /v1/health',
@@ -13,6 +13,7 @@ const TENANT_ROUTES = new Set([
   'GET /v1/stats',
   'GET /v1/templates',
   'DELETE /v1/templates/:name',
+  'POST /v1/templates/build',
   'GET /openapi.json',
   'GET /ui',
   'GET /ui/',

@@ -24,9 +24,10 @@
  *  15. in-guest `docker run --rm` of a tiny local image in restored sandboxes, first run and later
  *      runs, bridge and --network none (bench/guest-docker.ts), next to (4) in the same run (the
  *      phase runs (4) too); the base image's size. Cold boot of that image is (3).
+ *  16. `kiln template build` of a small Dockerfile, by stage (bench/template-build.ts)
  * Ratios (1)/(4), (2)/(4), (3)/(1), (15)/(4). Results as JSON in bench-results/.
  * Trials: KILN_BENCH_TRIALS (default 10); densities: KILN_BENCH_DENSITY (default "1,10,30");
- * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker"),
+ * phases: the arguments, or KILN_BENCH_PHASES (default "docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker,tplbuild"),
  * e.g. `npm run bench -- neighbour` or `npm run bench -- guest-docker cold`; attacks of (8): KILN_BENCH_ATTACKS (e.g. "console-flood,fork-bomb").
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ import { benchProxy } from './proxy.js';
 import { benchNeighbour } from './neighbour.js';
 import { benchClient } from './cli-start.js';
 import { benchGuestDocker } from './guest-docker.js';
+import { benchTemplateBuild } from './template-build.js';
 import { benchWake } from './wake.js';
 import { benchE2b } from './e2b.js';
 import { stalledReader } from '../stalled-reader.js';
@@ -51,7 +53,7 @@ const EXECS = Number(process.env.KILN_BENCH_EXECS ?? 100);
 const DENSITY = (process.env.KILN_BENCH_DENSITY ?? '1,10,30').split(',').map(Number);
 const IDLE_WINDOW_MS = Number(process.env.KILN_BENCH_IDLE_WINDOW_MS ?? 20_000);
 const ARGS = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker').split(','));
+const PHASES = new Set(ARGS.length ? ARGS : (process.env.KILN_BENCH_PHASES ?? 'docker,restore,cold,pool,density,network,neighbour,stall,cli,wake,proxy,e2b,guest-docker,tplbuild').split(','));
 const STALL_MS = Number(process.env.KILN_BENCH_STALL_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => console.log(s);
@@ -263,6 +265,9 @@ async function main(): Promise<void> {
 
   // (13) the real e2b SDK against kiln
   if (PHASES.has('e2b')) results.e2b = await benchE2b(log, TRIALS);
+
+  // (14) template build time from a small Dockerfile (issue 15)
+  if (PHASES.has('tplbuild')) results.templateBuild = await benchTemplateBuild(log, Number(process.env.KILN_BENCH_TEMPLATE_BUILDS ?? 1));
 
   const ratio = (a: string, b: string) => (figures[a]?.p50 ?? NaN) / (figures[b]?.p50 ?? NaN);
   const ratios = {

@@ -56,10 +56,10 @@ export function registerExecRoutes(app: FastifyInstance, manager: SandboxManager
           ...(argv ? { argv } : {}),
           ...(shell ? { shell } : {}),
           env: { ...rec.spec.env, ...(req.body.env ?? {}) },
-          ...(req.body.cwd ? { cwd: req.body.cwd } : {}),
+          ...(req.body.cwd || rec.spec.workdir ? { cwd: req.body.cwd || rec.spec.workdir } : {}),
           stdin: req.body.stdin ?? false,
           ...(req.body.timeoutMs ? { timeoutMs: req.body.timeoutMs } : {}),
-          ...(req.body.user !== undefined ? { user: req.body.user } : {}),
+          ...(req.body.user !== undefined || rec.spec.user ? { user: req.body.user ?? rec.spec.user } : {}),
         },
         {
           onStdout: (b: Buffer) => {

@@ -134,8 +134,9 @@ export function registerProcessRoutes(app: FastifyInstance, manager: SandboxMana
           ...(b.argv ? { argv: b.argv } : {}),
           ...(b.shell !== undefined ? { shell: b.shell } : {}),
           env: { ...rec.spec.env, ...(b.env ?? {}) },
-          ...(b.cwd ? { cwd: b.cwd } : {}),
-          ...(b.user ? { user: b.user } : {}),
+          // A template built from an image: its WORKDIR and USER are the defaults (docs/templates.md).
+          ...(b.cwd || rec.spec.workdir ? { cwd: b.cwd || rec.spec.workdir } : {}),
+          ...(b.user || rec.spec.user ? { user: b.user || rec.spec.user } : {}),
           ...(b.timeoutMs ? { timeoutMs: b.timeoutMs } : {}),
           ...(b.tag ? { tag: b.tag } : {}),
           stdin: b.stdin ?? false,

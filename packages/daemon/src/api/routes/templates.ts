@@ -1,7 +1,11 @@
 /** Templates (snapshots new sandboxes restore from), pause/resume, and snapshot (fork) of a sandbox. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { KilnError } from '../../errors.js';
+import type { Readable } from 'node:stream';
+import { KilnError, toKilnError } from '../../errors.js';
+import { BodyStream, sendBody } from '../body-stream.js';
+import { buildFromImage } from '../../template/from-image.js';
+import type { PolicyInput } from '../../network/policy.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { SPEC_LIMITS } from '../../sandbox/spec.js';
 import { captureSandbox } from '../../template/capture.js';
@@ -22,6 +26,36 @@ const CreateTemplateBody = Type.Object(
   },
   { additionalProperties: false },
 );
+const BuildQuery = Type.Object(
+  {
+    name: Type.String({ ...NAME, description: 'Template name (a rebuild of a name makes its next version).' }),
+    from: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: '`archive`: the body is a docker or OCI image archive; any other value: an image reference the builder pulls. Absent: the body is a build context (tar) with a Dockerfile.' })),
+    dockerfile: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[^/\\u0000][^\\u0000]*$', description: 'Path of the Dockerfile inside the context (default Dockerfile).' })),
+    startCmd: Type.Optional(Type.String({ maxLength: 65536, description: 'JSON array: the start command (default: the image ENTRYPOINT + CMD; [] = none).' })),
+    readyPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'A TCP port that must be listening before the snapshot (default: the lowest EXPOSEd one when there is a start command; 0 = none).' })),
+    readyCmd: Type.Optional(Type.String({ maxLength: 65536, description: 'JSON array: a command that must exit 0 before the snapshot.' })),
+    readyTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000, description: 'How long the ready check may take (default 120000).' })),
+    network: Type.Optional(Type.String({ maxLength: 65536, description: "JSON: the builder sandbox's egress policy, as in a create (default {\"preset\":\"none\"})." })),
+    memoryMiB: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536 })),
+    vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+    diskGiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+function jsonArg<T>(field: string, text: string | undefined, check: (v: unknown) => boolean): T | undefined {
+  if (text === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new KilnError('INVALID_ARGUMENT', `${field} must be JSON`, { status: 400, details: { field } });
+  }
+  if (!check(v)) throw new KilnError('INVALID_ARGUMENT', `${field} has the wrong shape`, { status: 400, details: { field } });
+  return v as T;
+}
+const isArgv = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string' && !x.includes('\u0000'));
+
 const SnapshotBody = Type.Object({ name: Type.String({ ...NAME, description: 'Name of the new template.' }) }, { additionalProperties: false });
 const NameParams = Type.Object({ name: Type.String() });
 
@@ -38,6 +72,9 @@ export const templateView = (t: TemplateManifest) => ({
   accel: t.accel,
   sharedMemory: t.sharedMemory,
   stateBytes: t.stateBytes,
+  sizeBytes: t.sizeBytes ?? null,
+  version: t.version ?? 1,
+  config: t.config ?? null,
   buildMs: t.buildMs,
   createdAt: t.createdAt,
 });
@@ -66,12 +103,69 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
     },
   );
 
-  app.delete<{ Params: Static<typeof NameParams> }>('/v1/templates/:name', { schema: { summary: 'Remove a template', params: NameParams } }, async (req, reply) => {
-    const t = await templates.store.byName(req.params.name);
+  app.post<{ Querystring: Static<typeof BuildQuery> }>(
+    '/v1/templates/build',
+    {
+      schema: {
+        summary: 'Build a template from a Dockerfile (body: the context as a tar) or a container image (body: an image archive, or none with from=REF); streams NDJSON events',
+        querystring: BuildQuery,
+      },
+    },
+    async (req, reply) => {
+      const q = req.query;
+      const mode = q.from === undefined ? 'dockerfile' : q.from === 'archive' ? 'archive' : 'ref';
+      const input = mode === 'ref' ? undefined : (req.body as Readable | undefined);
+      if (mode !== 'ref' && (!input || typeof (input as Readable).pipe !== 'function')) {
+        throw new KilnError('INVALID_ARGUMENT', 'the body must be a tar stream (application/octet-stream)', { status: 400, details: { field: 'body' } });
+      }
+      const startCmd = jsonArg<string[]>('startCmd', q.startCmd, isArgv);
+      const readyCmd = jsonArg<string[]>('readyCmd', q.readyCmd, isArgv);
+      const network = jsonArg<PolicyInput>('network', q.network, (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+      const out = new BodyStream();
+      const send = (ev: Record<string, unknown>): void => void out.write(JSON.stringify(ev) + '\n');
+      void buildFromImage(
+        manager,
+        templates,
+        {
+          name: q.name,
+          tenant: tenantOf(req),
+          mode,
+          ...(input ? { input } : {}),
+          ...(q.dockerfile ? { dockerfile: q.dockerfile } : {}),
+          ...(mode === 'ref' ? { ref: q.from } : {}),
+          ...(startCmd ? { startCmd } : {}),
+          ...(readyCmd ? { readyCmd } : {}),
+          ...(q.readyPort !== undefined ? { readyPort: q.readyPort } : {}),
+          ...(q.readyTimeoutMs ? { readyTimeoutMs: q.readyTimeoutMs } : {}),
+          ...(network ? { network } : {}),
+          shape: {
+            memoryMiB: q.memoryMiB ?? SPEC_LIMITS.memoryMiB.default,
+            vcpus: q.vcpus ?? SPEC_LIMITS.vcpus.default,
+            diskGiB: q.diskGiB ?? SPEC_LIMITS.diskGiB.default,
+          },
+        },
+        (ev) => send(ev),
+      ).then(
+        (t) => send({ type: 'done', template: templateView(t) }),
+        (err: unknown) => {
+          const k = toKilnError(err, 'TEMPLATE_BUILD_FAILED');
+          req.log.warn({ err: k, template: q.name }, 'template build failed');
+          // The context may not have been read to its end: drain it so the response can finish.
+          input?.resume();
+          send({ type: 'error', error: { code: k.code, message: k.message, ...(k.details ? { details: k.details } : {}) } });
+        },
+      ).finally(() => out.end());
+      return sendBody(reply, out, 'application/x-ndjson', { flushHeaders: true });
+    },
+  );
+
+  app.delete<{ Params: Static<typeof NameParams> }>('/v1/templates/:name', { schema: { summary: 'Remove a template (every version of it)', params: NameParams } }, async (req, reply) => {
+    const all = await templates.store.versions(req.params.name);
     // A tenant removes only its own templates; shared and other tenants' ones are not found.
     const tenant = tenantOf(req);
-    if (!t || (tenant !== null && t.tenant !== tenant)) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
-    await templates.store.remove(t.key);
+    const mine = all.filter((t) => tenant === null || t.tenant === tenant);
+    if (mine.length === 0) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
+    for (const t of mine) await templates.store.remove(t.key);
     return reply.status(204).send();
   });
 
