@@ -8,6 +8,7 @@ import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { DaemonFixture, integrationSkipReason } from './harness.js';
 import { leftovers } from './lifecycle-leftovers.js';
 import { busyboxTree, dockerArchive } from './image-archive.js';
@@ -25,7 +26,7 @@ describe('kiln template build', { skip: skip ?? false }, () => {
   const builders = (stderr: string) => [...stderr.matchAll(/==> builder: (sb-[0-9a-f]{32})/g)].map((m) => m[1] as string);
 
   before(async () => {
-    await fx.start();
+    await fx.start({ KILN_PROXY_LISTEN: '127.0.0.1:0' });
     const ctx = join(work, 'web');
     mkdirSync(ctx);
     writeFileSync(join(ctx, 'index.html'), 'hello from the template\n');
@@ -56,7 +57,22 @@ describe('kiln template build', { skip: skip ?? false }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  fx.test('the service answers at once in a sandbox of the template; ENV and WORKDIR apply to execs', async () => {
+  fx.test('the service answers at once in a sandbox of the template, through the ports proxy too; ENV and WORKDIR apply to execs', async () => {
+    // First through kilnd's sandbox proxy, before anything ran in the sandbox: the service was
+    // started and checked before the snapshot, so it answers as soon as the create returned.
+    const exposed = await fx.client.call<{ url: string }>('POST', `/v1/sandboxes/${web}/ports`, { port: 8080, public: true });
+    const u = new URL(exposed.url);
+    const viaProxy = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(u.port), path: '/', headers: { host: u.host } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(viaProxy.status, 200, viaProxy.body);
+    assert.equal(viaProxy.body, 'hello from the template\n');
     const page = await fx.sh(web, 'wget -qO- http://127.0.0.1:8080/');
     assert.equal(page.out, 'hello from the template\n', page.all);
     const env = await fx.sh(web, 'echo "$GREETING"; pwd; cat /srv/www/built.txt');
