@@ -51,7 +51,10 @@ describe('kiln exec -it and background processes in a real terminal', { skip: sk
     tmux('resize-window', '-t', session, '-x', '120', '-y', '40');
     tmux('send-keys', '-t', session, 'clear; stty size', 'Enter');
     await waitScreen(/^40 120\s*$/m, 'stty size 40 120 after the resize');
-    tmux('send-keys', '-t', session, 'clear; sleep 1000', 'Enter');
+    // Ctrl-C only once sleep runs: a loaded machine can take seconds to get there, and a ^C at
+    // bash's own prompt proves less (and draws no newline before the next prompt).
+    tmux('send-keys', '-t', session, 'clear; echo sleeping-now; sleep 1000', 'Enter');
+    await waitScreen(/^sleeping-now\s*$/m, 'the marker before sleep');
     await sleep(1500);
     tmux('send-keys', '-t', session, 'C-c');
     // bash drops the rest of a line whose command died of SIGINT: ask for the status afterwards.
