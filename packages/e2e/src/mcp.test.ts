@@ -121,7 +121,12 @@ async function walkThrough(client: Client, fx: DaemonFixture, label: string): Pr
 
 describe('MCP server: kiln mcp (stdio) and /mcp (streamable HTTP)', { skip: skip ?? false }, () => {
   const fx = new DaemonFixture('mcp');
-  after(async () => fx.close());
+  // Every client is closed at the end whatever failed: an open one keeps the process alive.
+  const clients: Client[] = [];
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await fx.close();
+  });
 
   fx.test('over stdio and over HTTP: tools, create, uname -a, files, processes, bad arguments, tenancy, session end', async () => {
     await fx.start({ KILN_LISTEN: '127.0.0.1:0', KILN_PROXY_LISTEN: '127.0.0.1:0' });
@@ -134,10 +139,16 @@ describe('MCP server: kiln mcp (stdio) and /mcp (streamable HTTP)', { skip: skip
 
     // stdio: `kiln mcp` as an MCP client configuration would start it (over the admin socket).
     const stdio = new Client({ name: 'kiln-e2e', version: '0' });
+    clients.push(stdio);
     const stdioTransport = new StdioClientTransport({ command: process.execPath, args: [CLI, '--socket', fx.socket, 'mcp'], env: { PATH: process.env.PATH ?? '' }, stderr: 'pipe' });
     await stdio.connect(stdioTransport);
-    const s1 = await walkThrough(stdio, fx, 'stdio');
-    await stdio.close();
+    // Closed whatever happens: a live `kiln mcp` child would keep the test process from exiting.
+    let s1: { kept: string; dropped: string };
+    try {
+      s1 = await walkThrough(stdio, fx, 'stdio');
+    } finally {
+      await stdio.close();
+    }
     await waitFor('stdio session end', async () => (await fx.client.list()).every((s) => s.id !== s1.dropped), 60_000);
     assert.equal((await fx.client.get(s1.kept)).state, 'running', 'kept: true survives the session');
     await fx.client.destroy(s1.kept);
@@ -145,12 +156,14 @@ describe('MCP server: kiln mcp (stdio) and /mcp (streamable HTTP)', { skip: skip
     // HTTP: alice's key.
     const url = new URL(`http://127.0.0.1:${port}/mcp`);
     const http = new Client({ name: 'kiln-e2e', version: '0' });
+    clients.push(http);
     const httpTransport = new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${alice}` } } });
     await http.connect(httpTransport);
     const s2 = await walkThrough(http, fx, 'http');
 
     // Bob's MCP session cannot see alice's sandbox: "not found", like an id that never existed.
     const bobClient = new Client({ name: 'kiln-e2e-bob', version: '0' });
+    clients.push(bobClient);
     await bobClient.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers: { authorization: `Bearer ${bob}` } } }));
     const foreign = await call(bobClient, 'run_command', { sandboxId: s2.kept, command: 'true' });
     assert.equal(foreign.isError, true);
