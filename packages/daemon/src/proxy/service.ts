@@ -19,6 +19,7 @@ import { PortStore, type ExposedPort } from './port-store.js';
 import { portUrl } from './routing.js';
 import { SandboxProxy, type PortHandler } from './server.js';
 import { loadProxySecret, SIG_PARAM, signGrant } from './signing.js';
+import { listenLongLived } from '../util/listen.js';
 
 export interface ProxyConfig {
   listen: string | null;
@@ -76,15 +77,7 @@ export class ProxyService {
       ? createHttpsServer({ cert: readFileSync(this.cfg.tlsCert as string), key: readFileSync(this.cfg.tlsKey as string) }, this.proxy.onRequest)
       : createHttpServer(this.proxy.onRequest);
     server.on('upgrade', this.proxy.onUpgrade);
-    server.keepAliveTimeout = 65_000;
-    server.requestTimeout = 0;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenLongLived(server, port, host);
     this.server = server;
     const a = server.address() as AddressInfo;
     if (this.cfg.publicUrl) {

@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { KilnError } from '../errors.js';
 import { markTcp } from './principal.js';
+import { listenLongLived } from '../util/listen.js';
 
 export interface ListenConfig {
   /** HOST:PORT (an IPv6 host in brackets); port 0 picks a free one. */
@@ -77,17 +78,8 @@ export async function listenTcp(app: FastifyInstance, cfg: ListenConfig): Promis
     markTcp(req, clientAddress(req, trusted));
     app.server.emit('upgrade', req, sock, head);
   });
-  server.keepAliveTimeout = 65_000;
-  // As fastify's own server: no bound on a whole request (long uploads and exec stdin stream);
-  // headers must still arrive within Node's headersTimeout (60 s).
-  server.requestTimeout = 0;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  // As fastify's own server: no bound on a whole request (long uploads and exec stdin stream).
+  await listenLongLived(server, port, host);
   const a = server.address() as AddressInfo;
   return {
     server,
