@@ -173,6 +173,7 @@ async function prePullInBuilder(agent: GuestAgent, pulls: PullSpec[], file: stri
     ws.once('close', () => res());
     ws.once('error', rej);
   });
+  closed.catch(() => undefined); // awaited below; also when the save fails first
   await sh(agent, saveScript(pulls), emit, { output: ws, progress: 'pre-pull', maxBytes }).finally(() => ws.end());
   await closed;
   return done;
