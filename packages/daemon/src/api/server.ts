@@ -118,7 +118,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   opts.observe?.registerRoutes(app, opts.manager);
   registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null, opts.proxy ? (id) => (opts.proxy as ProxyService).ports.token(id) : null);
   if (opts.proxy) registerPortRoutes(app, opts.manager, opts.proxy);
-  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
+  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission, opts.volumes ?? null);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
   registerFileTreeRoutes(app, opts.manager, opts.observe?.audit);
