@@ -131,7 +131,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => registerPtyRoutes(scope, opts.manager, opts.observe?.audit, { recordInput: process.env.KILN_AUDIT_PTY_INPUT === '1' }));
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
-  if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates, opts.tenancy?.admission ?? null);
   if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
   if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
   if (opts.mcp) {

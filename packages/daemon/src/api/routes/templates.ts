@@ -4,7 +4,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import { KilnError, toKilnError } from '../../errors.js';
 import { BodyStream, sendBody } from '../body-stream.js';
-import { buildFromImage } from '../../template/from-image.js';
+import { buildFromImage, builderInput } from '../../template/from-image.js';
+import type { TenantAdmission } from '../../tenancy/limits.js';
 import type { PolicyInput } from '../../network/policy.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { SPEC_LIMITS } from '../../sandbox/spec.js';
@@ -13,7 +14,7 @@ import type { TemplateManifest } from '../../template/manifest.js';
 import type { TemplateService } from '../../template/service.js';
 import { SandboxIdParams } from '@kiln/contract';
 import { sandboxView } from '../views.js';
-import { tenantOf } from '../../tenancy/principal.js';
+import { tenancyOf, tenantOf } from '../../tenancy/principal.js';
 import { templateVisible } from '../../tenancy/templates.js';
 
 const NAME = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
@@ -79,7 +80,7 @@ export const templateView = (t: TemplateManifest) => ({
   createdAt: t.createdAt,
 });
 
-export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService): void {
+export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService, admission: TenantAdmission | null = null): void {
   app.get('/v1/templates', { schema: { summary: 'List templates' } }, async (req) => ({
     templates: (await templates.store.list()).filter((t) => templateVisible(req, t)).map(templateView),
   }));
@@ -121,6 +122,15 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
       const startCmd = jsonArg<string[]>('startCmd', q.startCmd, isArgv);
       const readyCmd = jsonArg<string[]>('readyCmd', q.readyCmd, isArgv);
       const network = jsonArg<PolicyInput>('network', q.network, (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+      // A tenant's build: its builder sandbox is the tenant's and counts against its limits.
+      // Refused here, before the stream, with a create's 429 when the tenant has no room for it.
+      const tenant = tenantOf(req);
+      const owners = tenancyOf(req);
+      const owner =
+        tenant !== null && owners
+          ? { own: (id: string) => owners.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
+          : undefined;
+      if (tenant !== null && admission) admission.check(tenant, manager.specOf(builderInput({ name: q.name, ...(network ? { network } : {}) })));
       const out = new BodyStream();
       const send = (ev: Record<string, unknown>): void => void out.write(JSON.stringify(ev) + '\n');
       void buildFromImage(
@@ -128,7 +138,8 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         templates,
         {
           name: q.name,
-          tenant: tenantOf(req),
+          tenant,
+          ...(owner ? { owner } : {}),
           mode,
           ...(input ? { input } : {}),
           ...(q.dockerfile ? { dockerfile: q.dockerfile } : {}),
