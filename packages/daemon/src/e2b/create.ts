@@ -96,6 +96,8 @@ export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void 
       const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken(), viaE2b: true, publicTraffic, ...lifecycle };
       const rec = await d.manager.create(specOf(b), {
         wait: true,
+        // templateID names a template in the tenant's namespace (its own, then shared).
+        tenant,
         own: (id) => {
           owners?.setOwner(id, tenant);
           d.store.put({ sandboxId: id, ...row });

@@ -66,8 +66,9 @@ export const builderInput = (r: Pick<ImageBuildRequest, 'name' | 'network'>): Sp
 export async function buildFromImage(manager: SandboxManager, templates: TemplateService, r: ImageBuildRequest, emit: (e: BuildEvent) => void): Promise<TemplateManifest> {
   const t0 = performance.now();
   const image = await manager.image();
-  const versions = await templates.store.versions(r.name);
-  const other = versions.find((t) => (t.tenant ?? null) !== r.tenant || t.source !== 'image');
+  // Names are per tenant (a shared template of this name is shadowed, not replaced): only this namespace's versions matter.
+  const versions = await templates.store.versions(r.name, r.tenant);
+  const other = versions.find((t) => t.source !== 'image');
   if (other) throw new KilnError('TEMPLATE_EXISTS', `a different template is already named ${r.name}`, { status: 409, details: { field: 'name' } });
   const version = Math.max(0, ...versions.map((t) => t.version ?? 1)) + 1;
   const key = `img-${randomBytes(6).toString('hex')}`;
