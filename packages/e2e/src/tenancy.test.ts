@@ -5,7 +5,8 @@
  * network, destroy, and processes/pty when kilnd has those routes) and gets exactly the 404 of
  * an id that never existed; a wrong or revoked key is 401 and audited (with the key id, never
  * the key); past a tenant's limits a create, or a template build (its builder sandbox), is 429
- * with Retry-After and no VM is made; a volume past the tenant's maxVolumeGiB is VOLUME_QUOTA.
+ * with Retry-After and no VM is made; a volume past the tenant's maxVolumeGiB is VOLUME_QUOTA;
+ * template names are per tenant (A's snapshot is B's missing name).
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -150,6 +151,30 @@ describe('tenants over TCP with TLS on a real kilnd', { skip: skip ?? false }, (
     assert.ok(fails.some((r) => r.data.auth === 'missing' && r.actor.keyId === null));
     const text = readdirSync(join(fx.stateDir, 'audit')).map((f) => readFileSync(join(fx.stateDir, 'audit', f), 'utf8')).join('');
     for (const k of [keyA, keyB, revokedKey, wrong]) assert.ok(!text.includes(k.slice(22)), 'no key secret in the audit log');
+  });
+
+  t("template names are per tenant: A's snapshot `web` is A's alone; B gets a missing name's 404 for it", async () => {
+    const snap = await call('POST', `/v1/sandboxes/${idA}/snapshot`, keyA, { name: 'web' });
+    assert.equal(snap.status, 201, snap.body);
+    const names = async (key: string) => (JSON.parse((await call('GET', '/v1/templates', key)).body) as { templates: Array<{ name: string; tenant: string | null }> }).templates.filter((x) => x.name === 'web').map((x) => x.tenant);
+    assert.deepEqual(await names(keyA), ['a']);
+    assert.deepEqual(await names(keyB), []);
+    const foreign = await call('POST', '/v1/sandboxes', keyB, { template: 'web' });
+    const missing = await call('POST', '/v1/sandboxes', keyB, { template: 'nope' });
+    assert.equal(foreign.status, 404);
+    assert.equal(foreign.body.replace('web', 'X'), missing.body.replace('nope', 'X'));
+    assert.equal((await call('DELETE', '/v1/templates/web', keyB)).status, 404);
+    // A starts from its own `web`.
+    const fork = await call('POST', '/v1/sandboxes', keyA, { template: 'web' });
+    assert.equal(fork.status, 201, fork.body);
+    const forkId = (JSON.parse(fork.body) as { id: string }).id;
+    assert.equal((await fx.sh(forkId, 'echo forked')).out.trim(), 'forked');
+    assert.equal((await call('DELETE', `/v1/sandboxes/${forkId}`, keyA)).status, 204);
+    // The admin's `web` is the shared one (none); --tenant names A's.
+    assert.notEqual((await fx.cli(['template', 'rm', 'web'])).code, 0);
+    const rm = await fx.cli(['template', 'rm', 'web', '--tenant', 'a']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.deepEqual(await names(keyA), []);
   });
 
   t("past a tenant's limits a create is 429 with Retry-After and no VM is made", async () => {
