@@ -4,7 +4,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import { KilnError, toKilnError } from '../../errors.js';
 import { BodyStream, sendBody } from '../body-stream.js';
-import { buildFromImage } from '../../template/from-image.js';
+import { buildFromImage, builderInput } from '../../template/from-image.js';
+import type { TenantAdmission } from '../../tenancy/limits.js';
 import type { PolicyInput } from '../../network/policy.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { SPEC_LIMITS } from '../../sandbox/spec.js';
@@ -60,6 +61,10 @@ const isArgv = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === '
 
 const SnapshotBody = Type.Object({ name: Type.String({ ...NAME, description: 'Name of the new template.' }) }, { additionalProperties: false });
 const NameParams = Type.Object({ name: Type.String() });
+const RemoveQuery = Type.Object(
+  { tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9._-]*$', description: "The admin's only: remove this tenant's template of the name (default: the shared one). Ignored for a tenant's key." })) },
+  { additionalProperties: false },
+);
 
 /** The images a build pre-pulls, checked before anything starts (the registry must be there and reachable by the builder). */
 function prePullPlan(manager: SandboxManager, refs: string[], network: PolicyInput | undefined): PullSpec[] {
@@ -91,7 +96,7 @@ export const templateView = (t: TemplateManifest) => ({
   createdAt: t.createdAt,
 });
 
-export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService): void {
+export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService, admission: TenantAdmission | null = null): void {
   app.get('/v1/templates', { schema: { summary: 'List templates' } }, async (req) => ({
     templates: (await templates.store.list()).filter((t) => templateVisible(req, t)).map(templateView),
   }));
@@ -106,7 +111,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         vcpus: req.body.vcpus ?? SPEC_LIMITS.vcpus.default,
         diskGiB: req.body.diskGiB ?? SPEC_LIMITS.diskGiB.default,
       };
-      const other = await templates.store.byName(req.body.name);
+      const other = await templates.store.byName(req.body.name, null);
       if (other && other.key !== templates.keyFor(shape, image)) {
         throw new KilnError('TEMPLATE_EXISTS', `a different template is already named ${req.body.name}`, { status: 409, details: { field: 'name' } });
       }
@@ -134,8 +139,15 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
       const readyCmd = jsonArg<string[]>('readyCmd', q.readyCmd, isArgv);
       const network = jsonArg<PolicyInput>('network', q.network, (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
       const pull = prePullPlan(manager, jsonArg<string[]>('pull', q.pull, isArgv) ?? [], network);
+      // A tenant's build: its builder sandbox is the tenant's and counts against its limits.
+      // Refused here, before the stream, with a create's 429 when the tenant has no room for it.
       const tenant = tenantOf(req);
       const owners = tenancyOf(req);
+      const owner =
+        tenant !== null && owners
+          ? { own: (id: string) => owners.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
+          : undefined;
+      if (tenant !== null && admission) admission.check(tenant, manager.specOf(builderInput({ name: q.name, ...(network ? { network } : {}), pull })));
       const out = new BodyStream();
       const send = (ev: Record<string, unknown>): void => void out.write(JSON.stringify(ev) + '\n');
       void buildFromImage(
@@ -144,7 +156,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         {
           name: q.name,
           tenant,
-          ...(tenant !== null && owners ? { own: (id: string) => owners.setOwner(id, tenant) } : {}),
+          ...(owner ? { owner } : {}),
           ...(pull.length ? { pull } : {}),
           mode,
           ...(input ? { input } : {}),
@@ -176,15 +188,20 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
     },
   );
 
-  app.delete<{ Params: Static<typeof NameParams> }>('/v1/templates/:name', { schema: { summary: 'Remove a template (every version of it)', params: NameParams } }, async (req, reply) => {
-    const all = await templates.store.versions(req.params.name);
-    // A tenant removes only its own templates; shared and other tenants' ones are not found.
-    const tenant = tenantOf(req);
-    const mine = all.filter((t) => tenant === null || t.tenant === tenant);
-    if (mine.length === 0) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
-    for (const t of mine) await templates.store.remove(t.key);
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: Static<typeof NameParams>; Querystring: Static<typeof RemoveQuery> }>(
+    '/v1/templates/:name',
+    { schema: { summary: 'Remove a template (every version of it) of the caller’s namespace', params: NameParams, querystring: RemoveQuery } },
+    async (req, reply) => {
+      // Names are per tenant: a tenant removes its own (shared and other tenants' ones are not
+      // found); the admin removes a shared one, or with ?tenant= that tenant's.
+      const tenant = tenantOf(req);
+      const owner = tenant ?? req.query.tenant ?? null;
+      const mine = await templates.store.versions(req.params.name, owner);
+      if (mine.length === 0) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
+      for (const t of mine) await templates.store.remove(t.key);
+      return reply.status(204).send();
+    },
+  );
 
   app.post<{ Params: Static<typeof SandboxIdParams> }>('/v1/sandboxes/:id/pause', { schema: { summary: 'Pause a sandbox', params: SandboxIdParams } }, async (req) =>
     sandboxView(await manager.pause(req.params.id)),
@@ -197,7 +214,8 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
     '/v1/sandboxes/:id/snapshot',
     { schema: { summary: 'Snapshot a sandbox as a template new sandboxes can start from (fork)', params: SandboxIdParams, body: SnapshotBody } },
     async (req, reply) => {
-      if (await templates.store.byName(req.body.name)) {
+      // Names are per tenant: only the caller's own namespace can hold the name already.
+      if (await templates.store.byName(req.body.name, tenantOf(req))) {
         throw new KilnError('TEMPLATE_EXISTS', `a template is already named ${req.body.name}`, { status: 409, details: { field: 'name' } });
       }
       const t = await manager.withSnapshotable(req.params.id, (rec) =>
