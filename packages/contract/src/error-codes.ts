@@ -58,7 +58,7 @@ const codes = {
   VOLUME_BUSY: { status: 409, meaning: 'the volume is attached read-write elsewhere (one writer at a time, no reader beside it), or read-only elsewhere and a writer was asked for; details.holder names the sandbox' },
   VOLUME_IN_USE: { status: 409, meaning: 'the volume is attached to a sandbox and cannot be removed (details.holders)' },
   VOLUME_ATTACHED: { status: 409, meaning: 'the sandbox has volumes attached: snapshot and fork are refused (the message says why)' },
-  VOLUME_QUOTA: { status: 429, meaning: "the volume would take the tenant's volumes past its quota of bytes (details.quotaBytes, details.usedBytes)" },
+  VOLUME_QUOTA: { status: 429, meaning: "the volume would take the tenant's volumes past its maxVolumeGiB limit (details.limit, details.tenant, details.quotaBytes, details.usedBytes)" },
   VOLUME_CREATE_FAILED: { status: 500, meaning: 'the volume image could not be made (mkfs.ext4 failed, disk full)' },
   VOLUME_ATTACH_FAILED: { status: 500, meaning: "a volume could not be hot-plugged into the VM or mounted in the guest (the create fails at its step 'volumes')" },
   VOLUMES_UNSUPPORTED: { status: 501, meaning: 'this kilnd or VMM driver cannot attach volumes' },

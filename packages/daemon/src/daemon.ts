@@ -122,13 +122,16 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
         })
       : null;
   await registry?.start();
-  const quotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
+  // Each tenant's volume quota is its maxVolumeGiB limit; KILN_VOLUME_QUOTA_GIB is the default (and the admin's).
+  const envQuotaGiB = Number(process.env.KILN_VOLUME_QUOTA_GIB ?? '');
+  const quotaGiB = Number.isFinite(envQuotaGiB) && envQuotaGiB > 0 ? envQuotaGiB : null;
   const volumes = new VolumeService({
     stateDir: config.stateDir,
     db: store.sql,
     driver,
     sandboxState: (id) => store.get(id)?.state ?? null,
-    ...(Number.isFinite(quotaGiB) && quotaGiB > 0 ? { quotaBytes: Math.round(quotaGiB * 1024 ** 3) } : {}),
+    ...(quotaGiB !== null ? { quotaBytes: Math.round(quotaGiB * 1024 ** 3) } : {}),
+    tenantQuotaBytes: (t) => Math.round((tenantsRef?.limits(t).maxVolumeGiB ?? quotaGiB ?? 100) * 1024 ** 3),
   });
   const manager = new SandboxManager({
     stateDir: config.stateDir,
@@ -182,7 +185,7 @@ export async function startDaemon(partial: Partial<DaemonConfig> = {}, deps: { d
   obs.bind(manager, network ? (id, fresh) => network.byteCounters(id, fresh) : undefined);
   await resolveImage().catch(() => null);
 
-  const tenants = new TenantStore(store.sql);
+  const tenants = new TenantStore(store.sql, quotaGiB !== null ? { maxVolumeGiB: quotaGiB } : {});
   tenantsRef = tenants;
   const admission = new TenantAdmission(tenants, () => manager.records());
   // E2B sandboxes' ports are public unless created with allowPublicTraffic false (docs/e2b.md).

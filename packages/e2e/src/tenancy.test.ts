@@ -4,7 +4,9 @@
  * can neither see nor touch tenant A's sandbox (list, get, exec, files, events, logs, audit,
  * network, destroy, and processes/pty when kilnd has those routes) and gets exactly the 404 of
  * an id that never existed; a wrong or revoked key is 401 and audited (with the key id, never
- * the key); past a tenant's limits a create is 429 with Retry-After and no VM is made.
+ * the key); past a tenant's limits a create, or a template build (its builder sandbox), is 429
+ * with Retry-After and no VM is made; a volume past the tenant's maxVolumeGiB is VOLUME_QUOTA;
+ * template names are per tenant (A's snapshot is B's missing name).
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -151,6 +153,30 @@ describe('tenants over TCP with TLS on a real kilnd', { skip: skip ?? false }, (
     for (const k of [keyA, keyB, revokedKey, wrong]) assert.ok(!text.includes(k.slice(22)), 'no key secret in the audit log');
   });
 
+  t("template names are per tenant: A's snapshot `web` is A's alone; B gets a missing name's 404 for it", async () => {
+    const snap = await call('POST', `/v1/sandboxes/${idA}/snapshot`, keyA, { name: 'web' });
+    assert.equal(snap.status, 201, snap.body);
+    const names = async (key: string) => (JSON.parse((await call('GET', '/v1/templates', key)).body) as { templates: Array<{ name: string; tenant: string | null }> }).templates.filter((x) => x.name === 'web').map((x) => x.tenant);
+    assert.deepEqual(await names(keyA), ['a']);
+    assert.deepEqual(await names(keyB), []);
+    const foreign = await call('POST', '/v1/sandboxes', keyB, { template: 'web' });
+    const missing = await call('POST', '/v1/sandboxes', keyB, { template: 'nope' });
+    assert.equal(foreign.status, 404);
+    assert.equal(foreign.body.replace('web', 'X'), missing.body.replace('nope', 'X'));
+    assert.equal((await call('DELETE', '/v1/templates/web', keyB)).status, 404);
+    // A starts from its own `web`.
+    const fork = await call('POST', '/v1/sandboxes', keyA, { template: 'web' });
+    assert.equal(fork.status, 201, fork.body);
+    const forkId = (JSON.parse(fork.body) as { id: string }).id;
+    assert.equal((await fx.sh(forkId, 'echo forked')).out.trim(), 'forked');
+    assert.equal((await call('DELETE', `/v1/sandboxes/${forkId}`, keyA)).status, 204);
+    // The admin's `web` is the shared one (none); --tenant names A's.
+    assert.notEqual((await fx.cli(['template', 'rm', 'web'])).code, 0);
+    const rm = await fx.cli(['template', 'rm', 'web', '--tenant', 'a']);
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.deepEqual(await names(keyA), []);
+  });
+
   t("past a tenant's limits a create is 429 with Retry-After and no VM is made", async () => {
     const set = await fx.cli(['tenant', 'set', 'a', '--max-sandboxes', '1']);
     assert.equal(set.code, 0, set.stderr);
@@ -159,6 +185,10 @@ describe('tenants over TCP with TLS on a real kilnd', { skip: skip ?? false }, (
     assert.equal(r.status, 429, r.body);
     assert.equal(code(r), 'TENANT_LIMIT');
     assert.ok(Number(r.headers['retry-after']) > 0);
+    // A template build's builder sandbox counts too: refused up front with the same 429.
+    const build = await call('POST', '/v1/templates/build?name=tool&from=registry.kiln.internal/tool:1', keyA);
+    assert.equal(build.status, 429, build.body);
+    assert.equal(build.body, r.body, "a create's answer");
     await fx.cli(['tenant', 'set', 'a', '--max-sandboxes', '10', '--max-memory', '512']);
     const mem = await call('POST', '/v1/sandboxes', keyA, { memoryMiB: 1024 });
     assert.equal(mem.status, 429);
@@ -169,8 +199,14 @@ describe('tenants over TCP with TLS on a real kilnd', { skip: skip ?? false }, (
     assert.equal(code(rate), 'RATE_LIMITED');
     assert.ok(Number(rate.headers['retry-after']) >= 1);
     assert.equal((await fx.client.list()).length, before, 'nothing was created');
+    // The volume quota is a tenant limit too.
+    await fx.cli(['tenant', 'set', 'a', '--max-volume-gib', '1']);
+    const vol = await call('POST', '/v1/volumes', keyA, { name: 'big', sizeBytes: 2 * 1024 ** 3 });
+    assert.equal(vol.status, 429, vol.body);
+    assert.equal(code(vol), 'VOLUME_QUOTA');
+    assert.match(vol.body, /tenant a past its volume limit of 1 GiB \(0 GiB in use\)/);
     const ls = await fx.cli(['tenant', 'ls']);
-    assert.match(ls.stdout.toString(), /^a\s+1\/10\s+/m);
+    assert.match(ls.stdout.toString(), /^a\s+1\/10\s+.*\s0\/1\s*$/m);
     // A destroys its own sandbox over TCP.
     assert.equal((await call('DELETE', `/v1/sandboxes/${idA}`, keyA)).status, 204);
   });

@@ -388,7 +388,7 @@ export class VolumeAttachedError extends KilnError {
   }
 }
 register(VolumeAttachedError);
-/** HTTP 429: the volume would take the tenant's volumes past its quota of bytes (details.quotaBytes, details.usedBytes) */
+/** HTTP 429: the volume would take the tenant's volumes past its maxVolumeGiB limit (details.limit, details.tenant, details.quotaBytes, details.usedBytes) */
 export class VolumeQuotaError extends KilnError {
   static readonly code = 'VOLUME_QUOTA';
   constructor(message: string, opts: KilnErrorOptions = {}) {

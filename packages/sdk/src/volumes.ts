@@ -39,6 +39,11 @@ export class Volumes {
   async list(): Promise<VolumeInfo[]> {
     return (await call<{ volumes: VolumeInfo[] }>(this.t, 'GET', '/v1/volumes')).volumes;
   }
+  /** What the caller's volumes take (their sizes) and its quota (the tenant's maxVolumeGiB limit), in bytes. */
+  async usage(): Promise<{ usedBytes: number; quotaBytes: number }> {
+    const r = await call<{ usedBytes: number; quotaBytes: number }>(this.t, 'GET', '/v1/volumes');
+    return { usedBytes: r.usedBytes, quotaBytes: r.quotaBytes };
+  }
   get(name: string): Promise<VolumeInfo> {
     return call(this.t, 'GET', `/v1/volumes/${enc(name)}`);
   }

@@ -1,6 +1,6 @@
 /**
  * kiln key create --tenant NAME [--scope S]… [--name LABEL] [--e2b] / kiln key ls [--tenant NAME] / kiln key revoke ID
- * kiln tenant set NAME [--max-sandboxes N] [--max-memory MiB] [--max-vcpus N] [--creates-per-minute N] / kiln tenant ls
+ * kiln tenant set NAME [--max-sandboxes N] [--max-memory MiB] [--max-vcpus N] [--creates-per-minute N] [--max-volume-gib GiB] / kiln tenant ls
  * (admin only: over the unix socket.)
  */
 import type { Command } from 'commander';
@@ -19,8 +19,8 @@ interface KeyView {
 }
 interface TenantView {
   name: string;
-  limits: { maxSandboxes: number; maxMemoryMiB: number; maxVcpus: number; createsPerMinute: number };
-  usage: { sandboxes: number; memoryMiB: number; vcpus: number };
+  limits: { maxSandboxes: number; maxMemoryMiB: number; maxVcpus: number; createsPerMinute: number; maxVolumeGiB?: number };
+  usage: { sandboxes: number; memoryMiB: number; vcpus: number; volumeBytes?: number };
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -85,8 +85,9 @@ export function registerKeyCommands(program: Command): void {
     .option('--max-memory <MiB>', 'total guest memory of its sandboxes')
     .option('--max-vcpus <N>', 'total vCPUs of its sandboxes')
     .option('--creates-per-minute <N>', 'creates in any 60 s')
+    .option('--max-volume-gib <GiB>', "its volumes' sizes together (lowering it below the use refuses new volumes, removes none)")
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { maxSandboxes?: string; maxMemory?: string; maxVcpus?: string; createsPerMinute?: string; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, o: { maxSandboxes?: string; maxMemory?: string; maxVcpus?: string; createsPerMinute?: string; maxVolumeGib?: string; json?: boolean }, cmd: Command) => {
       try {
         const body = Object.fromEntries(
           Object.entries({
@@ -94,6 +95,7 @@ export function registerKeyCommands(program: Command): void {
             maxMemoryMiB: whole('--max-memory', o.maxMemory),
             maxVcpus: whole('--max-vcpus', o.maxVcpus),
             createsPerMinute: whole('--creates-per-minute', o.createsPerMinute),
+            maxVolumeGiB: whole('--max-volume-gib', o.maxVolumeGib),
           }).filter(([, v]) => v !== undefined),
         );
         const t = await clientFrom(cmd).call<TenantView>('PUT', `/v1/tenants/${encodeURIComponent(name)}`, body);
@@ -120,7 +122,14 @@ export function registerKeyCommands(program: Command): void {
 
 function tenantRows(ts: TenantView[]): string[][] {
   return [
-    ['TENANT', 'SANDBOXES', 'MEMORY MiB', 'VCPUS', 'CREATES/MIN'],
-    ...ts.map((t) => [t.name, `${t.usage.sandboxes}/${t.limits.maxSandboxes}`, `${t.usage.memoryMiB}/${t.limits.maxMemoryMiB}`, `${t.usage.vcpus}/${t.limits.maxVcpus}`, String(t.limits.createsPerMinute)]),
+    ['TENANT', 'SANDBOXES', 'MEMORY MiB', 'VCPUS', 'CREATES/MIN', 'VOLUMES GiB'],
+    ...ts.map((t) => [
+      t.name,
+      `${t.usage.sandboxes}/${t.limits.maxSandboxes}`,
+      `${t.usage.memoryMiB}/${t.limits.maxMemoryMiB}`,
+      `${t.usage.vcpus}/${t.limits.maxVcpus}`,
+      String(t.limits.createsPerMinute),
+      t.limits.maxVolumeGiB === undefined ? '-' : `${Number(((t.usage.volumeBytes ?? 0) / 1024 ** 3).toFixed(1))}/${t.limits.maxVolumeGiB}`,
+    ]),
   ];
 }

@@ -74,10 +74,11 @@ export function registerTemplateCommands(program: Command): void {
     });
   tpl
     .command('rm <name>')
-    .description('remove a template (every version of it)')
-    .action(async (name: string, _o: unknown, cmd: Command) => {
+    .description('remove a template (every version of it): your own; the admin a shared one, or with --tenant that tenant\'s')
+    .option('--tenant <NAME>', "the admin's only: remove this tenant's template of the name")
+    .action(async (name: string, o: { tenant?: string }, cmd: Command) => {
       try {
-        await clientFrom(cmd).call('DELETE', `/v1/templates/${encodeURIComponent(name)}`);
+        await clientFrom(cmd).call('DELETE', `/v1/templates/${encodeURIComponent(name)}${o.tenant ? `?tenant=${encodeURIComponent(o.tenant)}` : ''}`);
         process.stdout.write(`${name}\n`);
       } catch (err) {
         fail(err);

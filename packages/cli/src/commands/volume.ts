@@ -71,11 +71,14 @@ export function registerVolumeCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }, cmd: Command) => {
       try {
-        const vols = (await (await sdk(cmd)).volumes.list()) as VolumeView[];
+        const kiln = await sdk(cmd);
+        const vols = (await kiln.volumes.list()) as VolumeView[];
         if (o.json) return printJson(vols);
         const rows = [['NAME', 'SIZE', 'ATTACHED', 'CREATED']];
         for (const v of vols) rows.push([v.name, human(v.sizeBytes), v.attachedTo.map((a) => `${a.sandboxId}${a.readOnly ? ' (ro)' : ''}`).join(', ') || '-', ago(v.createdAt)]);
         process.stdout.write(table(rows));
+        const q = await kiln.volumes.usage();
+        process.stderr.write(`${human(q.usedBytes)} of ${human(q.quotaBytes)} quota in use\n`);
       } catch (err) {
         fail(err);
       }

@@ -118,7 +118,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   opts.observe?.registerRoutes(app, opts.manager);
   registerSandboxRoutes(app, opts.manager, opts.tenancy?.admission ?? null, opts.templates ?? null, opts.proxy ? (id) => (opts.proxy as ProxyService).ports.token(id) : null);
   if (opts.proxy) registerPortRoutes(app, opts.manager, opts.proxy);
-  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission);
+  if (opts.tenancy) registerKeyRoutes(app, opts.tenancy.store, opts.tenancy.admission, opts.volumes ?? null);
   registerExecRoutes(app, opts.manager, opts.observe?.audit);
   registerFileRoutes(app, opts.manager, opts.observe?.audit);
   registerFileTreeRoutes(app, opts.manager, opts.observe?.audit);
@@ -131,7 +131,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => registerPtyRoutes(scope, opts.manager, opts.observe?.audit, { recordInput: process.env.KILN_AUDIT_PTY_INPUT === '1' }));
   registerNetworkRoutes(app, opts.manager, opts.network ?? null);
   registerLifecycleRoutes(app, opts.manager, opts.gc ?? (() => opts.manager.collect()));
-  if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates);
+  if (opts.templates) registerTemplateRoutes(app, opts.manager, opts.templates, opts.tenancy?.admission ?? null);
   if (opts.volumes) registerVolumeRoutes(app, opts.volumes);
   if (opts.registry) registerImageRoutes(app, opts.manager, opts.registry);
   if (opts.mcp) {

@@ -2,8 +2,8 @@
  * E2B create: `POST /v2/sandboxes` (SDK 2.51+, `NewSandboxV2`) and `POST /sandboxes` (≤2.50,
  * `NewSandbox`, adds `secure`). Answers 201 with E2B's `Sandbox` once the sandbox runs.
  *
- *  - templateID: `base` is kiln's default template; any other name is a kiln template the
- *    caller may see (another tenant's answers 404 like a missing one).
+ *  - templateID: `base` is kiln's default template; any other name is a kiln template in the
+ *    tenant's namespace: its own, then a shared one (another tenant's answers 404 like a missing one).
  *  - timeout: seconds, default 300 (E2B's); 0 = none (kiln's meaning).
  *  - metadata: kept by the E2B layer (store.ts), matched by list filters.
  *  - envVars: the sandbox's `spec.env` — kiln's environment for every command it runs, which
@@ -96,6 +96,8 @@ export function registerCreateRoutes(app: FastifyInstance, d: CreateDeps): void 
       const row = { metadata: b.metadata ?? {}, templateId: b.templateID, accessToken: newAccessToken(), viaE2b: true, publicTraffic, ...lifecycle };
       const rec = await d.manager.create(specOf(b), {
         wait: true,
+        // templateID names a template in the tenant's namespace (its own, then shared).
+        tenant,
         own: (id) => {
           owners?.setOwner(id, tenant);
           d.store.put({ sandboxId: id, ...row });

@@ -30,6 +30,8 @@ export interface CreateCtx {
   template: TemplateManifest | null;
   vm: VmHandle | null;
   agent: GuestAgent | null;
+  /** The creating tenant (null: the admin): a named template is looked up in its namespace. */
+  tenant?: string | null;
   /** The sandbox's network (null when kilnd runs without networking). */
   net?: SandboxNetwork | null;
   /** The network's second stage (veth, policy, resolver), built while the VMM starts; the guest runs only after it. */
@@ -44,12 +46,12 @@ export interface CreateCtx {
 
 /** Where templates come from; absent = always cold boot. */
 export interface TemplateSource {
-  /** The template to restore this sandbox from, or null with the reason. */
-  find(spec: SandboxSpec, image: GuestImage): Promise<{ template: TemplateManifest | null; reason: string }>;
+  /** The template to restore this sandbox from, or null with the reason; a named one in the tenant's namespace (its own, then shared). */
+  find(spec: SandboxSpec, image: GuestImage, tenant?: string | null): Promise<{ template: TemplateManifest | null; reason: string }>;
   /** A per-VM copy-on-write disk over the template's frozen scratch disk. */
   createOverlay(template: TemplateManifest, path: string): Promise<void>;
-  /** The shape of a named template (a create naming it takes its shape), or null. */
-  shapeOf(name: string): Promise<{ memoryMiB: number; vcpus: number; diskGiB: number; env?: Record<string, string>; workdir?: string; user?: string } | null>;
+  /** The shape of a named template (a create naming it takes its shape), or null; the tenant's own first, then shared. */
+  shapeOf(name: string, tenant?: string | null): Promise<{ memoryMiB: number; vcpus: number; diskGiB: number; env?: Record<string, string>; workdir?: string; user?: string } | null>;
 }
 
 export interface StepHost {
@@ -327,7 +329,7 @@ export function creationSteps(h: StepHost): Array<Step<CreateCtx>> {
           h.store.addEvent(ctx.rec.id, 'cold-boot', { reason: 'templates are disabled' });
           return;
         }
-        const found = await h.templates.find(ctx.rec.spec, ctx.image);
+        const found = await h.templates.find(ctx.rec.spec, ctx.image, ctx.tenant ?? null);
         ctx.template = found.template;
         if (!found.template) h.store.addEvent(ctx.rec.id, 'cold-boot', { reason: found.reason });
       },

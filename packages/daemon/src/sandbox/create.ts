@@ -25,7 +25,7 @@ export interface CreateOptions {
   admit?: (spec: SandboxSpec) => () => void;
   /** Called with the new sandbox's id as soon as it is the caller's (same tick as its row). */
   own?: (id: string) => void;
-  /** The caller's tenant (null: the admin): volumes are named in its namespace. */
+  /** The caller's tenant (null: the admin): volumes and templates are named in its namespace. */
   tenant?: string | null;
 }
 
@@ -93,10 +93,10 @@ export class SandboxCreator {
     if (rt.closed) throw new KilnError('SHUTTING_DOWN', 'kilnd is shutting down', { status: 503 });
     const defaults: { workdir?: string; user?: string } = {};
     if (input.template !== undefined) {
-      const shape = await rt.o.templates?.shapeOf(input.template);
+      const shape = await rt.o.templates?.shapeOf(input.template, opts.tenant ?? null);
       if (shape?.workdir) defaults.workdir = shape.workdir;
       if (shape?.user) defaults.user = shape.user;
-      input = await withTemplateShape(input, input.template, rt.o.templates ?? null);
+      input = await withTemplateShape(input, input.template, rt.o.templates ?? null, opts.tenant ?? null);
     }
     const spec = { ...resolveSpec(input, rt.o.defaults), ...defaults };
     // The owner's admission (tenant limits) holds a reservation until the sandbox is owned.
@@ -141,7 +141,7 @@ export class SandboxCreator {
     rt.store.addEvent(rec.id, 'state', { state: 'creating', spec });
     rt.o.observer?.transition?.(rec, null, 'creating');
     const live = rt.newLive(rec.id);
-    live.creating = this.runCreate(rec, live);
+    live.creating = this.runCreate(rec, live, opts.tenant ?? null);
     if (opts.wait === false) {
       live.creating.catch(() => undefined);
       return rt.get(rec.id);
@@ -182,10 +182,10 @@ export class SandboxCreator {
     });
   }
 
-  private async runCreate(rec: SandboxRecord, live: Live): Promise<void> {
+  private async runCreate(rec: SandboxRecord, live: Live, tenant: string | null): Promise<void> {
     const rt = this.rt;
     const dir = rt.runDir(rec.id);
-    const ctx: CreateCtx = { rec, runDir: dir.dir, scratch: dir.scratchRaw, image: null, template: null, vm: null, agent: null };
+    const ctx: CreateCtx = { rec, runDir: dir.dir, scratch: dir.scratchRaw, image: null, template: null, vm: null, agent: null, tenant };
     try {
       // The volumes step exists only for a sandbox that has volumes (no empty step in every create's events).
       const steps = creationSteps(this.stepHost).filter((s) => s.name !== 'volumes' || (rec.spec.volumes?.length ?? 0) > 0);

@@ -19,9 +19,9 @@ import type { Release } from './op-lock.js';
 import { scratchOf } from './run-dir.js';
 import { SandboxRuntime, type ManagerOptions } from './runtime.js';
 import { autoPause, hold, resumeVm, wake } from './sleep.js';
-import type { SpecInput } from './spec.js';
+import { resolveSpec, type SpecInput } from './spec.js';
 import { assertAction, type SandboxAction } from './state-machine.js';
-import type { SandboxError, SandboxRecord } from './types.js';
+import type { SandboxError, SandboxRecord, SandboxSpec } from './types.js';
 
 export type { ManagerOptions } from './runtime.js';
 
@@ -158,6 +158,11 @@ export class SandboxManager {
    */
   create(input: SpecInput, opts: CreateOptions = {}): Promise<SandboxRecord> {
     return this.creator.create(input, opts);
+  }
+
+  /** The spec a create of this input (without a template) would have: its shape with kilnd's defaults. */
+  specOf(input: SpecInput): SandboxSpec {
+    return resolveSpec(input, this.rt.o.defaults);
   }
 
   /** Warm pool status: configured size and members ready to hand out. */

@@ -83,8 +83,8 @@ export function resolveSpec(input: SpecInput, defaults: Partial<SandboxSpec> = {
 }
 
 /** A create that names a template takes the template's shape; a conflicting shape is refused. */
-export async function withTemplateShape(input: SpecInput, name: string, templates: Pick<TemplateSource, 'shapeOf'> | null): Promise<SpecInput> {
-  const found = templates ? await templates.shapeOf(name) : null;
+export async function withTemplateShape(input: SpecInput, name: string, templates: Pick<TemplateSource, 'shapeOf'> | null, tenant: string | null = null): Promise<SpecInput> {
+  const found = templates ? await templates.shapeOf(name, tenant) : null;
   if (!found) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${name} not found`, { status: 404, details: { field: 'template' } });
   const { env, ...shape } = found;
   for (const k of ['memoryMiB', 'vcpus', 'diskGiB'] as const) {

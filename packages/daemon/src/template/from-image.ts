@@ -20,6 +20,8 @@ import type { Readable } from 'node:stream';
 import type { ExecHandle } from '@kiln/protocol';
 import { KilnError, toKilnError } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
+import type { SpecInput } from '../sandbox/spec.js';
+import type { SandboxSpec } from '../sandbox/types.js';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 import type { PolicyInput } from '../network/policy.js';
 import { KILN_BUSYBOX } from './builder.js';
@@ -44,15 +46,29 @@ export interface ImageBuildRequest extends ConfigOverrides {
   network?: PolicyInput;
   shape: TemplateShape;
   readyTimeoutMs?: number;
+  /**
+   * A tenant's build: its builder sandbox is the tenant's (own) and counts against its limits
+   * (admit, as a create). Absent (the admin's build): unlimited and the admin's, as before.
+   */
+  owner?: { own: (id: string) => void; admit?: (spec: SandboxSpec) => () => void };
 }
 
-const BUILDER_LABEL = 'kiln.template-builder';
+/** The label of a builder sandbox: the template's name (the tenant sees its builder in its list by it). */
+export const BUILDER_LABEL = 'kiln.template-builder';
+
+/** The create input of a build's builder sandbox: the default shape, the caller's egress policy (none by default). */
+export const builderInput = (r: Pick<ImageBuildRequest, 'name' | 'network'>): SpecInput => ({
+  labels: { [BUILDER_LABEL]: r.name },
+  network: r.network ?? { preset: 'none' },
+  timeoutMs: 2 * 3600 * 1000,
+});
 
 export async function buildFromImage(manager: SandboxManager, templates: TemplateService, r: ImageBuildRequest, emit: (e: BuildEvent) => void): Promise<TemplateManifest> {
   const t0 = performance.now();
   const image = await manager.image();
-  const versions = await templates.store.versions(r.name);
-  const other = versions.find((t) => (t.tenant ?? null) !== r.tenant || t.source !== 'image');
+  // Names are per tenant (a shared template of this name is shadowed, not replaced): only this namespace's versions matter.
+  const versions = await templates.store.versions(r.name, r.tenant);
+  const other = versions.find((t) => t.source !== 'image');
   if (other) throw new KilnError('TEMPLATE_EXISTS', `a different template is already named ${r.name}`, { status: 409, details: { field: 'name' } });
   const version = Math.max(0, ...versions.map((t) => t.version ?? 1)) + 1;
   const key = `img-${randomBytes(6).toString('hex')}`;
@@ -60,7 +76,7 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
   let builderId: string | null = null;
   try {
     emit({ type: 'step', step: 'builder', detail: 'starting a builder sandbox' });
-    const sb = await manager.create({ labels: { [BUILDER_LABEL]: r.name }, network: r.network ?? { preset: 'none' }, timeoutMs: 2 * 3600 * 1000 });
+    const sb = await manager.create(builderInput(r), { tenant: r.tenant, ...r.owner });
     builderId = sb.id;
     emit({ type: 'step', step: 'builder', detail: sb.id });
     const config = await manager.withAgent(sb.id, 'exec', async (agent) => {

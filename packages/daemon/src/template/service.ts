@@ -42,9 +42,9 @@ export class TemplateService implements TemplateSource {
     return templateKey({ ...shape, imageHash: image.hash, accel: caps.accel, vmmVersion: this.o.vmmVersion, tcgTbSizeMiB: this.o.tcgTbSizeMiB });
   }
 
-  async find(spec: SandboxSpec, image: GuestImage): Promise<{ template: TemplateManifest | null; reason: string }> {
+  async find(spec: SandboxSpec, image: GuestImage, tenant: string | null = null): Promise<{ template: TemplateManifest | null; reason: string }> {
     if (spec.template) {
-      const t = await this.store.byName(spec.template);
+      const t = await this.store.resolve(spec.template, tenant);
       if (!t) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${spec.template} not found`, { status: 404 });
       if (t.imageHash !== image.hash) {
         throw new KilnError('TEMPLATE_STALE', `template ${spec.template} was made from image ${t.imageHash}, not the current ${image.hash}`, { status: 409 });
@@ -63,8 +63,8 @@ export class TemplateService implements TemplateSource {
     };
   }
 
-  async shapeOf(name: string): Promise<(TemplateShape & { env?: Record<string, string>; workdir?: string; user?: string }) | null> {
-    const t = await this.store.byName(name);
+  async shapeOf(name: string, tenant: string | null = null): Promise<(TemplateShape & { env?: Record<string, string>; workdir?: string; user?: string }) | null> {
+    const t = await this.store.resolve(name, tenant);
     if (!t) return null;
     const c = t.config;
     return { memoryMiB: t.memoryMiB, vcpus: t.vcpus, diskGiB: t.diskGiB, ...(c ? { env: c.env, workdir: c.workdir, user: c.user } : {}) };

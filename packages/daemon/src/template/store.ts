@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import { pidExists } from '../util/proc.js';
 import { readTemplate, type TemplateManifest } from './manifest.js';
 
+/** The namespace of a template: its tenant, or null for a shared (admin-made) one. */
+export const ownerOf = (t: TemplateManifest): string | null => t.tenant ?? null;
+
+const newest = (ts: TemplateManifest[]): TemplateManifest | null =>
+  ts.sort((a, b) => (b.version ?? 0) - (a.version ?? 0) || b.createdAt.localeCompare(a.createdAt))[0] ?? null;
+
 export class TemplateStore {
   readonly root: string;
 
@@ -37,15 +43,27 @@ export class TemplateStore {
     return readTemplate(this.dirFor(key));
   }
 
-  /** The newest version of a name (a rebuild's new version wins once it is ready; older ones stay until removed). */
-  async byName(name: string): Promise<TemplateManifest | null> {
-    const all = (await this.list()).filter((t) => t.name === name);
-    return all.sort((a, b) => (b.version ?? 0) - (a.version ?? 0) || b.createdAt.localeCompare(a.createdAt))[0] ?? null;
+  /**
+   * The newest version of a name in one namespace: a tenant's own templates (`owner` = the
+   * tenant) or the shared ones (`owner` = null: the admin's). A rebuild's new version wins once
+   * it is ready; older ones stay until removed.
+   */
+  async byName(name: string, owner: string | null): Promise<TemplateManifest | null> {
+    return newest(await this.versions(name, owner));
   }
 
-  /** Every version of a name. */
-  async versions(name: string): Promise<TemplateManifest[]> {
-    return (await this.list()).filter((t) => t.name === name);
+  /** Every version of a name in one namespace (see byName). */
+  async versions(name: string, owner: string | null): Promise<TemplateManifest[]> {
+    return (await this.list()).filter((t) => t.name === name && ownerOf(t) === owner);
+  }
+
+  /**
+   * The template a caller means by a name: a tenant's own first, then a shared one; the admin's
+   * (tenant null) are the shared ones. Another tenant's template of that name is never found.
+   */
+  async resolve(name: string, tenant: string | null): Promise<TemplateManifest | null> {
+    const all = (await this.list()).filter((t) => t.name === name);
+    return (tenant !== null ? newest(all.filter((t) => ownerOf(t) === tenant)) : null) ?? newest(all.filter((t) => ownerOf(t) === null));
   }
 
   async remove(key: string): Promise<void> {

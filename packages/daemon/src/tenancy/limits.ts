@@ -33,12 +33,30 @@ export class TenantAdmission {
     return { sandboxes: specs.length, memoryMiB: specs.reduce((s, x) => s + x.memoryMiB, 0), vcpus: specs.reduce((s, x) => s + x.vcpus, 0) };
   }
 
+  /** Throws the 429 a create of this shape would get now, reserving nothing (a template build's check before it answers). */
+  check(tenant: string, spec: SandboxSpec): void {
+    const now = this.now();
+    this.refuse(tenant, spec, (this.creates.get(tenant) ?? []).filter((t) => t > now - WINDOW_MS), now);
+  }
+
   /** Admits a create of this shape for the tenant or throws 429; returns the reservation's release. */
   admit(tenant: string, spec: SandboxSpec): () => void {
-    const lim: TenantLimits = this.store.limits(tenant);
     const now = this.now();
     const window = (this.creates.get(tenant) ?? []).filter((t) => t > now - WINDOW_MS);
     this.creates.set(tenant, window);
+    this.refuse(tenant, spec, window, now);
+    window.push(now);
+    const mine = this.pending.get(tenant) ?? new Set<SandboxSpec>();
+    this.pending.set(tenant, mine);
+    const held = { ...spec };
+    mine.add(held);
+    return () => {
+      mine.delete(held);
+    };
+  }
+
+  private refuse(tenant: string, spec: SandboxSpec, window: number[], now: number): void {
+    const lim: TenantLimits = this.store.limits(tenant);
     const use = this.usage(tenant);
     if (use.sandboxes + 1 > lim.maxSandboxes) {
       throw tenantLimit('maxSandboxes', `tenant ${tenant} already has ${use.sandboxes} sandboxes (limit ${lim.maxSandboxes}); destroy one first`, SIZE_RETRY_S, { sandboxes: use.sandboxes, maxSandboxes: lim.maxSandboxes });
@@ -53,13 +71,5 @@ export class TenantAdmission {
       const retry = Math.max(1, Math.ceil(((window[0] ?? now) + WINDOW_MS - now) / 1000));
       throw tenantLimit('createsPerMinute', `tenant ${tenant} made ${window.length} creates in the last minute (limit ${lim.createsPerMinute})`, retry, { createsPerMinute: lim.createsPerMinute });
     }
-    window.push(now);
-    const mine = this.pending.get(tenant) ?? new Set<SandboxSpec>();
-    this.pending.set(tenant, mine);
-    const held = { ...spec };
-    mine.add(held);
-    return () => {
-      mine.delete(held);
-    };
   }
 }

@@ -12,10 +12,12 @@ export interface TenantLimits {
   maxMemoryMiB: number;
   maxVcpus: number;
   createsPerMinute: number;
+  /** Its volumes' sizes together (GiB); default kilnd's KILN_VOLUME_QUOTA_GIB (100). */
+  maxVolumeGiB: number;
 }
 
-/** Limits of a tenant nobody set limits for. */
-export const DEFAULT_TENANT_LIMITS: TenantLimits = { maxSandboxes: 10, maxMemoryMiB: 16384, maxVcpus: 16, createsPerMinute: 30 };
+/** Limits of a tenant nobody set limits for (kilnd may override some: TenantStore's `defaults`). */
+export const DEFAULT_TENANT_LIMITS: TenantLimits = { maxSandboxes: 10, maxMemoryMiB: 16384, maxVcpus: 16, createsPerMinute: 30, maxVolumeGiB: 100 };
 
 export interface ApiKeyInfo {
   id: string;
@@ -76,7 +78,11 @@ export const keyNotFound = (id: string): KilnError => new KilnError('KEY_NOT_FOU
 export class TenantStore {
   private readonly touched = new Map<string, number>();
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    /** kilnd-wide defaults of limits a tenant has not set (e.g. maxVolumeGiB from KILN_VOLUME_QUOTA_GIB). */
+    private readonly defaults: Partial<TenantLimits> = {},
+  ) {
     db.exec(SCHEMA);
   }
 
@@ -142,7 +148,7 @@ export class TenantStore {
 
   limits(tenant: string): TenantLimits {
     const r = this.db.prepare('SELECT limits FROM tenants WHERE name = ?').get(tenant) as { limits: string } | undefined;
-    return { ...DEFAULT_TENANT_LIMITS, ...(r ? (JSON.parse(r.limits) as Partial<TenantLimits>) : {}) };
+    return { ...DEFAULT_TENANT_LIMITS, ...this.defaults, ...(r ? (JSON.parse(r.limits) as Partial<TenantLimits>) : {}) };
   }
 
   setLimits(tenant: string, patch: Partial<TenantLimits>): TenantLimits {

@@ -18,32 +18,56 @@ import { TenantStore } from '../tenancy/tenant-store.js';
 import { FakeDriver, fakeAgent, fakeScratchDisk } from './fakes.js';
 import type { ConnectAgent } from '../sandbox/guest-agent.js';
 import { mountE2b } from '../e2b/index.js';
+import { VolumeService } from '../volume/service.js';
+import { TemplateService } from '../template/service.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. `connectAgent`: e.g. the real agent (testing/real-agent.ts). */
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean; connectAgent?: ConnectAgent } = {}) {
+/**
+ * `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. `connectAgent`: e.g. the real agent (testing/real-agent.ts).
+ * `volumeQuotaGiB`: serve volumes (files made with mkfs.ext4), with this kilnd-wide default quota, wired as kilnd wires it.
+ * `templates`: serve templates (a TemplateService over the fake driver; no lazy builds).
+ */
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean; connectAgent?: ConnectAgent; volumeQuotaGiB?: number; templates?: boolean } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
   const obs = await Observability.start({ stateDir, ...DEFAULT_OBSERVABILITY_CONFIG }, logger);
+  const driver = new FakeDriver();
+  const tenants = new TenantStore(store.sql, o.volumeQuotaGiB === undefined ? {} : { maxVolumeGiB: o.volumeQuotaGiB });
+  const volumes =
+    o.volumeQuotaGiB === undefined
+      ? undefined
+      : new VolumeService({
+          stateDir,
+          db: store.sql,
+          driver,
+          sandboxState: (id) => store.get(id)?.state ?? null,
+          quotaBytes: o.volumeQuotaGiB * 1024 ** 3,
+          tenantQuotaBytes: (t) => tenants.limits(t).maxVolumeGiB * 1024 ** 3,
+        });
+  const resolveImage = async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' });
+  const connectAgent: ConnectAgent = o.connectAgent ?? (async () => fakeAgent());
+  const templates = o.templates
+    ? new TemplateService({ stateDir, logger, resolveImage, lazy: false, driver, connectAgent, createScratchDisk: fakeScratchDisk, vmmVersion: '0', tcgTbSizeMiB: 128 })
+    : undefined;
   const manager = new SandboxManager({
     stateDir,
     store,
-    driver: new FakeDriver(),
+    driver,
+    ...(templates ? { templates } : {}),
     logger,
-    resolveImage: async () => ({ hash: 'h1', kernel: '/k', initrd: '/i', rootfs: '/r', cmdline: '' }),
+    resolveImage,
     createScratchDisk: fakeScratchDisk,
     poolSize: o.poolSize ?? 0,
-    connectAgent: o.connectAgent ?? (async () => fakeAgent()),
+    connectAgent,
     observer: obs.observer,
   });
   await manager.init();
-  const tenants = new TenantStore(store.sql);
   const admission = new TenantAdmission(tenants, () => manager.records());
-  const app = await buildApi({ manager, logger, observe: obs.api, tenancy: { store: tenants, admission }, info: () => ({ version: 't', driver: {}, image: null, stateDir }) });
+  const app = await buildApi({ manager, logger, observe: obs.api, tenancy: { store: tenants, admission }, ...(volumes ? { volumes } : {}), ...(templates ? { templates } : {}), info: () => ({ version: 't', driver: {}, image: null, stateDir }) });
   const socket = join(stateDir, 'api.sock');
   await app.listen({ path: socket });
-  const e2b = o.e2b ? await mountE2b(store.sql, { manager, tenants, admission, templates: null, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: 'kiln.test' }) : null;
+  const e2b = o.e2b ? await mountE2b(store.sql, { manager, tenants, admission, templates: templates ?? null, obs: { sample: (id) => obs.sample(id), logs: (id) => obs.logs.read(id) }, audit: obs.api.registerHooks, logger, domain: 'kiln.test' }) : null;
   const tcp = await listenTcp(app, {
     listen: '127.0.0.1:0',
     tlsCert: o.tls?.cert ?? null,
@@ -58,6 +82,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     store,
     manager,
     tenants,
+    templates,
     audit: obs.audit,
     base,
     tcp,

@@ -77,7 +77,10 @@ export class VolumeService {
       db: Database.Database;
       driver: VmmDriver;
       sandboxState: (id: string) => string | null;
+      /** The admin's quota, and every tenant's default (KILN_VOLUME_QUOTA_GIB). */
       quotaBytes?: number;
+      /** A tenant's quota in bytes (its maxVolumeGiB limit); absent: quotaBytes for everyone. */
+      tenantQuotaBytes?: (tenant: string) => number;
     },
   ) {
     this.store = new VolumeStore(o.db, o.sandboxState);
@@ -86,6 +89,16 @@ export class VolumeService {
 
   get quotaBytes(): number {
     return this.o.quotaBytes ?? DEFAULT_VOLUME_QUOTA_BYTES;
+  }
+
+  /** The volume quota of a tenant (null: the admin) in bytes. */
+  quotaOf(tenant: string | null): number {
+    return tenant !== null && this.o.tenantQuotaBytes ? this.o.tenantQuotaBytes(tenant) : this.quotaBytes;
+  }
+
+  /** What a tenant's volumes take (their sizes) and may take. */
+  usage(tenant: string | null): { usedBytes: number; quotaBytes: number } {
+    return { usedBytes: this.store.usedBytes(ns(tenant)), quotaBytes: this.quotaOf(tenant) };
   }
 
   fileOf(tenant: string | null, name: string): string {
@@ -120,7 +133,7 @@ export class VolumeService {
     const size = Math.ceil(sizeBytes / 4096) * 4096;
     const row: VolumeRow = { tenant: ns(tenant), name, sizeBytes: size, createdAt: Date.now() };
     // The row first (name and quota checked with no await before it), then the file.
-    this.store.add(row, this.quotaBytes);
+    this.store.add(row, this.quotaOf(tenant));
     const file = this.fileOf(tenant, name);
     try {
       mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });

@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS volume_attachments (
 
 const LIVE_STATES = new Set(['creating', 'running', 'paused', 'stopping']);
 
+/** Bytes as GiB for messages (`1.5 GiB`, `100 GiB`). */
+const gib = (bytes: number): string => `${Number((bytes / 1024 ** 3).toFixed(2))} GiB`;
+
 export const volumeNotFound = (name: string): KilnError => new KilnError('VOLUME_NOT_FOUND', `volume ${name} not found`, { status: 404, details: { field: 'name' } });
 
 export class VolumeStore {
@@ -81,15 +84,20 @@ export class VolumeStore {
     return r.n;
   }
 
-  /** Adds a volume's row, refusing a taken name or a size past the tenant's quota. */
+  /**
+   * Adds a volume's row, refusing a taken name or a size past the tenant's quota (its
+   * maxVolumeGiB limit, in bytes). A quota lowered below what is in use refuses new volumes
+   * and removes nothing.
+   */
   add(v: VolumeRow, quotaBytes: number): void {
     if (this.get(v.tenant, v.name)) throw new KilnError('VOLUME_EXISTS', `a volume is already named ${v.name}`, { status: 409, details: { field: 'name' } });
     const used = this.usedBytes(v.tenant);
     if (used + v.sizeBytes > quotaBytes) {
+      const who = v.tenant === ADMIN_NS ? 'the admin' : `tenant ${v.tenant}`;
       throw new KilnError(
         'VOLUME_QUOTA',
-        `a volume of ${v.sizeBytes} bytes would take the volumes of ${v.tenant === ADMIN_NS ? 'the admin' : `tenant ${v.tenant}`} to ${used + v.sizeBytes} bytes, past the quota of ${quotaBytes} bytes (${used} in use)`,
-        { status: 429, details: { quotaBytes, usedBytes: used, limit: 'volumeBytes' } },
+        `a ${gib(v.sizeBytes)} volume would take ${who} past its volume limit of ${gib(quotaBytes)} (${gib(used)} in use); remove a volume or raise maxVolumeGiB`,
+        { status: 429, details: { limit: 'maxVolumeGiB', tenant: v.tenant === ADMIN_NS ? null : v.tenant, quotaBytes, usedBytes: used, sizeBytes: v.sizeBytes } },
       );
     }
     this.db.prepare('INSERT INTO volumes (tenant, name, size_bytes, created_at) VALUES (?, ?, ?, ?)').run(v.tenant, v.name, v.sizeBytes, v.createdAt);

@@ -4,7 +4,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Readable } from 'node:stream';
 import { KilnError, toKilnError } from '../../errors.js';
 import { BodyStream, sendBody } from '../body-stream.js';
-import { buildFromImage } from '../../template/from-image.js';
+import { buildFromImage, builderInput } from '../../template/from-image.js';
+import type { TenantAdmission } from '../../tenancy/limits.js';
 import type { PolicyInput } from '../../network/policy.js';
 import type { SandboxManager } from '../../sandbox/manager.js';
 import { SPEC_LIMITS } from '../../sandbox/spec.js';
@@ -13,7 +14,7 @@ import type { TemplateManifest } from '../../template/manifest.js';
 import type { TemplateService } from '../../template/service.js';
 import { SandboxIdParams } from '@kiln/contract';
 import { sandboxView } from '../views.js';
-import { tenantOf } from '../../tenancy/principal.js';
+import { tenancyOf, tenantOf } from '../../tenancy/principal.js';
 import { templateVisible } from '../../tenancy/templates.js';
 
 const NAME = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
@@ -58,6 +59,10 @@ const isArgv = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === '
 
 const SnapshotBody = Type.Object({ name: Type.String({ ...NAME, description: 'Name of the new template.' }) }, { additionalProperties: false });
 const NameParams = Type.Object({ name: Type.String() });
+const RemoveQuery = Type.Object(
+  { tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9._-]*$', description: "The admin's only: remove this tenant's template of the name (default: the shared one). Ignored for a tenant's key." })) },
+  { additionalProperties: false },
+);
 
 export const templateView = (t: TemplateManifest) => ({
   name: t.name,
@@ -79,7 +84,7 @@ export const templateView = (t: TemplateManifest) => ({
   createdAt: t.createdAt,
 });
 
-export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService): void {
+export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxManager, templates: TemplateService, admission: TenantAdmission | null = null): void {
   app.get('/v1/templates', { schema: { summary: 'List templates' } }, async (req) => ({
     templates: (await templates.store.list()).filter((t) => templateVisible(req, t)).map(templateView),
   }));
@@ -94,7 +99,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         vcpus: req.body.vcpus ?? SPEC_LIMITS.vcpus.default,
         diskGiB: req.body.diskGiB ?? SPEC_LIMITS.diskGiB.default,
       };
-      const other = await templates.store.byName(req.body.name);
+      const other = await templates.store.byName(req.body.name, null);
       if (other && other.key !== templates.keyFor(shape, image)) {
         throw new KilnError('TEMPLATE_EXISTS', `a different template is already named ${req.body.name}`, { status: 409, details: { field: 'name' } });
       }
@@ -121,6 +126,15 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
       const startCmd = jsonArg<string[]>('startCmd', q.startCmd, isArgv);
       const readyCmd = jsonArg<string[]>('readyCmd', q.readyCmd, isArgv);
       const network = jsonArg<PolicyInput>('network', q.network, (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+      // A tenant's build: its builder sandbox is the tenant's and counts against its limits.
+      // Refused here, before the stream, with a create's 429 when the tenant has no room for it.
+      const tenant = tenantOf(req);
+      const owners = tenancyOf(req);
+      const owner =
+        tenant !== null && owners
+          ? { own: (id: string) => owners.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
+          : undefined;
+      if (tenant !== null && admission) admission.check(tenant, manager.specOf(builderInput({ name: q.name, ...(network ? { network } : {}) })));
       const out = new BodyStream();
       const send = (ev: Record<string, unknown>): void => void out.write(JSON.stringify(ev) + '\n');
       void buildFromImage(
@@ -128,7 +142,8 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         templates,
         {
           name: q.name,
-          tenant: tenantOf(req),
+          tenant,
+          ...(owner ? { owner } : {}),
           mode,
           ...(input ? { input } : {}),
           ...(q.dockerfile ? { dockerfile: q.dockerfile } : {}),
@@ -159,15 +174,20 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
     },
   );
 
-  app.delete<{ Params: Static<typeof NameParams> }>('/v1/templates/:name', { schema: { summary: 'Remove a template (every version of it)', params: NameParams } }, async (req, reply) => {
-    const all = await templates.store.versions(req.params.name);
-    // A tenant removes only its own templates; shared and other tenants' ones are not found.
-    const tenant = tenantOf(req);
-    const mine = all.filter((t) => tenant === null || t.tenant === tenant);
-    if (mine.length === 0) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
-    for (const t of mine) await templates.store.remove(t.key);
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: Static<typeof NameParams>; Querystring: Static<typeof RemoveQuery> }>(
+    '/v1/templates/:name',
+    { schema: { summary: 'Remove a template (every version of it) of the caller’s namespace', params: NameParams, querystring: RemoveQuery } },
+    async (req, reply) => {
+      // Names are per tenant: a tenant removes its own (shared and other tenants' ones are not
+      // found); the admin removes a shared one, or with ?tenant= that tenant's.
+      const tenant = tenantOf(req);
+      const owner = tenant ?? req.query.tenant ?? null;
+      const mine = await templates.store.versions(req.params.name, owner);
+      if (mine.length === 0) throw new KilnError('TEMPLATE_NOT_FOUND', `template ${req.params.name} not found`, { status: 404 });
+      for (const t of mine) await templates.store.remove(t.key);
+      return reply.status(204).send();
+    },
+  );
 
   app.post<{ Params: Static<typeof SandboxIdParams> }>('/v1/sandboxes/:id/pause', { schema: { summary: 'Pause a sandbox', params: SandboxIdParams } }, async (req) =>
     sandboxView(await manager.pause(req.params.id)),
@@ -180,7 +200,8 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
     '/v1/sandboxes/:id/snapshot',
     { schema: { summary: 'Snapshot a sandbox as a template new sandboxes can start from (fork)', params: SandboxIdParams, body: SnapshotBody } },
     async (req, reply) => {
-      if (await templates.store.byName(req.body.name)) {
+      // Names are per tenant: only the caller's own namespace can hold the name already.
+      if (await templates.store.byName(req.body.name, tenantOf(req))) {
         throw new KilnError('TEMPLATE_EXISTS', `a template is already named ${req.body.name}`, { status: 409, details: { field: 'name' } });
       }
       const t = await manager.withSnapshotable(req.params.id, (rec) =>

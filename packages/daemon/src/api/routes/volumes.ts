@@ -3,14 +3,13 @@
  * key sees and changes its own volumes only; the admin (unix socket) its own, and with
  * `?all=true` lists every tenant's.
  *   POST   /v1/volumes {name, sizeBytes}  → 201 the volume
- *   GET    /v1/volumes[?all=true]          → {volumes, usedBytes, quotaBytes}
+ *   GET    /v1/volumes[?all=true]          → {volumes, usedBytes, quotaBytes} (the caller's use and limit: maxVolumeGiB)
  *   GET    /v1/volumes/:name               → the volume (attachedTo: who holds it, how)
  *   DELETE /v1/volumes/:name               → 204 (409 VOLUME_IN_USE while attached)
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { tenantOf } from '../../tenancy/principal.js';
-import { ADMIN_NS } from '../../volume/volume-store.js';
 import { VOLUME_SIZE, type VolumeService } from '../../volume/service.js';
 
 const NAME = { minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9._-]*$', description: 'Volume name: lowercase letters, digits, . _ -' };
@@ -33,11 +32,7 @@ export function registerVolumeRoutes(app: FastifyInstance, volumes: VolumeServic
 
   app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/volumes', { schema: { summary: 'List volumes', querystring: ListQuery } }, async (req) => {
     const tenant = tenantOf(req);
-    return {
-      volumes: volumes.list(tenant, req.query.all === true),
-      usedBytes: volumes.store.usedBytes(tenant ?? ADMIN_NS),
-      quotaBytes: volumes.quotaBytes,
-    };
+    return { volumes: volumes.list(tenant, req.query.all === true), ...volumes.usage(tenant) };
   });
 
   app.get<{ Params: Static<typeof NameParams> }>('/v1/volumes/:name', { schema: { summary: 'Inspect a volume', params: NameParams } }, async (req) =>
