@@ -26,7 +26,7 @@ test('a run is cut into phases between dockerd log lines; the phases add up to t
   const m = new Map(b);
   assert.equal(m.get('CLI start → first API call'), 190);
   assert.equal(m.get('create (container, layer mount)'), 234);
-  assert.equal(m.get('shim start + runtime create + hook'), 597);
+  assert.equal(m.get('shim + runtime create + hook'), 597);
   assert.equal(m.get('network release'), 188);
   assert.equal(m.get('CLI sees removal and exits'), 124);
   assert.equal(m.get('total'), 1950);
@@ -38,7 +38,7 @@ test('runs are told apart by their markers; a missing line drops only its phases
   const second = RUN.replace(/^.*bundle dir created.*\n/m, '').replaceAll('00:36:25.812269400', '00:36:25.922367703');
   const runs = parseBreakdowns(RUN + 'noise that is not a log line\n' + second);
   assert.equal(runs.length, 2);
-  assert.ok(!runs[1]?.some(([p]) => p === 'shim start + runtime create + hook'));
+  assert.ok(!runs[1]?.some(([p]) => p === 'shim + runtime create + hook'));
   assert.equal(new Map(runs[1]).get('CLI start → first API call'), 300);
   assert.equal(new Map(medianBreakdown(runs)).get('CLI start → first API call'), 190);
   assert.match(breakdownScript('kiln-bench-tiny', 3), /seq 1 3/);
