@@ -15,10 +15,21 @@
  *          OCI hook's `args` is its whole argv, argv[0] included, and Docker's names the mode)
  *   kiln-oci libnetwork-setkey [-exec-root=R] CID SHORTID    (the same, by hand)
  *   kiln-oci <crun arguments...>                             (as the runtime)
+ *   argv[0] = containerd-shim-runc-v2 <shim arguments...>    (containerd's shim, below)
  * As the runtime, for `create` it rewrites the bundle's config.json so that the hook's path
  * is this program (same arguments), then execs crun with the arguments unchanged. Anything
  * unexpected (no bundle, no hook, a write error) leaves config.json as it was: Docker's own
  * hook then runs, slower but correct.
+ *
+ * Shared shim. containerd starts a shim per container (`containerd-shim-runc-v2 ... start`, a
+ * Go binary that starts itself again as the shim daemon): under TCG two Go start-ups per
+ * `docker run`. guest-init keeps one long-lived container (the anchor) in Docker's containerd
+ * namespace and writes its shim's address to /run/kiln/shim-groups/<namespace>. Installed as
+ * /opt/kiln/bin/containerd-shim-runc-v2 (first on containerd's PATH), this program answers a
+ * `start` in that namespace with that address when the shim accepts a connection (what the
+ * runc shim itself does for containers grouped by the io.containerd.runc.v2.group annotation,
+ * the way Kubernetes pods share one shim), so the container is served by the running shim.
+ * Every other call, and any failure, execs the real shim with the same arguments.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +45,9 @@
 #define SELF "/opt/kiln/bin/kiln-oci"
 #define CRUN "/usr/bin/crun"
 #define MAX_CONFIG (8 << 20)
+#define REAL_SHIM "/usr/bin/containerd-shim-runc-v2"
+#define SHIM_GROUPS "/run/kiln/shim-groups"
+
 
 static char *read_all(int fd, size_t max, size_t *len) {
   size_t cap = 65536, n = 0;
@@ -150,8 +164,57 @@ static void rewrite_hook(const char *bundle) {
   free(cfg);
 }
 
+/* The running shared shim's address for a `start` in `ns`, or NULL. */
+static char *shared_shim(const char *ns) {
+  static char addr[256];
+  char path[512];
+  const char *dir = getenv("KILN_SHIM_GROUPS") ? getenv("KILN_SHIM_GROUPS") : SHIM_GROUPS;
+  if (!ns[0] || strchr(ns, '/') || ns[0] == '.') return NULL;
+  if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, ns) >= sizeof path) return NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  ssize_t n = read(fd, addr, sizeof addr - 1);
+  close(fd);
+  if (n <= 0) return NULL;
+  addr[n] = 0;
+  addr[strcspn(addr, "\n")] = 0;
+  if (strncmp(addr, "unix://", 7) != 0) return NULL;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen(addr + 7) >= sizeof sa.sun_path) return NULL;
+  strcpy(sa.sun_path, addr + 7);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return NULL;
+  int ok = connect(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(s);
+  return ok ? addr : NULL;
+}
+
+/* As containerd-shim-runc-v2: `start` in a namespace with a shared shim answers its address
+ * (the bundle's "address" file, as the runc shim writes it, and stdout); else the real shim. */
+static int shim_front(int argc, char **argv) {
+  const char *ns = "";
+  for (int i = 1; i + 1 < argc; i++) if (strcmp(argv[i], "-namespace") == 0) ns = argv[i + 1];
+  char *addr = argc >= 2 && strcmp(argv[argc - 1], "start") == 0 ? shared_shim(ns) : NULL;
+  if (addr) {
+    char buf[4096];
+    while (read(0, buf, sizeof buf) > 0) {} /* containerd's runtime options: the running shim has its own */
+    int fd = open("address.kiln-tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    size_t len = strlen(addr);
+    if (fd >= 0 && write(fd, addr, len) == (ssize_t)len && close(fd) == 0 && rename("address.kiln-tmp", "address") == 0 &&
+        write(1, addr, len) == (ssize_t)len) return 0;
+    if (fd >= 0) unlink("address.kiln-tmp");
+    fprintf(stderr, "kiln-oci: shared shim: writing the address failed (%s); starting a shim of its own\n", strerror(errno));
+  }
+  const char *real = getenv("KILN_SHIM_REAL") ? getenv("KILN_SHIM_REAL") : REAL_SHIM;
+  argv[0] = (char *)real;
+  execv(real, argv);
+  fprintf(stderr, "kiln-oci: exec %s: %s\n", real, strerror(errno));
+  return 127;
+}
+
 int main(int argc, char **argv) {
   const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  if (strcmp(base, "containerd-shim-runc-v2") == 0) return shim_front(argc, argv);
   if (strcmp(base, "libnetwork-setkey") == 0) return setkey(argc, argv, 1);
   if (argc >= 2 && strcmp(argv[1], "libnetwork-setkey") == 0) return setkey(argc, argv, 2);
   const char *bundle = create_bundle(argc, argv);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,5 +103,63 @@ describe('kiln-oci', { skip: existsSync(BINARY) ? false : `${BINARY} not built (
     const r = await hook('failed to set key: no such sandbox', '{"pid":7}');
     assert.equal(r.status, 1);
     assert.match(r.stderr, /no such sandbox/);
+  });
+
+  describe('as containerd-shim-runc-v2 (the shared shim)', () => {
+    let shimDir: string;
+    let link: string;
+    let fakeShim: string;
+    let groups: string;
+    let server: Server;
+    let sock: string;
+    before(async () => {
+      shimDir = await mkdtemp(join(tmpdir(), 'kiln-shim-'));
+      link = join(shimDir, 'containerd-shim-runc-v2');
+      await symlink(BINARY, link);
+      fakeShim = join(shimDir, 'real-shim');
+      await writeFile(fakeShim, '#!/bin/sh\necho "real shim: $*"\n');
+      await chmod(fakeShim, 0o755);
+      groups = join(shimDir, 'groups');
+      await mkdir(groups);
+      sock = join(shimDir, 'shim.sock');
+      server = createServer((c) => c.destroy());
+      await new Promise<void>((r) => server.listen(sock, r));
+      await writeFile(join(groups, 'moby-100000.100000'), `unix://${sock}`);
+      await writeFile(join(groups, 'stale'), `unix://${join(shimDir, 'nobody.sock')}`);
+    });
+    after(async () => {
+      await new Promise((r) => server.close(r));
+      await rm(shimDir, { recursive: true, force: true });
+    });
+
+    const shim = async (args: string[]) => {
+      const bundle = await mkdtemp(join(shimDir, 'bundle-'));
+      const r = spawnSync(link, args, { cwd: bundle, input: 'runtime options', env: { ...process.env, KILN_SHIM_GROUPS: groups, KILN_SHIM_REAL: fakeShim }, encoding: 'utf8' });
+      const address = existsSync(join(bundle, 'address')) ? await readFile(join(bundle, 'address'), 'utf8') : null;
+      return { ...r, address };
+    };
+    const start = (ns: string) => ['-namespace', ns, '-address', '/run/containerd/containerd.sock', '-publish-binary', '/usr/bin/containerd', '-id', 'c1', 'start'];
+
+    it('start in a namespace whose shared shim answers: its address, on stdout and in the bundle, and no new shim', async () => {
+      const r = await shim(start('moby-100000.100000'));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `unix://${sock}`);
+      assert.equal(r.address, `unix://${sock}`);
+    });
+
+    it('anything else goes to the real shim with the same arguments', async () => {
+      for (const [args, why] of [
+        [start('other-namespace'), 'no shared shim for the namespace'],
+        [start('stale'), 'the shared shim does not answer'],
+        [start('../moby-100000.100000'), 'a namespace that is not a plain name'],
+        [['-namespace', 'moby-100000.100000', '-id', 'c1', 'delete'], 'not a start'],
+        [['-v'], 'a version query'],
+      ] as const) {
+        const r = await shim([...args]);
+        assert.equal(r.status, 0, `${why}: ${r.stderr}`);
+        assert.equal(r.stdout.trim(), `real shim: ${args.join(' ')}`, why);
+        assert.equal(r.address, null, why);
+      }
+    });
   });
 });

@@ -4,6 +4,7 @@
  * DaemonConfig. Flags win over environment variables, which win over the defaults.
  */
 import { DEFAULT_CONFIG, type DaemonConfig } from './config.js';
+import { tcgTbSizeMiB } from './vmm/tb-size.js';
 
 export interface DaemonFlags {
   socket?: string;
@@ -29,6 +30,7 @@ export interface DaemonFlags {
   proxyTlsCert?: string;
   proxyTlsKey?: string;
   proxyPublicUrl?: string;
+  tcgTbSize?: string;
 }
 
 /** [flags, description] of each option (commander syntax). */
@@ -44,6 +46,7 @@ export const DAEMON_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['--no-net', 'give sandboxes no network at all (default: networking on)'],
   ['--events-max-age-days <DAYS>', 'delete lifecycle events older than this; 0 = no age limit (default 30; $KILN_EVENTS_MAX_AGE_DAYS)'],
   ['--events-max-rows <N>', 'keep at most the newest N lifecycle events; 0 = no count limit (default 100000; $KILN_EVENTS_MAX_ROWS)'],
+  ['--tcg-tb-size <MiB>', 'TCG translation cache per VM, when there is no KVM (default 512; part of the template key; $KILN_TCG_TB_SIZE_MIB)'],
   ['--insecure-no-jail', "run QEMU without its jail (needed to start VMs when kilnd is not root; a guest escaping QEMU then has kilnd's rights; $KILN_INSECURE_NO_JAIL=1)"],
   ['--listen <HOST:PORT>', 'also serve the API on TCP; every request there needs an API key (default none; $KILN_LISTEN)'],
   ['--tls-cert <PEM>', 'TLS certificate of the TCP listener (default none: plain HTTP; $KILN_TLS_CERT)'],
@@ -65,6 +68,8 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
   if (o.pool !== undefined && !/^\d+$/.test(o.pool)) throw new Error(`--pool must be a whole number (got ${o.pool})`);
   if (o.eventsMaxAgeDays !== undefined && !/^\d+(\.\d+)?$/.test(o.eventsMaxAgeDays)) throw new Error(`--events-max-age-days must be a number of days (got ${o.eventsMaxAgeDays})`);
   if (o.eventsMaxRows !== undefined && !/^\d+$/.test(o.eventsMaxRows)) throw new Error(`--events-max-rows must be a whole number (got ${o.eventsMaxRows})`);
+  const tbSizeText = o.tcgTbSize ?? env.KILN_TCG_TB_SIZE_MIB;
+  const tbSize = tbSizeText === undefined ? undefined : tcgTbSizeMiB(tbSizeText, o.tcgTbSize !== undefined ? '--tcg-tb-size' : '$KILN_TCG_TB_SIZE_MIB');
   const socket = o.socket ?? env.KILN_SOCKET;
   const listen = o.listen ?? env.KILN_LISTEN;
   const tlsCert = o.tlsCert ?? env.KILN_TLS_CERT;
@@ -86,6 +91,7 @@ export function daemonConfigFromOptions(o: DaemonFlags, env: NodeJS.ProcessEnv =
     ...(o.stateDir ? { stateDir: o.stateDir } : {}),
     ...(o.accel ? { accel: o.accel as 'auto' | 'kvm' | 'tcg' } : {}),
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
+    ...(tbSize !== undefined ? { tcgTbSizeMiB: tbSize } : {}),
     ...(listen ? { listen } : {}),
     ...(tlsCert && tlsKey ? { tlsCert, tlsKey } : {}),
     ...(proxies ? { trustedProxies: proxies } : {}),

@@ -4,7 +4,10 @@
  * reach a registry): git clone of a local bare repository, a venv + pip install of a wheel built
  * offline, npm ci of a project whose only dependency is a local directory, make of a C program,
  * sudo without a password, and docker compose up of two services whose image is built in the
- * guest FROM scratch with the guest's static busybox. One sandbox for the whole file.
+ * guest FROM scratch with the guest's static busybox. Then, as root: Docker's containers share
+ * the one long-lived containerd shim (docs/image.md), exec and restart work in them, and with
+ * that shim killed the next container still starts (a shim of its own). One sandbox for the
+ * whole file.
  */
 import { after, before, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +35,13 @@ describe('the base image: tools for coding agents, as user, offline', { skip: sk
     }
     assert.equal(code, 0, `exit ${code}:\n${Buffer.concat(all).toString().slice(-4000)}`);
     return Buffer.concat(out).toString();
+  };
+
+  /** Runs `shell` as root with `set -e`; returns stdout, fails with everything it printed. */
+  const asRoot = async (shell: string): Promise<string> => {
+    const r = await fx.sh(id, `set -e; ${shell}`, 600_000);
+    assert.equal(r.code, 0, `exit ${r.code}:\n${r.all.slice(-4000)}`);
+    return r.out;
   };
 
   before(async () => {
@@ -115,5 +125,17 @@ describe('the base image: tools for coding agents, as user, offline', { skip: sk
         'grep -o "hello from web" up.log | head -1; docker compose down -t 1 >/dev/null 2>&1',
     );
     assert.equal(out, 'hello from web\n');
+  });
+
+  t("Docker's containers share one containerd shim; with that shim gone they still start", async () => {
+    const out = await asRoot(
+      'docker run -d --name s1 kiln-test/bb /bin/busybox sleep 300 >/dev/null; docker run -d --name s2 kiln-test/bb /bin/busybox sleep 300 >/dev/null; ' +
+        'echo "shims $(pgrep -c -f "[c]ontainerd-shim-runc-v2 -namespace")"; docker exec s1 /bin/busybox echo exec-ok; ' +
+        'docker restart -t 0 s2 >/dev/null; docker exec s2 /bin/busybox echo restart-ok; docker rm -f s1 s2 >/dev/null; ' +
+        // the shared shim killed: its socket stays, nobody answers it; the next container gets a shim of its own
+        'pkill -KILL -f "[c]ontainerd-shim-runc-v2 -namespace .* -id kiln-shim-anchor "; sleep 1; ' +
+        'docker run --rm kiln-test/bb /bin/busybox echo own-shim-ok',
+    );
+    assert.equal(out, 'shims 1\nexec-ok\nrestart-ok\nown-shim-ok\n');
   });
 });

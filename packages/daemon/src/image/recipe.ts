@@ -16,7 +16,7 @@ import { run } from './exec.js';
 /** Bump when the builder changes what it puts into an image. */
 export const BUILDER_VERSION = 3;
 /** Bump when the final layer (addKilnFiles) changes what it adds; unlike BUILDER_VERSION it keeps the cached base layer. */
-export const FINAL_LAYER_VERSION = 2;
+export const FINAL_LAYER_VERSION = 3;
 export const DEFAULT_SUITE = 'trixie';
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 export const KERNEL_META_PACKAGE = 'linux-image-cloud-amd64';

@@ -92,6 +92,8 @@ export async function addKilnFiles(k: KilnFilesInput): Promise<void> {
   await chmod(join(opt, 'bin/kiln-pty'), 0o755);
   await copyFile(k.ociHelper, join(opt, 'bin/kiln-oci'));
   await chmod(join(opt, 'bin/kiln-oci'), 0o755);
+  // containerd finds its runc shim on PATH, /opt/kiln/bin first: kiln-oci fronts it (the shared shim, native/kiln-oci.c)
+  await symlink('kiln-oci', join(opt, 'bin/containerd-shim-runc-v2'));
   await copyFile(k.busybox, join(opt, 'bin/busybox'));
   await chmod(join(opt, 'bin/busybox'), 0o755);
   await copyFile(join(k.guestDir, 'guest-init'), join(opt, 'guest-init'));

@@ -8,6 +8,7 @@ import { SPEC_LIMITS } from '../sandbox/spec.js';
 import { KilnError } from '../errors.js';
 import type { AccelRequest } from '../vmm/accel.js';
 import { QemuDriver } from '../vmm/qemu.js';
+import { tcgTbSizeMiB } from '../vmm/tb-size.js';
 import { buildTemplate, type TemplateProgress } from './builder.js';
 import type { TemplateManifest } from './manifest.js';
 import { TemplateStore } from './store.js';
@@ -15,7 +16,7 @@ import { TemplateStore } from './store.js';
 export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelRequest; tcgTbSizeMiB?: number; onProgress?: TemplateProgress }): Promise<TemplateManifest> {
   const image = await findImage(o.stateDir);
   if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kilnd image build`');
-  const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128 });
+  const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: o.tcgTbSizeMiB ?? tcgTbSizeMiB() });
   return buildTemplate(
     {
       driver,
@@ -23,7 +24,7 @@ export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelR
       connectAgent: (p, c) => AgentClient.connect(p, c),
       createScratchDisk,
       vmmVersion: driver.capabilities().version,
-      tcgTbSizeMiB: o.tcgTbSizeMiB ?? 128,
+      tcgTbSizeMiB: o.tcgTbSizeMiB ?? tcgTbSizeMiB(),
       // a one-off build: on a loaded host a TCG cold boot of the (larger) trixie guest has taken
       // over 120 s to its agent; give it time rather than fail the setup
       bootTimeoutMs: 300_000,

@@ -2,16 +2,20 @@
  * In-guest `docker run --rm` of a tiny local image (the guest's static busybox, imported: no
  * registry) in sandboxes restored from the default template: the first run in each fresh
  * sandbox and the runs after it, timed inside the guest (no exec round trip in the figure),
- * with the default bridge network and with `--network none`. Also the image's size.
+ * with the default bridge network and with `--network none`, and where a run's time goes (the
+ * phases of dockerd's debug log, docker-breakdown.ts). Also the image's size.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DaemonFixture } from '../harness.js';
 import { IMAGE_STATE_DIR } from '../harness.js';
 import { summarize, type Summary } from './stats.js';
+import { breakdownScript, medianBreakdown, parseBreakdowns, type Breakdown } from './docker-breakdown.js';
 
 const SANDBOXES = Number(process.env.KILN_BENCH_DOCKER_SANDBOXES ?? 3);
 const RUNS = Number(process.env.KILN_BENCH_DOCKER_RUNS ?? 10);
+/** Extra runs, after the timed ones, with dockerd's debug log on: the phase breakdown (docker-breakdown.ts). */
+const BREAKDOWN_RUNS = 3;
 
 /** Prints one line per run: "<mode> <ms>"; the first default-network run is the sandbox's first ever. */
 const SCRIPT = `set -e
@@ -28,6 +32,8 @@ export interface GuestDockerResult {
   laterNone: Summary;
   imageRootfsBytes: number | null;
   imageRootfsAllocatedBytes: number | null;
+  /** Median milliseconds per phase of a later bridge run (dockerd debug log), last sandbox. */
+  breakdown: Breakdown;
 }
 
 /** The image the daemon runs: its rootfs.ext4's apparent and allocated sizes. */
@@ -49,6 +55,7 @@ export async function benchGuestDocker(fx: DaemonFixture, log: (s: string) => vo
   const first: number[] = [];
   const later: number[] = [];
   const laterNone: number[] = [];
+  let breakdown: Breakdown = [];
   for (let s = 0; s < SANDBOXES; s++) {
     const sb = await fx.client.create({});
     try {
@@ -60,9 +67,16 @@ export async function benchGuestDocker(fx: DaemonFixture, log: (s: string) => vo
       later.push(...bridge.slice(1));
       laterNone.push(...rows.filter(([m]) => m === 'none').map(([, v]) => Number(v)));
       log(`  sandbox ${s + 1}: first ${bridge[0]} ms, then ${bridge.slice(1).join(' ')} ms; --network none ${rows.filter(([m]) => m === 'none').map(([, v]) => v).join(' ')} ms`);
+      if (s === SANDBOXES - 1) {
+        const b = await fx.sh(sb.id, breakdownScript('kiln-bench-tiny', BREAKDOWN_RUNS), 600_000);
+        if (b.code !== 0) throw new Error(`docker run breakdown failed (exit ${b.code}): ${b.all.slice(-2000)}`);
+        breakdown = medianBreakdown(parseBreakdowns(b.out));
+        log(`  where a later bridge run's time goes (median of ${BREAKDOWN_RUNS}, dockerd debug log on):`);
+        for (const [phase, ms] of breakdown) log(`    ${phase.padEnd(38)} ${String(ms).padStart(6)} ms`);
+      }
     } finally {
       await fx.client.destroy(sb.id);
     }
   }
-  return { first: summarize(first), later: summarize(later), laterNone: summarize(laterNone), imageRootfsBytes: size.apparent, imageRootfsAllocatedBytes: size.allocated };
+  return { first: summarize(first), later: summarize(later), laterNone: summarize(laterNone), imageRootfsBytes: size.apparent, imageRootfsAllocatedBytes: size.allocated, breakdown };
 }
