@@ -80,6 +80,8 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
   const version = Math.max(0, ...versions.map((t) => t.version ?? 1)) + 1;
   const key = `img-${randomBytes(6).toString('hex')}`;
   const staging = join(templates.store.root, `.tmp-stage-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
+  // The pre-pulled images' archive: beside the staging dir, not in it (the staging dir becomes the template's scratch disk).
+  const pulledFile = join(templates.store.root, `.tmp-pull-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
   let builderId: string | null = null;
   let prePulled: PrePulledImage[] = [];
   try {
@@ -91,10 +93,7 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
     const config = await manager.withAgent(sb.id, 'exec', async (agent) => {
       await agent.dockerReady(180_000);
       // First the pre-pulls (a wrong name or a refused repository fails the build before its long part).
-      if (pulls.length) {
-        await mkdir(staging, { recursive: true, mode: 0o700 });
-        prePulled = await prePullInBuilder(agent, pulls, join(staging, PULLED_FILE), r.shape.diskGiB * 1024 ** 3, emit);
-      }
+      if (pulls.length) prePulled = await prePullInBuilder(agent, pulls, pulledFile, r.shape.diskGiB * 1024 ** 3, emit);
       if (r.mode !== 'ref') {
         emit({ type: 'step', step: 'context', detail: r.mode === 'dockerfile' ? 'uploading the build context' : 'uploading the image archive' });
         await sh(agent, receiveScript(r.mode === 'dockerfile' ? 'dockerfile' : 'archive'), emit, { input: r.input, progress: 'context' });
@@ -148,7 +147,7 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
         beforeSnapshot: async (agent) => {
           if (prePulled.length) {
             emit({ type: 'step', step: 'pre-pull', detail: `loading ${prePulled.length} image(s) into the template's dockerd` });
-            await loadIntoTemplate(agent, join(staging, PULLED_FILE), (line) => emit({ type: 'log', line }));
+            await loadIntoTemplate(agent, pulledFile, (line) => emit({ type: 'log', line }));
           }
           await startAndWait(agent, config, r.readyTimeoutMs ?? 120_000, emit);
         },
@@ -162,10 +161,9 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
   } finally {
     if (builderId) await manager.destroy(builderId).catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
+    await rm(pulledFile, { force: true });
   }
 }
-
-const PULLED_FILE = 'pre-pulled.tar';
 
 /** Pulls each image in the builder (a step line per image with its result), then saves them all to `file` on the host. */
 async function prePullInBuilder(agent: GuestAgent, pulls: PullSpec[], file: string, maxBytes: number, emit: (e: BuildEvent) => void): Promise<PrePulledImage[]> {
