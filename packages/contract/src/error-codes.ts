@@ -68,6 +68,7 @@ const codes = {
   TEMPLATE_STALE: { status: 409, meaning: 'the template was made from an older guest image; rebuild it' },
   TEMPLATE_BUILD_FAILED: { status: 500, meaning: 'booting or snapshotting a template failed' },
   TEMPLATE_BUILD_STEP_FAILED: { status: 422, meaning: 'a step of the Dockerfile failed (details: step, of, instruction)' },
+  TEMPLATE_PULL_FAILED: { status: 422, meaning: "an image the template pre-pulls (--pull) could not be pulled in the builder: the message names it and carries the registry's error (details: image)" },
   TEMPLATE_NOT_READY: { status: 422, meaning: "a template's start command exited or its ready check did not pass in time" },
   SNAPSHOT_FAILED: { status: 500, meaning: 'the snapshot of a sandbox failed (the sandbox keeps running)' },
   OVERLAY_FAILED: { status: 500, meaning: "a sandbox's copy-on-write disk could not be created" },

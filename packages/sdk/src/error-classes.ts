@@ -478,6 +478,15 @@ export class TemplateBuildStepFailedError extends KilnError {
   }
 }
 register(TemplateBuildStepFailedError);
+/** HTTP 422: an image the template pre-pulls (--pull) could not be pulled in the builder: the message names it and carries the registry's error (details: image) */
+export class TemplatePullFailedError extends KilnError {
+  static readonly code = 'TEMPLATE_PULL_FAILED';
+  constructor(message: string, opts: KilnErrorOptions = {}) {
+    super('TEMPLATE_PULL_FAILED', message, opts);
+    this.name = 'TemplatePullFailedError';
+  }
+}
+register(TemplatePullFailedError);
 /** HTTP 422: a template's start command exited or its ready check did not pass in time */
 export class TemplateNotReadyError extends KilnError {
   static readonly code = 'TEMPLATE_NOT_READY';

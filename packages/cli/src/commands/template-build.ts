@@ -26,6 +26,7 @@ interface BuildOpts extends PolicyOpts {
   disk?: string;
   json?: boolean;
   quiet?: boolean;
+  pull?: string[];
 }
 
 /** The context as a tar stream; a Dockerfile outside it is added as .kiln.Dockerfile. Returns the Dockerfile's path in the tar. */
@@ -61,6 +62,7 @@ export function registerTemplateBuild(tpl: Command): void {
     .option('--ready-port <PORT>', 'a TCP port that must be listening before the snapshot (default: the lowest EXPOSEd port)')
     .option('--ready-cmd <CMD>', 'a command (shell line or JSON array) that must exit 0 before the snapshot')
     .option('--ready-timeout <SECONDS>', 'how long the ready check may take (default 120)')
+    .option('--pull <IMAGE>', "pre-pull an image into the template's dockerd (repeatable): registry.kiln.internal/<tenant>/…, or a public one through kilnd's pull-through cache; `docker run` of it then needs no registry", (v: string, acc: string[] = []) => [...acc, v])
     .option('--memory <MiB>', "the template's guest memory (default 1024)")
     .option('--cpus <N>', 'its virtual CPUs (default 2)')
     .option('--disk <GiB>', 'its disk, which holds the image filesystem (default 10)')
@@ -83,6 +85,7 @@ export function registerTemplateBuild(tpl: Command): void {
       if (o.startCmd !== undefined) q.set('startCmd', JSON.stringify(o.startCmd.trim() === '' ? [] : argvOf(o.startCmd)));
       if (o.readyCmd !== undefined) q.set('readyCmd', JSON.stringify(argvOf(o.readyCmd)));
       if (o.readyPort !== undefined) q.set('readyPort', String(Number(o.readyPort)));
+      if (o.pull?.length) q.set('pull', JSON.stringify(o.pull));
       if (o.readyTimeout !== undefined) q.set('readyTimeoutMs', String(Math.round(Number(o.readyTimeout) * 1000)));
       for (const [opt, field] of [['memory', 'memoryMiB'], ['cpus', 'vcpus'], ['disk', 'diskGiB']] as const) {
         const v = o[opt];

@@ -70,6 +70,11 @@ export class RegistryService {
     this.dir = join(o.stateDir, 'registry');
   }
 
+  /** The upstream of the pull-through cache, or null (the registry holds pushed images only). */
+  get remoteUrl(): string | null {
+    return this.o.remoteUrl ?? null;
+  }
+
   get caCert(): string | null {
     return this.tls?.caCert ?? null;
   }

@@ -11,6 +11,7 @@ import { invalidState, KilnError } from '../errors.js';
 import { reconcileOne } from '../lifecycle/reconcile.js';
 import { removeOrphans } from '../lifecycle/orphans.js';
 import { failSandbox, onAgentClosed, watchVm } from '../lifecycle/vm-exit.js';
+import type { RegistryService } from '../registry/service.js';
 import type { Store } from '../store/store.js';
 import type { VmHandle, VmmDriver } from '../vmm/driver.js';
 import { SandboxCreator, type CreateOptions } from './create.js';
@@ -48,6 +49,11 @@ export class SandboxManager {
       (id) => autoPause(this.rt, id),
     );
     this.creator = new SandboxCreator(this.rt, (id) => this.destroy(id));
+  }
+
+  /** The private registry sandboxes reach, or null. */
+  get registry(): RegistryService | null {
+    return this.rt.o.registry ?? null;
   }
 
   get driver(): VmmDriver {

@@ -14,6 +14,7 @@
  * template's temp dir); the previous version of the name stays in place.
  */
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -28,6 +29,7 @@ import { KILN_BUSYBOX } from './builder.js';
 import { basesScript, BUILT_TAG, buildScript, listening, loadScript, pullScript, receiveScript, StepTracker, templateConfig, type ConfigOverrides, type DockerImageConfig } from './build-script.js';
 import type { ImageTemplateConfig, TemplateManifest, TemplateShape } from './manifest.js';
 import { addKilnLayer, extractTar, makeRootScratch } from './root-tree.js';
+import { loadIntoTemplate, pulledLine, pullError, pullOneScript, saveScript, type PrePulledImage, type PullSpec } from './pre-pull.js';
 import type { TemplateService } from './service.js';
 
 export type BuildEvent =
@@ -46,6 +48,8 @@ export interface ImageBuildRequest extends ConfigOverrides {
   network?: PolicyInput;
   shape: TemplateShape;
   readyTimeoutMs?: number;
+  /** Images pre-pulled into the template's dockerd (template/pre-pull.ts planPulls). */
+  pull?: PullSpec[];
   /**
    * A tenant's build: its builder sandbox is the tenant's (own) and counts against its limits
    * (admit, as a create). Absent (the admin's build): unlimited and the admin's, as before.
@@ -56,10 +60,13 @@ export interface ImageBuildRequest extends ConfigOverrides {
 /** The label of a builder sandbox: the template's name (the tenant sees its builder in its list by it). */
 export const BUILDER_LABEL = 'kiln.template-builder';
 
-/** The create input of a build's builder sandbox: the default shape, the caller's egress policy (none by default). */
-export const builderInput = (r: Pick<ImageBuildRequest, 'name' | 'network'>): SpecInput => ({
+/**
+ * The create input of a build's builder sandbox: the default shape, the caller's egress policy
+ * (none by default; `locked` with pre-pulls, which need the registry: DNS and the registry only).
+ */
+export const builderInput = (r: Pick<ImageBuildRequest, 'name' | 'network' | 'pull'>): SpecInput => ({
   labels: { [BUILDER_LABEL]: r.name },
-  network: r.network ?? { preset: 'none' },
+  network: r.network ?? { preset: r.pull?.length ? 'locked' : 'none' },
   timeoutMs: 2 * 3600 * 1000,
 });
 
@@ -73,14 +80,20 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
   const version = Math.max(0, ...versions.map((t) => t.version ?? 1)) + 1;
   const key = `img-${randomBytes(6).toString('hex')}`;
   const staging = join(templates.store.root, `.tmp-stage-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
+  // The pre-pulled images' archive: beside the staging dir, not in it (the staging dir becomes the template's scratch disk).
+  const pulledFile = join(templates.store.root, `.tmp-pull-${key}-${process.pid}-${randomBytes(3).toString('hex')}`);
   let builderId: string | null = null;
+  let prePulled: PrePulledImage[] = [];
   try {
     emit({ type: 'step', step: 'builder', detail: 'starting a builder sandbox' });
+    const pulls = r.pull ?? [];
     const sb = await manager.create(builderInput(r), { tenant: r.tenant, ...r.owner });
     builderId = sb.id;
     emit({ type: 'step', step: 'builder', detail: sb.id });
     const config = await manager.withAgent(sb.id, 'exec', async (agent) => {
       await agent.dockerReady(180_000);
+      // First the pre-pulls (a wrong name or a refused repository fails the build before its long part).
+      if (pulls.length) prePulled = await prePullInBuilder(agent, pulls, pulledFile, r.shape.diskGiB * 1024 ** 3, emit);
       if (r.mode !== 'ref') {
         emit({ type: 'step', step: 'context', detail: r.mode === 'dockerfile' ? 'uploading the build context' : 'uploading the image archive' });
         await sh(agent, receiveScript(r.mode === 'dockerfile' ? 'dockerfile' : 'archive'), emit, { input: r.input, progress: 'context' });
@@ -131,8 +144,14 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
         key,
         bootTimeoutMs: 600_000,
         makeScratch: (path) => makeRootScratch(staging, path, r.shape.diskGiB),
-        beforeSnapshot: (agent) => startAndWait(agent, config, r.readyTimeoutMs ?? 120_000, emit),
-        manifest: { source: 'image', config, version, ...(r.tenant ? { tenant: r.tenant } : {}) },
+        beforeSnapshot: async (agent) => {
+          if (prePulled.length) {
+            emit({ type: 'step', step: 'pre-pull', detail: `loading ${prePulled.length} image(s) into the template's dockerd` });
+            await loadIntoTemplate(agent, pulledFile, (line) => emit({ type: 'log', line }));
+          }
+          await startAndWait(agent, config, r.readyTimeoutMs ?? 120_000, emit);
+        },
+        manifest: { source: 'image', config, version, ...(prePulled.length ? { prePulled } : {}), ...(r.tenant ? { tenant: r.tenant } : {}) },
       },
       { name: r.name, onProgress: (step, detail) => emit({ type: 'step', step, ...(detail ? { detail } : {}) }) },
     );
@@ -142,7 +161,35 @@ export async function buildFromImage(manager: SandboxManager, templates: Templat
   } finally {
     if (builderId) await manager.destroy(builderId).catch(() => undefined);
     await rm(staging, { recursive: true, force: true });
+    await rm(pulledFile, { force: true });
   }
+}
+
+/** Pulls each image in the builder (a step line per image with its result), then saves them all to `file` on the host. */
+async function prePullInBuilder(agent: GuestAgent, pulls: PullSpec[], file: string, maxBytes: number, emit: (e: BuildEvent) => void): Promise<PrePulledImage[]> {
+  const done: PrePulledImage[] = [];
+  for (const p of pulls) {
+    emit({ type: 'step', step: 'pre-pull', detail: p.ref === p.source ? p.ref : `${p.ref} (through the cache: ${p.source})` });
+    let out = '';
+    const code = await sh(agent, pullOneScript(p), emit, { onLine: (l) => void (out += l + '\n'), check: false });
+    if (code !== 0) {
+      const reason = pullError(out);
+      emit({ type: 'step', step: 'pre-pull', detail: `${p.ref}: failed: ${reason}` });
+      throw new KilnError('TEMPLATE_PULL_FAILED', `pre-pull of ${p.ref} failed: ${reason}`, { status: 422, details: { image: p.ref } });
+    }
+    const img = pulledLine(p, out);
+    emit({ type: 'step', step: 'pre-pull', detail: `${p.ref}: pulled ${img.digest ?? img.id}` });
+    done.push(img);
+  }
+  const ws = createWriteStream(file, { mode: 0o600 });
+  const closed = new Promise<void>((res, rej) => {
+    ws.once('close', () => res());
+    ws.once('error', rej);
+  });
+  closed.catch(() => undefined); // awaited below; also when the save fails first
+  await sh(agent, saveScript(pulls), emit, { output: ws, progress: 'pre-pull', maxBytes }).finally(() => ws.end());
+  await closed;
+  return done;
 }
 
 interface ShOptions {

@@ -53,6 +53,8 @@ export interface TemplateManifest extends TemplateKeyInput {
   config?: ImageTemplateConfig;
   /** Build number of this name (1, 2, …): a rebuild makes a new version, the old one stays until the new one is ready. */
   version?: number;
+  /** source=image: images pulled into the template's dockerd at build (`--pull`), so `docker run` of them needs no registry. */
+  prePulled?: Array<{ image: string; digest: string | null; id: string }>;
   /** Bytes the template holds on disk (allocated blocks of its files). */
   sizeBytes?: number;
   /** For source=snapshot: RAM is inside the state file (restored by copy, not shared). */

@@ -26,8 +26,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * `e2b`: also serve the E2B-compatible API on the TCP listener (e2b/), as kilnd does. `connectAgent`: e.g. the real agent (testing/real-agent.ts).
  * `volumeQuotaGiB`: serve volumes (files made with mkfs.ext4), with this kilnd-wide default quota, wired as kilnd wires it.
  * `templates`: serve templates (a TemplateService over the fake driver; no lazy builds).
+ * `registry`: the private registry the manager knows (a fake: only what the API reads of it).
  */
-export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean; connectAgent?: ConnectAgent; volumeQuotaGiB?: number; templates?: boolean } = {}) {
+export async function tenancyHarness(o: { tls?: { cert: string; key: string }; trustedProxies?: string[]; poolSize?: number; e2b?: boolean; connectAgent?: ConnectAgent; volumeQuotaGiB?: number; templates?: boolean; registry?: { remoteUrl: string | null } } = {}) {
   const stateDir = await mkdtemp(join(tmpdir(), 'kiln-unit-'));
   const store = new Store(join(stateDir, 'kiln.db'));
   const logger = pino({ level: 'silent' });
@@ -55,6 +56,7 @@ export async function tenancyHarness(o: { tls?: { cert: string; key: string }; t
     store,
     driver,
     ...(templates ? { templates } : {}),
+    ...(o.registry ? { registry: o.registry as never } : {}),
     logger,
     resolveImage,
     createScratchDisk: fakeScratchDisk,

@@ -15,6 +15,7 @@ import type { TemplateService } from '../../template/service.js';
 import { SandboxIdParams } from '@kiln/contract';
 import { sandboxView } from '../views.js';
 import { tenancyOf, tenantOf } from '../../tenancy/principal.js';
+import { planPulls, type PullSpec } from '../../template/pre-pull.js';
 import { templateVisible } from '../../tenancy/templates.js';
 
 const NAME = { minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
@@ -36,7 +37,8 @@ const BuildQuery = Type.Object(
     readyPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'A TCP port that must be listening before the snapshot (default: the lowest EXPOSEd one when there is a start command; 0 = none).' })),
     readyCmd: Type.Optional(Type.String({ maxLength: 65536, description: 'JSON array: a command that must exit 0 before the snapshot.' })),
     readyTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000, description: 'How long the ready check may take (default 120000).' })),
-    network: Type.Optional(Type.String({ maxLength: 65536, description: "JSON: the builder sandbox's egress policy, as in a create (default {\"preset\":\"none\"})." })),
+    network: Type.Optional(Type.String({ maxLength: 65536, description: "JSON: the builder sandbox's egress policy, as in a create (default {\"preset\":\"none\"}, or {\"preset\":\"locked\"} with pull)." })),
+    pull: Type.Optional(Type.String({ maxLength: 65536, description: "JSON array of image references pre-pulled into the template's dockerd (registry.kiln.internal/<tenant>/…, or public ones through the pull-through cache): `docker run` of them needs no registry." })),
     memoryMiB: Type.Optional(Type.Integer({ minimum: 256, maximum: 65536 })),
     vcpus: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
     diskGiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
@@ -64,6 +66,15 @@ const RemoveQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** The images a build pre-pulls, checked before anything starts (the registry must be there and reachable by the builder). */
+function prePullPlan(manager: SandboxManager, refs: string[], network: PolicyInput | undefined): PullSpec[] {
+  if (refs.length === 0) return [];
+  const registry = manager.registry;
+  if (!registry) throw new KilnError('INVALID_ARGUMENT', 'this kilnd runs no registry (docker-registry not installed, networking off, or KILN_REGISTRY=0): nothing can be pre-pulled', { status: 400, details: { field: 'pull' } });
+  if (network?.preset === 'none') throw new KilnError('INVALID_ARGUMENT', "pull needs the registry, which a builder whose policy is none cannot reach: leave network out (the builder is then locked: DNS and the registry only) or choose locked/default", { status: 400, details: { field: 'pull' } });
+  return planPulls(refs, registry.remoteUrl);
+}
+
 export const templateView = (t: TemplateManifest) => ({
   name: t.name,
   key: t.key,
@@ -80,6 +91,7 @@ export const templateView = (t: TemplateManifest) => ({
   sizeBytes: t.sizeBytes ?? null,
   version: t.version ?? 1,
   config: t.config ?? null,
+  prePulled: t.prePulled ?? [],
   buildMs: t.buildMs,
   createdAt: t.createdAt,
 });
@@ -126,6 +138,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
       const startCmd = jsonArg<string[]>('startCmd', q.startCmd, isArgv);
       const readyCmd = jsonArg<string[]>('readyCmd', q.readyCmd, isArgv);
       const network = jsonArg<PolicyInput>('network', q.network, (v) => typeof v === 'object' && v !== null && !Array.isArray(v));
+      const pull = prePullPlan(manager, jsonArg<string[]>('pull', q.pull, isArgv) ?? [], network);
       // A tenant's build: its builder sandbox is the tenant's and counts against its limits.
       // Refused here, before the stream, with a create's 429 when the tenant has no room for it.
       const tenant = tenantOf(req);
@@ -134,7 +147,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
         tenant !== null && owners
           ? { own: (id: string) => owners.setOwner(id, tenant), ...(admission ? { admit: (spec: Parameters<TenantAdmission['admit']>[1]) => admission.admit(tenant, spec) } : {}) }
           : undefined;
-      if (tenant !== null && admission) admission.check(tenant, manager.specOf(builderInput({ name: q.name, ...(network ? { network } : {}) })));
+      if (tenant !== null && admission) admission.check(tenant, manager.specOf(builderInput({ name: q.name, ...(network ? { network } : {}), pull })));
       const out = new BodyStream();
       const send = (ev: Record<string, unknown>): void => void out.write(JSON.stringify(ev) + '\n');
       void buildFromImage(
@@ -144,6 +157,7 @@ export function registerTemplateRoutes(app: FastifyInstance, manager: SandboxMan
           name: q.name,
           tenant,
           ...(owner ? { owner } : {}),
+          ...(pull.length ? { pull } : {}),
           mode,
           ...(input ? { input } : {}),
           ...(q.dockerfile ? { dockerfile: q.dockerfile } : {}),
