@@ -12,7 +12,9 @@ export const BUILD_DIR = '/scratch/kiln-build';
 /** The tag the built (or loaded, or pulled) image gets in the builder's dockerd. */
 export const BUILT_TAG = 'kiln-build:latest';
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+/** `s` as one single-quoted sh word. */
+export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+const q = shellQuote;
 
 /** Unpacks the context (a tar on stdin) into BUILD_DIR/ctx, or stores an image archive as BUILD_DIR/image.tar. */
 export function receiveScript(mode: 'dockerfile' | 'archive'): string {

@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { KilnError } from '../errors.js';
 import type { GuestAgent } from '../sandbox/guest-agent.js';
 import { REGISTRY_HOST } from '../registry/tls.js';
+import { shellQuote as q } from './build-script.js';
 
 /** One image to pre-pull: `ref` is its name in the template, `source` what the builder pulls. */
 export interface PullSpec {
@@ -90,7 +91,6 @@ export function planPulls(refs: string[], remoteUrl: string | null): PullSpec[] 
   return plan;
 }
 
-const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
  * Pulls one image in the builder (tried again while the guest's dockerd may still resolve with
