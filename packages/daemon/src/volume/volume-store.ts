@@ -51,6 +51,17 @@ CREATE TABLE IF NOT EXISTS volume_attachments (
 
 const LIVE_STATES = new Set(['creating', 'running', 'paused', 'stopping']);
 
+/** A volume_attachments row as SQLite returns it. */
+interface AttachmentRow {
+  tenant: string;
+  name: string;
+  sandbox_id: string;
+  read_only: number;
+  path: string;
+}
+
+const attachmentOf = (r: AttachmentRow): Attachment => ({ tenant: r.tenant, name: r.name, sandboxId: r.sandbox_id, readOnly: r.read_only === 1, path: r.path });
+
 /** Bytes as GiB for messages (`1.5 GiB`, `100 GiB`). */
 const gib = (bytes: number): string => `${Number((bytes / 1024 ** 3).toFixed(2))} GiB`;
 
@@ -116,16 +127,10 @@ export class VolumeStore {
 
   /** The live attachments of a volume (stale ones are dropped). */
   holders(tenant: string, name: string): Attachment[] {
-    const rows = this.db.prepare('SELECT * FROM volume_attachments WHERE tenant = ? AND name = ?').all(tenant, name) as Array<{
-      tenant: string;
-      name: string;
-      sandbox_id: string;
-      read_only: number;
-      path: string;
-    }>;
+    const rows = this.db.prepare('SELECT * FROM volume_attachments WHERE tenant = ? AND name = ?').all(tenant, name) as AttachmentRow[];
     const live: Attachment[] = [];
     for (const r of rows) {
-      if (LIVE_STATES.has(this.sandboxState(r.sandbox_id) ?? '')) live.push({ tenant: r.tenant, name: r.name, sandboxId: r.sandbox_id, readOnly: r.read_only === 1, path: r.path });
+      if (LIVE_STATES.has(this.sandboxState(r.sandbox_id) ?? '')) live.push(attachmentOf(r));
       else this.db.prepare('DELETE FROM volume_attachments WHERE tenant = ? AND name = ? AND sandbox_id = ?').run(r.tenant, r.name, r.sandbox_id);
     }
     return live;
@@ -133,14 +138,8 @@ export class VolumeStore {
 
   /** The attachments a sandbox holds. */
   of(sandboxId: string): Attachment[] {
-    const rows = this.db.prepare('SELECT * FROM volume_attachments WHERE sandbox_id = ?').all(sandboxId) as Array<{
-      tenant: string;
-      name: string;
-      sandbox_id: string;
-      read_only: number;
-      path: string;
-    }>;
-    return rows.map((r) => ({ tenant: r.tenant, name: r.name, sandboxId: r.sandbox_id, readOnly: r.read_only === 1, path: r.path }));
+    const rows = this.db.prepare('SELECT * FROM volume_attachments WHERE sandbox_id = ?').all(sandboxId) as AttachmentRow[];
+    return rows.map(attachmentOf);
   }
 
   /**
