@@ -1,7 +1,7 @@
 /** kilnd configuration. Every option documents its default. */
 import type { AccelRequest } from './vmm/accel.js';
 import { insecureNoJailFromEnv } from './vmm/jail-policy.js';
-import { tcgTbSizeMiB } from './vmm/tb-size.js';
+import { DEFAULT_TCG_TB_SIZE_MIB } from './vmm/tb-size.js';
 import { DEFAULT_OBSERVABILITY_CONFIG, type ObservabilityConfig } from './observability-config.js';
 import { DEFAULT_NETWORK_CONFIG, type NetworkConfig } from './network/config.js';
 import { DEFAULT_LIFECYCLE_CONFIG, type LifecycleConfig } from './lifecycle/config.js';
@@ -16,7 +16,7 @@ export interface DaemonConfig {
   accel: AccelRequest;
   /** Run QEMU without its jail (vmm/jail-policy.ts); a kilnd that is not root needs it to start VMs. */
   insecureNoJail: boolean;
-  /** TCG translation cache per VM in MiB (vmm/tb-size.ts). Default 512 ($KILN_TCG_TB_SIZE_MIB). */
+  /** TCG translation cache per VM in MiB (vmm/tb-size.ts). Default 512 (`kilnd run` also reads --tcg-tb-size and $KILN_TCG_TB_SIZE_MIB: daemon-options.ts). */
   tcgTbSizeMiB: number;
   /** Destroy every sandbox when kilnd exits. Default false (VMs are re-adopted on restart). */
   destroyOnExit: boolean;
@@ -69,7 +69,7 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   stateDir: process.env.KILN_STATE_DIR ?? '/var/lib/kiln',
   accel: 'auto',
   insecureNoJail: insecureNoJailFromEnv(),
-  tcgTbSizeMiB: tcgTbSizeMiB(),
+  tcgTbSizeMiB: DEFAULT_TCG_TB_SIZE_MIB,
   destroyOnExit: false,
   logLevel: process.env.KILN_LOG_LEVEL ?? 'info',
   bootTimeoutMs: 90_000,

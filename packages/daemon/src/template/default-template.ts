@@ -16,7 +16,9 @@ import { TemplateStore } from './store.js';
 export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelRequest; tcgTbSizeMiB?: number; onProgress?: TemplateProgress }): Promise<TemplateManifest> {
   const image = await findImage(o.stateDir);
   if (!image) throw new KilnError('IMAGE_NOT_BUILT', 'no guest image for the current recipe; run `kilnd image build`');
-  const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: o.tcgTbSizeMiB ?? tcgTbSizeMiB() });
+  // `kilnd image build`: the size `kilnd run` will use ($KILN_TCG_TB_SIZE_MIB), or the template's key would not match
+  const tbSize = o.tcgTbSizeMiB ?? tcgTbSizeMiB();
+  const driver = new QemuDriver({ accel: o.accel ?? 'auto', tcgTbSizeMiB: tbSize });
   return buildTemplate(
     {
       driver,
@@ -24,7 +26,7 @@ export async function buildDefaultTemplate(o: { stateDir: string; accel?: AccelR
       connectAgent: (p, c) => AgentClient.connect(p, c),
       createScratchDisk,
       vmmVersion: driver.capabilities().version,
-      tcgTbSizeMiB: o.tcgTbSizeMiB ?? tcgTbSizeMiB(),
+      tcgTbSizeMiB: tbSize,
       // a one-off build: on a loaded host a TCG cold boot of the (larger) trixie guest has taken
       // over 120 s to its agent; give it time rather than fail the setup
       bootTimeoutMs: 300_000,

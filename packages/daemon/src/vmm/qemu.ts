@@ -11,7 +11,7 @@ import { isSameProcess, readStartTime, signalProcess, sleep } from '../util/proc
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelRequest } from './accel.js';
 import { buildQemuArgs, layoutFingerprint, qemuVersion, vmMarker } from './qemu-args.js';
 import { findQemuVmms } from './find-vmms.js';
-import { tcgTbSizeMiB } from './tb-size.js';
+import { DEFAULT_TCG_TB_SIZE_MIB } from './tb-size.js';
 import { detectCgroups, removeVmCgroup, setVmCpuDemoted, type CgroupMode } from './cgroup.js';
 import { ensureVmmIdentity, jailCommand, jailedChildPid, plainCommand, type VmmIdentity } from './jail.js';
 import { prepareJail } from './launcher.js';
@@ -30,7 +30,7 @@ export interface QemuDriverOptions {
   accel?: AccelRequest;
   /** QEMU binary; default `qemu-system-x86_64` from PATH. */
   binary?: string;
-  /** TCG translation-cache size in MiB (TCG only). Default $KILN_TCG_TB_SIZE_MIB or 512 (vmm/tb-size.ts). */
+  /** TCG translation-cache size in MiB (TCG only). Default 512 (vmm/tb-size.ts). */
   tcgTbSizeMiB?: number;
   /** How long start() waits for QEMU's QMP socket. Default 15000 ms. */
   startTimeoutMs?: number;
@@ -61,7 +61,7 @@ export class QemuDriver implements VmmDriver {
     this.jail = this.jailDecision.mode === 'jailed' ? { identity: ensureVmmIdentity(), cgroups: detectCgroups() } : null;
     this.accel = chooseAccel(opts.accel ?? 'auto');
     this.binary = opts.binary ?? 'qemu-system-x86_64';
-    this.tbSize = opts.tcgTbSizeMiB ?? tcgTbSizeMiB();
+    this.tbSize = opts.tcgTbSizeMiB ?? DEFAULT_TCG_TB_SIZE_MIB;
     this.startTimeoutMs = opts.startTimeoutMs ?? 15_000;
     // A snapshot restores only into the same QEMU with the same device set: the version carries
     // both, and it is part of every template's key (a changed device list invalidates templates).
