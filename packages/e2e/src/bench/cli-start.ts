@@ -42,10 +42,11 @@ export function benchCliStart(socket: string, trials: number): CliStartFigures {
   return { ...f, versionRatio: f.version.p50 / f.nodeBare.p50, lsRatio: f.ls.p50 / f.nodeBare.p50 };
 }
 
-/** create → first exec answered, through the SDK; the sandbox is destroyed after each trial. */
-export async function benchSdkCreateExec(kiln: Kiln, trials: number): Promise<Summary> {
+/** create → first exec answered, through the SDK; the sandbox is destroyed after each trial (`beforeEach` runs untimed, e.g. to wait for a full pool). */
+export async function benchSdkCreateExec(kiln: Kiln, trials: number, beforeEach?: () => Promise<void>): Promise<Summary> {
   const ms: number[] = [];
   for (let i = 0; i < trials; i++) {
+    await beforeEach?.();
     const t0 = performance.now();
     await using sb = await kiln.sandboxes.create();
     const r = await sb.exec(['true']);

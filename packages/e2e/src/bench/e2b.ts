@@ -12,6 +12,7 @@ import { Kiln } from '@kiln/sdk';
 import { integrationSkipReason } from '../harness.js';
 import { E2bFixture } from '../e2b-harness.js';
 import { hostDocker } from './host-docker.js';
+import { benchSdkCreateExec } from './cli-start.js';
 import { fmtMs, summarize, type Summary } from './stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -46,19 +47,6 @@ async function e2bTrials(trials: number, commands: boolean, beforeEach: () => Pr
   return summarize(ms);
 }
 
-async function kilnTrials(kiln: Kiln, trials: number, beforeEach: () => Promise<void>): Promise<Summary> {
-  const ms: number[] = [];
-  for (let i = 0; i < trials; i++) {
-    await beforeEach();
-    const t0 = performance.now();
-    await using sb = await kiln.sandboxes.create();
-    const r = await sb.exec(['true']);
-    if (r.exitCode !== 0) throw new Error(`true exited ${r.exitCode}`);
-    ms.push(performance.now() - t0);
-  }
-  return summarize(ms);
-}
-
 async function onePath(name: string, pool: number, trials: number, row: (n: string, s: Summary) => void): Promise<{ e2b: Summary; kiln: Summary; commands: boolean }> {
   const fx = new E2bFixture(`bench-e2b-${name}`);
   await fx.start(pool ? { KILN_POOL_SIZE: String(pool) } : {});
@@ -79,7 +67,7 @@ async function onePath(name: string, pool: number, trials: number, row: (n: stri
     const what = commands ? "first commands.run('true')" : 'isRunning() (no E2B data plane yet)';
     const e2b = await e2bTrials(trials, commands, poolFull);
     row(`(14) e2b SDK create → ${what}, ${name}`, e2b);
-    const native = await kilnTrials(kiln, trials, poolFull);
+    const native = await benchSdkCreateExec(kiln, trials, poolFull);
     row(`(14) kiln SDK create → first exec, ${name}`, native);
     return { e2b, kiln: native, commands };
   } finally {
